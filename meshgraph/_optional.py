@@ -1,0 +1,96 @@
+"""Optional dependencies, detected once.
+
+Each ``WITH_*`` flag says whether an optional package can be imported. Code that needs a
+missing package calls :func:`require`, which raises an :class:`ImportError` naming the
+package and the ``pip install`` command that provides it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import warnings
+from types import ModuleType
+
+__all__ = [
+    "WITH_ANNY",
+    "WITH_MATPLOTLIB",
+    "WITH_SMPLX",
+    "WITH_TORCH_SCATTER",
+    "WITH_TORCH_SPARSE",
+    "WITH_TQDM",
+    "WITH_TRIMESH",
+    "require",
+]
+
+#: module name -> (pip command, what it is used for)
+_INSTALL_HINTS: dict[str, tuple[str, str]] = {
+    "torch_sparse": (
+        "pip install --no-build-isolation torch-sparse",
+        "the 'torch_sparse' MeshChebConv backend",
+    ),
+    "torch_scatter": ("pip install --no-build-isolation torch-scatter", "compiled scatter ops"),
+    "trimesh": ("pip install trimesh", "reading and writing mesh files"),
+    "anny": ("pip install anny", "the Anny body and hand models"),
+    "smplx": ("pip install smplx", "SMPL, SMPL-H and MANO body models"),
+    "matplotlib": ("pip install matplotlib", "figures"),
+    "tqdm": ("pip install tqdm", "progress bars"),
+}
+
+
+def _importable(name: str, *, try_import: bool = False) -> bool:
+    """Return whether ``name`` can be imported.
+
+    Pure-Python packages are only located (cheap); compiled extensions are imported, since
+    an ABI mismatch with the installed torch shows up only at import time.
+    """
+    if importlib.util.find_spec(name) is None:
+        return False
+    if not try_import:
+        return True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            importlib.import_module(name)
+    except Exception:
+        return False
+    return True
+
+
+WITH_TORCH_SPARSE: bool = _importable("torch_sparse", try_import=True)
+WITH_TORCH_SCATTER: bool = _importable("torch_scatter", try_import=True)
+WITH_TRIMESH: bool = _importable("trimesh")
+WITH_ANNY: bool = _importable("anny")
+WITH_SMPLX: bool = _importable("smplx")
+WITH_MATPLOTLIB: bool = _importable("matplotlib")
+WITH_TQDM: bool = _importable("tqdm")
+
+
+def require(name: str) -> ModuleType:
+    """Import an optional package or explain how to install it.
+
+    Args:
+        name: The module name, e.g. ``"trimesh"`` or ``"torch_sparse"``.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        ImportError: If the package is not installed (or fails to import); the message names
+            the package and the pip command that installs it.
+
+    Example:
+        >>> np = require("numpy")
+        >>> np.__name__
+        'numpy'
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            return importlib.import_module(name)
+    except ImportError as err:
+        command, purpose = _INSTALL_HINTS.get(name, (f"pip install {name}", "this feature"))
+        raise ImportError(
+            f"meshgraph needs the optional package '{name}' for {purpose}, but it could not be "
+            f"imported ({err}). Install it with: {command}"
+        ) from err

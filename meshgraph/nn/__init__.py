@@ -1,0 +1,22 @@
+"""Neural-network layers for fixed-topology meshes."""
+
+from meshgraph.nn.cheb_conv import BACKENDS, MeshChebConv
+from meshgraph.nn.pool import (
+    MeshPool,
+    MeshUnpool,
+    binary_tree_pool,
+    binary_tree_unpool,
+    cluster_pool,
+    cluster_unpool,
+)
+
+__all__ = [
+    "BACKENDS",
+    "MeshChebConv",
+    "MeshPool",
+    "MeshUnpool",
+    "binary_tree_pool",
+    "binary_tree_unpool",
+    "cluster_pool",
+    "cluster_unpool",
+]

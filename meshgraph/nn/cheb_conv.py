@@ -1,0 +1,314 @@
+"""Chebyshev graph convolution over a fixed topology."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+from meshgraph._optional import WITH_TORCH_SPARSE, require
+from meshgraph.mesh import RESCALES, GraphTopology
+
+__all__ = ["BACKENDS", "DENSE_MAX_VERTICES", "MeshChebConv"]
+
+Backend = Literal["auto", "sparse", "dense", "torch_sparse"]
+#: The operator backends of :class:`MeshChebConv`.
+BACKENDS: tuple[str, ...] = ("auto", "sparse", "dense", "torch_sparse")
+#: ``backend="auto"`` picks the dense operator for graphs of at most this many vertices.
+DENSE_MAX_VERTICES = 512
+
+
+class _Operator:
+    """A constant symmetric ``(N, N)`` operator ``L`` acting on ``(N, C)`` dense matrices."""
+
+    def __init__(self, matrix: Any, backend: str) -> None:
+        self.matrix = matrix
+        self.backend = backend
+
+    def addmm(self, c: Tensor | None, x: Tensor, alpha: float = 1.0, beta: float = 1.0) -> Tensor:
+        """``beta * c + alpha * (L @ x)`` (``c`` may be ``None``)."""
+        if self.backend == "torch_sparse":
+            torch_sparse = require("torch_sparse")
+            y = torch_sparse.matmul(self.matrix, x)
+            if alpha != 1.0:
+                y = y.mul_(alpha)
+            return y if c is None else y.add_(c, alpha=beta)
+        if c is None:
+            y = torch.mm(self.matrix, x)
+            return y if alpha == 1.0 else y.mul_(alpha)
+        return torch.addmm(c, self.matrix, x, beta=beta, alpha=alpha)
+
+
+class _ChebConvFunction(torch.autograd.Function):
+    """Fused Chebyshev convolution on the ``(V, B*F)`` layout.
+
+    Forward: ``T_0 = X``, ``T_1 = L X``, ``T_k = 2 L T_{k-1} - T_{k-2}`` (one sparse matmul per
+    order, fused with the recursion's add), then ``out = b + sum_k T_k Theta_k`` accumulated in
+    place by ``K`` GEMMs over the whole batch.
+
+    Backward: the weight gradient is ``T_k^T G``; the input gradient is the adjoint Chebyshev
+    sum ``sum_k T_k(L) (G Theta_k^T)`` evaluated with Clenshaw's recurrence (``K - 1`` sparse
+    matmuls, ``L`` symmetric). Only the ``K`` terms are kept for the backward pass.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        op: _Operator,
+        rows: int,
+    ) -> Tensor:
+        k, f_in, _ = weight.shape
+        terms = [x]
+        if k > 1:
+            terms.append(op.addmm(None, x))
+        for _ in range(2, k):
+            terms.append(op.addmm(terms[-2], terms[-1], alpha=2.0, beta=-1.0))
+        flat = [t.view(rows, f_in) for t in terms]
+        if bias is None:
+            out = torch.mm(flat[0], weight[0])
+        else:
+            out = torch.addmm(bias, flat[0], weight[0])
+        for i in range(1, k):
+            out.addmm_(flat[i], weight[i])
+        ctx.op = op
+        ctx.rows = rows
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(weight, *terms)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        weight, *terms = ctx.saved_tensors
+        k, f_in, _ = weight.shape
+        rows, op = ctx.rows, ctx.op
+        grad = grad.contiguous()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.stack([t.view(rows, f_in).t() @ grad for t in terms])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0)
+        if ctx.needs_input_grad[0]:
+            shape = terms[0].shape
+
+            def a(i: int, c: Tensor | None = None) -> Tensor:
+                # c + G Theta_i^T in the (V, B*F_in) layout
+                wt = weight[i].t()
+                if c is None:
+                    return torch.mm(grad, wt).view(shape)
+                return c.view(rows, f_in).addmm_(grad, wt).view(shape)
+
+            if k == 1:
+                grad_x = a(0)
+            else:
+                b_next2: Tensor | None = None
+                b_next = a(k - 1)  # Clenshaw: b_k = A_k + 2 L b_{k+1} - b_{k+2}
+                for i in range(k - 2, 0, -1):
+                    b_i = a(i, op.addmm(b_next2, b_next, alpha=2.0, beta=-1.0))
+                    b_next2, b_next = b_next, b_i
+                grad_x = a(0, op.addmm(b_next2, b_next, alpha=1.0, beta=-1.0))
+        return grad_x, grad_w, grad_b, None, None
+
+
+class MeshChebConv(nn.Module):
+    r"""Chebyshev spectral graph convolution on a fixed topology.
+
+    .. math::
+        \mathbf{X}' = \sum_{k=0}^{K-1} T_k(\tilde{\mathbf{L}})\,\mathbf{X}\,\mathbf{\Theta}_k
+        + \mathbf{b}
+
+    with :math:`T_0 = \mathbf{X}`, :math:`T_1 = \tilde{\mathbf{L}}\mathbf{X}`,
+    :math:`T_k = 2\tilde{\mathbf{L}}T_{k-1} - T_{k-2}`, and the scaled Laplacian
+    :math:`\tilde{\mathbf{L}} = 2\mathbf{L}/\lambda_{max} - \mathbf{I}` (``rescale="textbook"``,
+    as :class:`torch_geometric.nn.conv.ChebConv` with ``normalization="sym"``) or
+    :math:`\mathbf{L}/(2\lambda_{max}) - \mathbf{I}` (``rescale="pose2mesh"``, the operator of
+    the Pose2Mesh release, for loading its weights). :math:`\mathbf{L} = \mathbf{I} -
+    \mathbf{D}^{-1/2}\mathbf{W}\mathbf{D}^{-1/2}` is the normalised Laplacian of the topology,
+    self-loops and edge weights kept exactly as given (PyG drops self-loops).
+
+    The scaled Laplacian is computed once, from the topology's float64 master copy, and kept as
+    a non-persistent buffer in the module's dtype and device (it is rebuilt, not rounded, when
+    the module moves or changes dtype). A forward pass lays the batch out as ``(V, B*F)``,
+    applies the operator ``K - 1`` times (one sparse matmul per order), concatenates the ``K``
+    terms and mixes them with one dense matmul.
+
+    Args:
+        in_channels: Input features per vertex ``F_in``.
+        out_channels: Output features per vertex ``F_out``.
+        K: Chebyshev order (number of terms), ``>= 1``.
+        topology: The fixed graph (:class:`~meshgraph.mesh.MeshTopology` or
+            :class:`~meshgraph.mesh.GraphTopology`).
+        rescale: ``"textbook"`` or ``"pose2mesh"``; default: the topology's ``rescale``.
+        bias: Learn an additive bias.
+        backend: ``"sparse"`` (torch CSR), ``"dense"`` (a dense ``V x V`` operator, for small
+            graphs), ``"torch_sparse"`` (``torch_sparse.SparseTensor``, if installed) or
+            ``"auto"``: dense up to :data:`DENSE_MAX_VERTICES` vertices, else sparse.
+
+    Shapes:
+        - input: ``(B, V, F_in)`` or ``(V, F_in)``
+        - output: ``(B, V, F_out)`` or ``(V, F_out)``. The batched output is a transposed
+          view of a ``(V, B, F_out)`` buffer, which the next :class:`MeshChebConv` reads
+          without a copy; call ``.contiguous()`` if you need it.
+
+    Example:
+        >>> from meshgraph.generators import icosphere
+        >>> mesh = icosphere(1)
+        >>> conv = MeshChebConv(3, 16, K=3, topology=mesh)
+        >>> conv
+        MeshChebConv(3, 16, K=3, num_vertices=42, rescale='textbook', backend='dense')
+        >>> conv(torch.randn(4, 42, 3)).shape
+        torch.Size([4, 42, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        K: int,
+        topology: GraphTopology,
+        *,
+        rescale: str | None = None,
+        bias: bool = True,
+        backend: Backend = "auto",
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(K, bool) or not isinstance(K, int) or K < 1:
+            raise ValueError(f"K must be an int >= 1, got {K!r}")
+        if not isinstance(topology, GraphTopology):
+            raise TypeError(
+                f"topology must be a MeshTopology or GraphTopology, got {type(topology).__name__}"
+            )
+        rescale = topology.rescale if rescale is None else rescale
+        if rescale not in RESCALES:
+            raise ValueError(f"rescale must be one of {RESCALES}, got {rescale!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "auto":
+            backend = "dense" if topology.num_vertices <= DENSE_MAX_VERTICES else "sparse"
+        if backend == "torch_sparse" and not WITH_TORCH_SPARSE:
+            require("torch_sparse")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.K = K
+        self.rescale = rescale
+        self.backend = backend
+        self.num_vertices = topology.num_vertices
+        # float64 master copy of the operator (CPU); buffers are derived from it
+        self._master: sp.csr_matrix = topology.scaled_laplacian_scipy(rescale)
+
+        self.weight = nn.Parameter(torch.empty(K, in_channels, out_channels))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels))
+        else:
+            self.register_parameter("bias", None)
+        self._build_buffers(torch.device("cpu"), torch.get_default_dtype())
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ operator buffers
+    def _build_buffers(self, device: torch.device, dtype: torch.dtype) -> None:
+        op = self._master
+        if self.backend == "dense":
+            dense = torch.from_numpy(op.toarray()).to(device=device, dtype=dtype)
+            self.register_buffer("lap_dense", dense, persistent=False)
+        else:
+            crow = torch.from_numpy(op.indptr.astype(np.int64)).to(device)
+            col = torch.from_numpy(op.indices.astype(np.int64)).to(device)
+            val = torch.from_numpy(op.data).to(device=device, dtype=dtype)
+            self.register_buffer("lap_crow", crow, persistent=False)
+            self.register_buffer("lap_col", col, persistent=False)
+            self.register_buffer("lap_val", val, persistent=False)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> MeshChebConv:
+        super()._apply(fn, recurse)
+        # Rebuild the operator from the float64 master copy (no float32 round-trip).
+        self._build_buffers(self.weight.device, self.weight.dtype)
+        return self
+
+    def _operator(self, dtype: torch.dtype) -> _Operator:
+        n = self.num_vertices
+        if self.backend == "dense":
+            dense = self.lap_dense if self.lap_dense.dtype == dtype else self.lap_dense.to(dtype)
+            return _Operator(dense, "dense")
+        val = self.lap_val if self.lap_val.dtype == dtype else self.lap_val.to(dtype)
+        if self.backend == "torch_sparse":
+            torch_sparse = require("torch_sparse")
+            adj = torch_sparse.SparseTensor(
+                rowptr=self.lap_crow,
+                col=self.lap_col,
+                value=val,
+                sparse_sizes=(n, n),
+                is_sorted=True,
+                trust_data=True,
+            )
+            return _Operator(adj, "torch_sparse")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+            csr = torch.sparse_csr_tensor(
+                self.lap_crow, self.lap_col, val, size=(n, n), check_invariants=False
+            )
+        return _Operator(csr, "sparse")
+
+    # ------------------------------------------------------------------ module API
+    def reset_parameters(self) -> None:
+        """Glorot-uniform weights per order (as PyG's ``ChebConv``), zero bias."""
+        bound = math.sqrt(6.0 / (self.in_channels + self.out_channels))
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the convolution.
+
+        Args:
+            x: ``(B, V, F_in)`` or ``(V, F_in)`` features.
+
+        Returns:
+            ``(B, V, F_out)`` or ``(V, F_out)``.
+
+        Raises:
+            TypeError: If ``x`` is not a floating-point tensor.
+            ValueError: If its shape does not match the topology or ``in_channels``.
+        """
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            what = x.dtype if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"x must be a floating-point tensor, got {what}")
+        if (
+            x.dim() not in (2, 3)
+            or x.shape[-2] != self.num_vertices
+            or (x.shape[-1] != self.in_channels)
+        ):
+            raise ValueError(
+                f"x must have shape (B, {self.num_vertices}, {self.in_channels}) or "
+                f"({self.num_vertices}, {self.in_channels}), got {tuple(x.shape)}"
+            )
+        batched = x.dim() == 3
+        xb = x if batched else x.unsqueeze(0)
+        b, n, f_in = xb.shape
+        # (V, B*F) layout: free when x is the transposed output of another MeshChebConv
+        t0 = xb.transpose(0, 1).reshape(n, b * f_in)
+        weight = self.weight if self.weight.dtype == x.dtype else self.weight.to(x.dtype)
+        bias = self.bias
+        if bias is not None and bias.dtype != x.dtype:
+            bias = bias.to(x.dtype)
+        out = _ChebConvFunction.apply(t0, weight, bias, self._operator(x.dtype), n * b)
+        out = out.view(n, b, self.out_channels).transpose(0, 1)
+        return out if batched else out[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.in_channels}, {self.out_channels}, K={self.K}, "
+            f"num_vertices={self.num_vertices}, rescale={self.rescale!r}, "
+            f"backend={self.backend!r})"
+        )
