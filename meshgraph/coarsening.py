@@ -290,9 +290,9 @@ class MeshHierarchy:
         >>> from meshgraph.generators import grid_mesh
         >>> h = MeshHierarchy.build(grid_mesh(8, 8), num_levels=3)
         >>> h.sizes
-        [64, 32, 16]
-        >>> h.build(grid_mesh(8, 8), num_levels=3, layout="binary_tree").sizes
-        [64, 32, 16]
+        [64, 33, 17]
+        >>> MeshHierarchy.build(grid_mesh(8, 8), num_levels=3, layout="binary_tree").sizes
+        [68, 34, 17]
     """
 
     topologies: list[GraphTopology]
@@ -613,7 +613,7 @@ class MeshHierarchy:
                 topology = MeshTopology(faces, num_vertices=graphs[0].shape[0])
             else:
                 topology = GraphTopology(graphs[0], validate=False)
-        elif (topology._adj != graphs[0]).nnz or topology._adj.shape != graphs[0].shape:
+        elif topology._adj.shape != graphs[0].shape or (topology._adj != graphs[0]).nnz:
             raise ValueError(f"{path} does not match the given topology")
         hierarchy = cls._from_coarsening(topology, graphs, clusters, layout, compat, lambdas)  # type: ignore[arg-type]
         hierarchy._key = key

@@ -1,0 +1,194 @@
+"""Shared pieces of the benchmark suite: meshes, workloads, honest CPU peak memory."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from meshgraph import MeshTopology
+from meshgraph._optional import WITH_ANNY
+from meshgraph.generators import torus_mesh
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Sizes of the Anny meshes; stand-ins of the same size are generated when anny is missing.
+ANNY_SIZES = {"body": 13718, "hand": 1609}
+
+
+@functools.cache
+def bench_mesh(name: str) -> MeshTopology:
+    """The Anny body or hand mesh if anny is installed (and MESHGRAPH_BENCH_ANNY != 0).
+
+    Otherwise a closed torus grid of about the same size: 38 x 361 = 13,718 vertices for the
+    body, 40 x 40 = 1,600 for the hand.
+    """
+    if WITH_ANNY and os.environ.get("MESHGRAPH_BENCH_ANNY", "1") != "0":
+        import anny
+
+        kwargs = {} if name == "body" else {"rig": "anny-hand.R", "topology": "hand.R"}
+        model = anny.Anny(**kwargs)
+        return MeshTopology(model.faces, num_vertices=model.template_vertices.shape[0])
+    if name == "body":
+        return torus_mesh(38, 361)
+    if name == "hand":
+        return torus_mesh(40, 40)
+    raise ValueError(f"unknown benchmark mesh {name!r}")
+
+
+def mesh_source(name: str) -> str:
+    mesh = bench_mesh(name)
+    kind = "anny" if WITH_ANNY and os.environ.get("MESHGRAPH_BENCH_ANNY", "1") != "0" else "torus"
+    return f"{kind}-{name} ({mesh.num_vertices} vertices)"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def chebconv_workload(
+    impl: str,
+    mesh: MeshTopology,
+    batch: int,
+    channels: int,
+    K: int = 3,
+    backward: bool = True,
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """A callable running one forward (and backward) pass of a Chebyshev layer.
+
+    ``impl`` is ``"meshgraph-<backend>"`` or ``"pyg"``. PyG gets the exact lambda_max so that
+    both compute the same operator.
+    """
+    dev = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, mesh.num_vertices, channels, generator=gen).to(dev)
+    if impl == "pyg":
+        from torch_geometric.nn import ChebConv
+
+        conv = ChebConv(channels, channels, K).to(dev)
+        edge_index = mesh.edge_index.to(dev)
+        lam = torch.tensor(mesh.lambda_max, device=dev)
+
+        def run() -> torch.Tensor:
+            return conv(x_in, edge_index, lambda_max=lam)
+    else:
+        from meshgraph.nn import MeshChebConv
+
+        backend = impl.split("-", 1)[1]
+        conv = MeshChebConv(channels, channels, K, mesh, backend=backend).to(dev)
+
+        def run() -> torch.Tensor:
+            return conv(x_in)
+
+    x_in = x.requires_grad_(backward)
+
+    def step() -> None:
+        if backward:
+            out = run()
+            out.backward(torch.ones_like(out))
+            x_in.grad = None
+            conv.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                run()
+        sync(dev)
+
+    return step
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def measure_peak_growth_in_this_process(step: Callable[[], None], device: str) -> float:
+    """Peak memory growth (MiB) of one call of ``step`` in this process.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``. CPU: the
+    kernel's resident-set high-water mark (VmHWM), reset through ``/proc/self/clear_refs``
+    right before the call, minus the resident set before it. This counts every byte the
+    process touches (torch tensors, their page-faulted pages, allocator slack), not an
+    estimate from tensor sizes.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        step()
+        return (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = _status_kib("VmRSS")
+    step()
+    return (_status_kib("VmHWM") - base) / 1024
+
+
+def peak_memory_mib(spec: dict) -> float:
+    """Run one workload in a fresh subprocess and return its peak memory growth in MiB.
+
+    A fresh process per measurement keeps earlier runs (and their allocator caches) out.
+    """
+    code = (
+        "import json, sys; from benchmarks._common import _peak_child; "
+        "print(json.dumps(_peak_child(json.loads(sys.argv[1]))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(spec)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _peak_child(spec: dict) -> float:
+    spec = dict(spec)
+    kind = spec.pop("kind")
+    if kind == "chebconv":
+        mesh = bench_mesh(spec.pop("mesh"))
+        step = chebconv_workload(mesh=mesh, **spec)
+    else:
+        raise ValueError(kind)
+    return measure_peak_growth_in_this_process(step, spec.get("device", "cpu"))
+
+
+def machine_info() -> dict:
+    """Machine metadata stored with every result."""
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    try:
+        import torch_geometric
+
+        info["torch_geometric"] = torch_geometric.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:  # pragma: no cover
+        pass
+    return info

@@ -1,0 +1,185 @@
+"""Mesh export (.obj, .ply) and figures of hierarchies (matplotlib, optional)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from meshgraph._optional import require
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meshgraph.coarsening import MeshHierarchy
+
+__all__ = ["level_positions", "plot_hierarchy", "save_obj", "save_ply"]
+
+
+def _as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"vertices must have shape (V, 3), got {vertices.shape}")
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must have shape (F, 3), got {faces.shape}")
+    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+        raise ValueError(f"faces index out of range for {len(vertices)} vertices")
+    if not np.all(np.isfinite(vertices)):
+        raise ValueError("vertices contain NaN or inf")
+
+
+def save_obj(
+    path: str | os.PathLike, vertices: np.ndarray | torch.Tensor, faces: np.ndarray | torch.Tensor
+) -> Path:
+    """Write a triangle mesh as Wavefront OBJ (1-based face indices).
+
+    Args:
+        path: Output file.
+        vertices: ``(V, 3)`` positions.
+        faces: ``(F, 3)`` vertex indices (0-based).
+
+    Returns:
+        The path written.
+    """
+    v, f = _as_numpy(vertices).astype(np.float64), _as_numpy(faces).astype(np.int64)
+    _check_mesh(v, f)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(f"# meshgraph: {len(v)} vertices, {len(f)} faces\n")
+        np.savetxt(fh, v, fmt="v %.8g %.8g %.8g")
+        np.savetxt(fh, f + 1, fmt="f %d %d %d")
+    return path
+
+
+def save_ply(
+    path: str | os.PathLike,
+    vertices: np.ndarray | torch.Tensor,
+    faces: np.ndarray | torch.Tensor,
+    colors: np.ndarray | torch.Tensor | None = None,
+) -> Path:
+    """Write a triangle mesh as ASCII PLY, optionally with per-vertex RGB colours.
+
+    Args:
+        path: Output file.
+        vertices: ``(V, 3)`` positions.
+        faces: ``(F, 3)`` vertex indices.
+        colors: Optional ``(V, 3)`` colours, floats in ``[0, 1]`` or uint8.
+
+    Returns:
+        The path written.
+    """
+    v, f = _as_numpy(vertices).astype(np.float64), _as_numpy(faces).astype(np.int64)
+    _check_mesh(v, f)
+    header = ["ply", "format ascii 1.0", f"element vertex {len(v)}"]
+    header += ["property float x", "property float y", "property float z"]
+    rgb = None
+    if colors is not None:
+        c = _as_numpy(colors)
+        if c.shape != v.shape:
+            raise ValueError(f"colors must have shape {v.shape}, got {c.shape}")
+        rgb = c if c.dtype == np.uint8 else np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
+        header += ["property uchar red", "property uchar green", "property uchar blue"]
+    header += [f"element face {len(f)}", "property list uchar int vertex_indices", "end_header"]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write("\n".join(header) + "\n")
+        if rgb is None:
+            np.savetxt(fh, v, fmt="%.8g %.8g %.8g")
+        else:
+            rows = np.concatenate([v, rgb.astype(np.float64)], axis=1)
+            np.savetxt(fh, rows, fmt="%.8g %.8g %.8g %d %d %d")
+        np.savetxt(fh, np.concatenate([np.full((len(f), 1), 3), f], axis=1), fmt="%d %d %d %d")
+    return path
+
+
+def level_positions(
+    hierarchy: MeshHierarchy, vertices: np.ndarray | torch.Tensor
+) -> list[np.ndarray]:
+    """Positions of the real vertices of every level: each cluster at its members' mean.
+
+    Args:
+        hierarchy: The hierarchy.
+        vertices: ``(V, 3)`` positions of the finest level, in mesh order.
+
+    Returns:
+        One ``(N_l, 3)`` array per level, in real (unpadded) vertex order.
+    """
+    pos = torch.as_tensor(_as_numpy(vertices), dtype=torch.float64)
+    if pos.shape != (hierarchy.real_sizes[0], 3):
+        raise ValueError(
+            f"vertices must have shape ({hierarchy.real_sizes[0]}, 3), got {tuple(pos.shape)}"
+        )
+    from meshgraph.nn.pool import cluster_pool
+
+    out = [pos.numpy()]
+    for level, cluster in enumerate(hierarchy.real_clusters):
+        pos = cluster_pool(pos, cluster, hierarchy.real_sizes[level + 1], reduce="mean")
+        out.append(pos.numpy())
+    return out
+
+
+def plot_hierarchy(
+    hierarchy: MeshHierarchy,
+    vertices: np.ndarray | torch.Tensor,
+    path: str | os.PathLike,
+    *,
+    max_levels: int = 8,
+    elev: float = 10.0,
+    azim: float = -80.0,
+) -> Path:
+    """Save a PNG with one 3D scatter per level, the points coloured by their coarsest cluster.
+
+    Args:
+        hierarchy: The hierarchy.
+        vertices: ``(V, 3)`` positions of the finest level, in mesh order.
+        path: Output PNG.
+        max_levels: Draw at most this many levels (evenly picked, finest and coarsest kept).
+        elev: Camera elevation in degrees.
+        azim: Camera azimuth in degrees.
+
+    Returns:
+        The path written.
+    """
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    positions = level_positions(hierarchy, vertices)
+    # colour every vertex of every level by the coarsest cluster it belongs to
+    labels = [np.arange(hierarchy.real_sizes[-1])]
+    for cluster in reversed(hierarchy.real_clusters):
+        labels.insert(0, labels[0][cluster.numpy()])
+    levels = np.unique(np.linspace(0, len(positions) - 1, min(max_levels, len(positions))))
+    levels = levels.round().astype(int)
+    fig = plt.figure(figsize=(3.2 * len(levels), 3.6))
+    span = positions[0].max(0) - positions[0].min(0)
+    centre = (positions[0].max(0) + positions[0].min(0)) / 2
+    half = span.max() / 2
+    for i, level in enumerate(levels):
+        ax = fig.add_subplot(1, len(levels), i + 1, projection="3d")
+        p = positions[level]
+        size = max(0.5, 2000.0 / len(p))
+        ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=labels[level] % 20, cmap="tab20", s=size,
+                   linewidths=0)  # fmt: skip
+        ax.set_xlim(centre[0] - half, centre[0] + half)
+        ax.set_ylim(centre[1] - half, centre[1] + half)
+        ax.set_zlim(centre[2] - half, centre[2] + half)
+        ax.view_init(elev=elev, azim=azim)
+        ax.set_axis_off()
+        real, total = hierarchy.real_sizes[level], hierarchy.sizes[level]
+        title = f"level {level}: {real}"
+        if total != real:
+            title += f" (+{total - real} fake)"
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

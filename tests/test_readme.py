@@ -1,0 +1,27 @@
+"""The README's usage example must run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_usage_block_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MESHGRAPH_CACHE_DIR", str(tmp_path))
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README has no python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "[2562, 1378, 756, 401]"
+    assert tuple(namespace["y"].shape) == (8, 1378, 32)
+    assert tuple(namespace["z"].shape) == (8, 2562, 32)
+    assert (namespace["back"] == namespace["x"]).all()
+    assert list(tmp_path.glob("hierarchy-*.npz"))
+
+
+def test_readme_names_exactly_two_commands():
+    text = README.read_text()
+    bash_blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    assert "make demo" in bash_blocks[0] and "make test" in bash_blocks[1]
