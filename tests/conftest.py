@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
+
+# CI explores the same examples every run (a failure there is reproducible); locally,
+# hypothesis draws new ones each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -112,6 +112,15 @@ def test_graph_topology_self_loops_and_weights():
     np.testing.assert_allclose(rebuilt.adjacency.toarray(), w)
 
 
+def test_weighted_adjacency_tensor():
+    w = np.array([[1.0, 2.0, 0.0], [2.0, 0.0, 0.5], [0.0, 0.5, 0.0]])
+    g = GraphTopology(w)
+    t = g.weighted_adjacency(torch.float64)
+    assert t.layout == torch.sparse_csr
+    np.testing.assert_array_equal(t.to_dense().numpy(), w)
+    assert g.weighted_adjacency() is g.weighted_adjacency()  # cached
+
+
 def test_only_self_loops_gives_minus_identity():
     g = GraphTopology(np.eye(3) * 4.0)
     assert g.lambda_max == pytest.approx(0.0, abs=1e-12)
