@@ -164,6 +164,18 @@ def test_chained_layers_use_transposed_layout_and_stay_correct():
     )
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_strided_inputs(batch):
+    mesh = icosphere(1)
+    conv = MeshChebConv(3, 4, 3, mesh, backend="sparse").double()
+    wide = torch.randn(batch, mesh.num_vertices, 7, dtype=torch.float64)
+    sliced = wide[..., 2:5]  # non-contiguous channel slice
+    torch.testing.assert_close(conv(sliced), conv(sliced.contiguous()))
+    chw = torch.randn(batch, 3, mesh.num_vertices, dtype=torch.float64).transpose(1, 2)
+    torch.testing.assert_close(conv(chw), conv(chw.contiguous()))
+    torch.testing.assert_close(conv(sliced[0]), conv(sliced[0].contiguous()))
+
+
 def test_no_bias_and_k1_is_a_linear_layer():
     mesh = grid_mesh(4, 4)
     conv = MeshChebConv(3, 2, 1, mesh, bias=False)
