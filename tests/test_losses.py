@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from meshgraph.generators import icosphere_vertices_faces
+from meshgraph.losses import (
+    EdgeLengthLoss,
+    JointLoss,
+    LaplacianLoss,
+    NormalVectorLoss,
+    VertexLoss,
+    edge_length_loss,
+    joint_loss,
+    laplacian_loss,
+    normal_vector_loss,
+    regress_joints,
+    vertex_loss,
+)
+from meshgraph.mesh import MeshTopology
+
+
+@pytest.fixture
+def sphere():
+    v, f = icosphere_vertices_faces(1)
+    return torch.tensor(v), MeshTopology(f)
+
+
+def _pair(sphere, b=3):
+    v, mesh = sphere
+    g = torch.Generator().manual_seed(0)
+    target = v.expand(b, -1, -1) * (1 + 0.2 * torch.rand(b, 1, 3, generator=g, dtype=v.dtype))
+    pred = target + 0.05 * torch.randn(target.shape, generator=g, dtype=v.dtype)
+    return pred, target, mesh
+
+
+def _naive_normal_loss(p, t, faces):
+    vals = []
+    for b in range(p.shape[0]):
+        for a, bb, c in faces:
+            n = np.cross(t[b, bb] - t[b, a], t[b, c] - t[b, a])
+            n /= np.linalg.norm(n)
+            for e in (p[b, bb] - p[b, a], p[b, c] - p[b, a], p[b, c] - p[b, bb]):
+                vals.append(abs(np.dot(e / np.linalg.norm(e), n)))
+    return np.mean(vals)
+
+
+def _naive_edge_loss(p, t, faces):
+    vals = []
+    for b in range(p.shape[0]):
+        for a, bb, c in faces:
+            for i, j in ((a, bb), (a, c), (bb, c)):
+                vals.append(
+                    abs(np.linalg.norm(p[b, i] - p[b, j]) - np.linalg.norm(t[b, i] - t[b, j]))
+                )
+    return np.mean(vals)
+
+
+def test_losses_match_naive_loops(sphere):
+    pred, target, mesh = _pair(sphere)
+    p, t, f = pred.numpy(), target.numpy(), mesh.faces.numpy()
+    assert vertex_loss(pred, target).item() == pytest.approx(np.abs(p - t).mean(), rel=1e-12)
+    assert normal_vector_loss(pred, target, mesh).item() == pytest.approx(
+        _naive_normal_loss(p, t, f), rel=1e-10
+    )
+    assert edge_length_loss(pred, target, mesh).item() == pytest.approx(
+        _naive_edge_loss(p, t, f), rel=1e-10
+    )
+    # uniform Laplacian by a loop over the adjacency lists
+    adj = mesh.adjacency.tolil().rows
+    ref = [
+        np.linalg.norm(p[b, i] - p[b, adj[i]].mean(0)) for b in range(3) for i in range(len(adj))
+    ]
+    assert laplacian_loss(pred, mesh).item() == pytest.approx(np.mean(ref), rel=1e-10)
+    d = p - t
+    ref2 = [
+        np.linalg.norm(d[b, i] - d[b, adj[i]].mean(0)) for b in range(3) for i in range(len(adj))
+    ]
+    assert laplacian_loss(pred, mesh, target).item() == pytest.approx(np.mean(ref2), rel=1e-10)
+
+
+def test_joint_loss_dense_and_sparse_regressor(sphere):
+    pred, target, mesh = _pair(sphere)
+    g = torch.Generator().manual_seed(1)
+    reg = torch.rand(5, mesh.num_vertices, generator=g, dtype=torch.float64)
+    reg[reg < 0.8] = 0
+    reg = reg / reg.sum(1, keepdim=True)
+    joints_t = torch.einsum("jv,bvc->bjc", reg, target)
+    ref = np.abs(np.einsum("jv,bvc->bjc", reg.numpy(), pred.numpy()) - joints_t.numpy()).mean()
+    assert joint_loss(pred, joints_t, reg).item() == pytest.approx(ref, rel=1e-12)
+    assert joint_loss(pred, joints_t, reg.to_sparse()).item() == pytest.approx(ref, rel=1e-12)
+    assert joint_loss(pred, joints_t, reg.to_sparse_csr()).item() == pytest.approx(ref, rel=1e-12)
+    torch.testing.assert_close(regress_joints(target, reg), joints_t)
+    with pytest.raises(ValueError, match="regressor"):
+        joint_loss(pred, joints_t, reg[:, :-1])
+
+
+def test_self_comparison_is_zero(sphere):
+    _, target, mesh = _pair(sphere)
+    assert vertex_loss(target, target) == 0
+    assert normal_vector_loss(target, target, mesh) < 1e-12  # edges lie in their own face plane
+    assert edge_length_loss(target, target, mesh) == 0
+    assert laplacian_loss(target, mesh, target) == 0
+
+
+def test_invariances(sphere):
+    pred, target, mesh = _pair(sphere)
+    # rotating both meshes together changes neither the normal nor the edge loss
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    for fn in (normal_vector_loss, edge_length_loss):
+        assert fn(pred @ q.T, target @ q.T, mesh).item() == pytest.approx(
+            fn(pred, target, mesh).item(), rel=1e-10
+        )
+    # a flattened prediction (all z = 0) against a flat target has zero normal loss
+    flat = target.clone()
+    flat[..., 2] = 0
+    squashed = flat.clone()
+    squashed[..., :2] *= 1.7
+    assert normal_vector_loss(squashed, flat, mesh) < 1e-12
+
+
+def test_masks_and_reductions(sphere):
+    pred, target, mesh = _pair(sphere)
+    per = vertex_loss(pred, target, reduction="none")
+    assert per.shape == pred.shape
+    mask = torch.tensor([1.0, 0.0, 1.0])
+    expected = per[[0, 2]].mean()
+    torch.testing.assert_close(vertex_loss(pred, target, mask), expected)
+    vmask = torch.zeros(3, mesh.num_vertices)
+    vmask[1, :5] = 1
+    torch.testing.assert_close(vertex_loss(pred, target, vmask), per[1, :5].mean())
+    torch.testing.assert_close(vertex_loss(pred, target, reduction="sum"), per.sum())
+    fmask = torch.zeros(3, mesh.num_faces)
+    fmask[0] = 1
+    full = normal_vector_loss(pred, target, mesh, reduction="none")
+    assert full.shape == (3, mesh.num_faces, 3)
+    torch.testing.assert_close(normal_vector_loss(pred, target, mesh, fmask), full[0].mean())
+    with pytest.raises(ValueError, match="broadcast"):
+        vertex_loss(pred, target, torch.ones(3, 7))
+    with pytest.raises(ValueError, match="reduction"):
+        vertex_loss(pred, target, reduction="avg")
+    assert vertex_loss(pred, target, torch.zeros(3)) == 0  # nothing valid: 0, not NaN
+
+
+def test_modules_equal_functions(sphere):
+    pred, target, mesh = _pair(sphere)
+    reg = torch.eye(mesh.num_vertices, dtype=torch.float64)[:4]
+    joints = regress_joints(target, reg)
+    assert VertexLoss()(pred, target) == vertex_loss(pred, target)
+    assert JointLoss(reg)(pred, joints) == joint_loss(pred, joints, reg)
+    assert NormalVectorLoss(mesh)(pred, target) == normal_vector_loss(pred, target, mesh)
+    assert EdgeLengthLoss(mesh)(pred, target) == edge_length_loss(pred, target, mesh)
+    assert LaplacianLoss(mesh)(pred, target) == laplacian_loss(pred, mesh, target)
+    assert NormalVectorLoss(mesh).state_dict() == {}
+
+
+def test_gradcheck():
+    v, f = icosphere_vertices_faces(0)
+    small = MeshTopology(f)
+    t = torch.tensor(v).expand(2, -1, -1).clone()
+    p = (t + 0.1 * torch.randn_like(t)).requires_grad_(True)
+    for fn in (
+        lambda x: vertex_loss(x, t),
+        lambda x: normal_vector_loss(x, t, small),
+        lambda x: edge_length_loss(x, t, small),
+        lambda x: laplacian_loss(x, small),
+        lambda x: joint_loss(x, t[:, :3], torch.eye(12, dtype=torch.float64)[:3] * 0.5 + 0.01),
+    ):
+        assert torch.autograd.gradcheck(fn, (p,))
+
+
+def test_bad_inputs(sphere):
+    pred, target, mesh = _pair(sphere)
+    with pytest.raises(ValueError, match="differ"):
+        vertex_loss(pred, target[:2])
+    with pytest.raises(ValueError, match=r"\(B, N, 3\)"):
+        vertex_loss(pred[0], target[0])
+    with pytest.raises(TypeError, match="floating"):
+        edge_length_loss(pred.long(), target.long(), mesh)
+    with pytest.raises(TypeError, match="faces"):
+        edge_length_loss(pred, target, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="topology has"):
+        laplacian_loss(pred[:, :-1], mesh)
