@@ -1,0 +1,31 @@
+"""Body and hand models, joint sets and joint regressors.
+
+Anny (:class:`AnnyModel`) is the default, licence-free model. SMPL, SMPL-H and MANO work
+through smplx with the user's licensed files (:mod:`meshgraph.bodies.smpl`).
+"""
+
+from meshgraph.bodies.anny_model import AnnyModel
+from meshgraph.bodies.base import BodyModel, axis_angle_to_matrix, fit_joint_regressor
+from meshgraph.bodies.joint_sets import (
+    COCO,
+    H36M,
+    HAND,
+    JOINT_SETS,
+    JointSet,
+    get_joint_set,
+    joint_graph,
+)
+
+__all__ = [
+    "COCO",
+    "H36M",
+    "HAND",
+    "JOINT_SETS",
+    "AnnyModel",
+    "BodyModel",
+    "JointSet",
+    "axis_angle_to_matrix",
+    "fit_joint_regressor",
+    "get_joint_set",
+    "joint_graph",
+]

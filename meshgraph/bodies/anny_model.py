@@ -1,0 +1,370 @@
+"""Anny (Apache-2.0 code, CC0 MakeHuman assets): the default, licence-free body and hand model.
+
+``AnnyModel("body")`` is the full body (13,718 vertices, 104 bones); ``AnnyModel("hand.R")``
+and ``AnnyModel("hand.L")`` are the hands (1,609 vertices, 21 bones). A simplified body
+topology (``topology="notoes_collapse10pc"``: 1,229 vertices, same rig) makes tests fast.
+
+Parameters (all float32 by default):
+
+* ``pose``: ``(B, num_bones, 3)`` axis-angle rotations in Anny's ``local-ref``
+  parameterisation: bone 0 (``root``) is the global orientation, every other bone rotates
+  relative to its rest orientation (zeros = Anny's rest A-pose, z up, facing -y).
+* ``shape``: ``(B, 6)`` phenotypes ``gender, age, muscle, weight, height, proportions`` in
+  ``[0, 1]`` (0.5 = average).
+* ``translation``: ``(B, 3)`` position of the root (zeros: root at the origin).
+
+Joint regressors (``(J, V)``, non-negative, rows summing to one, so they commute with
+translations) are defined as follows and fitted once per model (cached on disk):
+
+* ``coco`` (body): the 17 COCO keypoints of ``anny.KeypointsRegressor.coco`` (fitted
+  against it for simplified topologies), pelvis = mean of the hips, neck = mean of the
+  shoulders.
+* ``h36m`` (body): rig joints (bone heads): hips ``upperleg01``, knees ``lowerleg01``, ankles
+  ``foot``, shoulders ``upperarm01``, elbows ``lowerarm01``, wrists ``wrist``, neck ``neck01``,
+  torso: the spine bone head closest to the middle of pelvis and neck at rest; pelvis = mean
+  of the hip joints; nose = COCO nose; head = the top of the skull (vertices within 1 cm of the
+  highest head vertex at rest). Each rig joint is a non-negative least-squares fit over
+  vertices skinned to the bones meeting there, on random poses of the average shape: the
+  joints then move rigidly with the rig, while for other phenotypes they sit at a
+  shape-dependent offset from Anny's own joint centres (about 3 cm on average over the whole
+  phenotype range, measured; a fixed regressor cannot follow those centres across shapes).
+* ``hand`` (hands): wrist = ``wrist`` head; per finger the heads of ``finger*-1``,
+  ``finger*-2``, ``finger*-3`` (thumb: CMC, MCP, IP; others: MCP, PIP, DIP), fitted the same
+  way, and the fingertip = the vertices of the distal bone within 3 mm of its far end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from meshgraph._optional import require
+from meshgraph.bodies.base import BodyModel, axis_angle_to_matrix, fit_joint_regressor
+from meshgraph.bodies.joint_sets import JointSet
+from meshgraph.coarsening import _atomic_save_npz, default_cache_dir
+
+__all__ = ["AnnyModel"]
+
+_KINDS = ("body", "hand.R", "hand.L")
+_FIT_VERSION = 2
+_H36M_BONES = {
+    "R_Hip": "upperleg01.R", "R_Knee": "lowerleg01.R", "R_Ankle": "foot.R",
+    "L_Hip": "upperleg01.L", "L_Knee": "lowerleg01.L", "L_Ankle": "foot.L",
+    "Neck": "neck01", "L_Shoulder": "upperarm01.L", "L_Elbow": "lowerarm01.L",
+    "L_Wrist": "wrist.L", "R_Shoulder": "upperarm01.R", "R_Elbow": "lowerarm01.R",
+    "R_Wrist": "wrist.R",
+}  # fmt: skip
+
+
+def _cache_is_empty(path: Path) -> bool:
+    return not path.exists() or not any(path.iterdir())
+
+
+class AnnyModel(BodyModel):
+    """The Anny body or hand model behind the :class:`BodyModel` interface.
+
+    Args:
+        kind: ``"body"``, ``"hand.R"`` or ``"hand.L"``.
+        topology: An Anny topology name (default: the full mesh of ``kind``), e.g.
+            ``"notoes_collapse10pc"`` for a 1,229-vertex body.
+        dtype: Floating dtype of the model.
+        anny_cache_dir: Where Anny keeps its cache (about 0.8 GB, built in about a minute on
+            first use): default ``$ANNY_CACHE_DIR`` or ``~/.cache/anny``.
+        regressor_cache_dir: Where fitted joint regressors are kept (default
+            :func:`meshgraph.coarsening.default_cache_dir`); ``False`` disables the cache.
+
+    Raises:
+        ImportError: If anny is not installed (``pip install anny``).
+        ValueError: For an unknown ``kind``.
+    """
+
+    def __init__(
+        self,
+        kind: str = "body",
+        topology: str | None = None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        anny_cache_dir: str | os.PathLike | None = None,
+        regressor_cache_dir: str | os.PathLike | bool | None = None,
+    ) -> None:
+        super().__init__()
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+        anny = require("anny")
+        if anny_cache_dir is not None:
+            anny.paths.set_anny_cache_path(anny_cache_dir)
+        cache = anny.paths.get_anny_cache_path()
+        if _cache_is_empty(cache):
+            print(
+                f"meshgraph: Anny is building its cache in {cache} (about 0.8 GB, a minute or "
+                "two, once); set ANNY_CACHE_DIR or anny_cache_dir= to put it elsewhere.",
+                file=sys.stderr,
+                flush=True,
+            )
+        if kind == "body":
+            rig, topo = "anny", topology or "anny"
+            self.name = "anny" if topo == "anny" else f"anny-{topo}"
+            self.joint_set_names = ("coco", "h36m")
+        else:
+            side = kind.split(".")[1]
+            rig, topo = f"anny-hand.{side}", topology or f"hand.{side}"
+            self.name = f"anny-hand.{side}" if topo == f"hand.{side}" else f"anny-hand-{topo}"
+            self.joint_set_names = ("hand",)
+        self.kind, self.anny_topology = kind, topo
+        self.model = anny.Anny(rig=rig, topology=topo).to(dtype)
+        self.model.requires_grad_(False)
+        self.bone_labels: list[str] = list(self.model.bone_labels)
+        self.bone_parents: list[int] = [int(p) for p in self.model.bone_parents]
+        self.phenotype_labels: list[str] = list(self.model.phenotype_labels)
+        self.register_buffer("faces", self.model.faces.long().clone(), persistent=False)
+        self._regressor_cache = regressor_cache_dir
+        self._anny_version = getattr(anny, "__version__", "unknown")
+
+    # ------------------------------------------------------------------ interface
+    @property
+    def num_bones(self) -> int:
+        """Number of rig bones (104 for the body, 21 for a hand)."""
+        return len(self.bone_labels)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the model."""
+        return self.model.template_vertices.dtype
+
+    def template_vertices(self) -> Tensor:
+        """``(V, 3)`` vertices of Anny's template mesh (rest pose, default phenotypes)."""
+        return self.model.template_vertices
+
+    def _phenotypes(self, shape: Tensor | None, batch: int, ref: Tensor) -> Tensor:
+        if shape is None:
+            return torch.full((batch, 6), 0.5, dtype=ref.dtype, device=ref.device)
+        shape = self._check_params("shape", shape, (batch, len(self.phenotype_labels)))
+        if bool((shape < 0).any() or (shape > 1).any()):
+            bad = torch.nonzero((shape < 0) | (shape > 1))[0].tolist()
+            raise ValueError(
+                f"phenotypes must lie in [0, 1]; shape[{bad[0]}, {bad[1]}] "
+                f"({self.phenotype_labels[bad[1]]}) = {shape[bad[0], bad[1]].item():.3f}"
+            )
+        return shape.to(ref.dtype)
+
+    def pose_matrices(self, pose: Tensor, translation: Tensor | None = None) -> Tensor:
+        """``(B, num_bones, 4, 4)`` Anny pose parameters from axis-angles and a translation."""
+        pose = self._check_params("pose", pose, (None, self.num_bones, 3))
+        b = pose.shape[0]
+        mats = torch.zeros(b, self.num_bones, 4, 4, dtype=pose.dtype, device=pose.device)
+        mats[..., :3, :3] = axis_angle_to_matrix(pose)
+        mats[..., 3, 3] = 1.0
+        if translation is not None:
+            translation = self._check_params("translation", translation, (b, 3))
+            mats[:, 0, :3, 3] = translation
+        return mats
+
+    def run(
+        self, pose: Tensor, shape: Tensor | None = None, translation: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Anny's full output as a dict.
+
+        Keys: ``vertices`` ``(B, V, 3)``, ``bone_poses`` ``(B, nb, 4, 4)`` (world pose of every
+        bone, its head at ``[..., :3, 3]``) and the rest-pose data.
+        """
+        pose = self._check_params("pose", pose, (None, self.num_bones, 3))
+        mats = self.pose_matrices(pose.to(self.dtype), translation)
+        phen = self._phenotypes(shape, mats.shape[0], mats)
+        return self.model(pose_parameters=mats, phenotype_kwargs=phen)
+
+    def forward(
+        self, pose: Tensor, shape: Tensor | None = None, translation: Tensor | None = None
+    ) -> Tensor:
+        """Posed vertices ``(B, V, 3)`` (see the module docstring for the parameters)."""
+        return self.run(pose, shape, translation)["vertices"]
+
+    def bone_heads(self, output: dict[str, Tensor]) -> Tensor:
+        """``(B, nb, 3)`` posed bone heads (joint centres) from :meth:`run`'s output."""
+        return output["bone_poses"][..., :3, 3]
+
+    # ------------------------------------------------------------------ regressors
+    def _bone(self, label: str) -> int:
+        return self.bone_labels.index(label)
+
+    def _skinning(self) -> tuple[np.ndarray, np.ndarray]:
+        idx = self.model.vertex_bone_indices.cpu().numpy()
+        w = self.model.vertex_bone_weights.detach().cpu().double().numpy()
+        return idx, w
+
+    def _vertices_of(self, bones: list[int], threshold: float) -> np.ndarray:
+        idx, w = self._skinning()
+        weight = np.zeros(idx.shape[0])
+        for b in bones:
+            weight = np.maximum(weight, np.where(idx == b, w, 0.0).sum(1))
+        return np.flatnonzero(weight > threshold)
+
+    def _joint_candidates(self, bone: int) -> np.ndarray:
+        """Vertices skinned to a bone or its parent: where the joint at its head sits."""
+        bones = [bone] + ([self.bone_parents[bone]] if self.bone_parents[bone] > 0 else [])
+        return self._vertices_of(bones, 0.05)
+
+    def _fit_samples(self) -> dict[str, Tensor]:
+        pose, shape = self._fit_inputs()
+        with torch.no_grad():
+            return self.run(pose.to(self.dtype), shape.to(self.dtype))
+
+    def _tip_vertices(self, bone: int, cap: float) -> np.ndarray:
+        """Vertices of a bone within ``cap`` (metres) of its far end, along the bone."""
+        verts = self.template_vertices().detach().cpu().double().numpy()
+        own = self._vertices_of([bone], 0.5)
+        with torch.no_grad():
+            rest = self.run(torch.zeros(1, self.num_bones, 3, dtype=self.dtype))
+        head = self.bone_heads(rest)[0, bone].double().cpu().numpy()
+        direction = verts[own].mean(0) - head
+        direction /= np.linalg.norm(direction)
+        proj = (verts[own] - head) @ direction
+        return own[proj >= proj.max() - cap]
+
+    def _head_top(self) -> np.ndarray:
+        verts = self.template_vertices().detach().cpu().double().numpy()
+        own = self._vertices_of([self._bone("head")], 0.5)
+        return own[verts[own, 2] >= verts[own, 2].max() - 0.01]
+
+    def _coco_full(self) -> tuple[Tensor, list[str]]:
+        anny = require("anny")
+        kp = anny.KeypointsRegressor.coco(self.model)
+        return kp.regression_weights.detach().double().cpu(), list(kp.labels)
+
+    def _build_regressor(self, joint_set: JointSet) -> Tensor:
+        path = self._regressor_path(joint_set)
+        if path is not None and path.exists():
+            try:
+                with np.load(path) as z:
+                    reg = z["regressor"]
+                if reg.shape == (joint_set.num_joints, self.num_vertices):
+                    return torch.from_numpy(reg).to(self.dtype)
+            except (OSError, ValueError, KeyError):
+                pass  # refit below
+        reg = self._fit_regressor(joint_set)
+        if path is not None:
+            _atomic_save_npz(path, {"regressor": reg})
+        return torch.from_numpy(reg).to(self.dtype)
+
+    def _regressor_path(self, joint_set: JointSet) -> Path | None:
+        if self._regressor_cache is False:
+            return None
+        folder = (
+            default_cache_dir()
+            if self._regressor_cache in (None, True)
+            else Path(self._regressor_cache)  # type: ignore[arg-type]
+        )
+        key = hashlib.sha256(
+            f"{self._anny_version}|{self.kind}|{self.anny_topology}|{joint_set.name}|"
+            f"{_FIT_VERSION}|{self.num_vertices}".encode()
+        ).hexdigest()[:20]
+        return folder / f"regressor-{self.name}-{joint_set.name}-{key}.npz"
+
+    def _fit_regressor(self, joint_set: JointSet) -> np.ndarray:
+        out = self._fit_samples()
+        verts = out["vertices"].double().cpu().numpy()
+        heads = self.bone_heads(out).double().cpu().numpy()
+        v = self.num_vertices
+        if joint_set.name == "hand":
+            side = self.kind.split(".")[1]
+            rows = np.zeros((21, v))
+            targets, cands, fit_rows = [], [], []
+            wrist = self._bone(f"wrist.{side}")
+            targets.append(heads[:, wrist])
+            cands.append(self._joint_candidates(wrist))
+            fit_rows.append(0)
+            for f in range(5):
+                for k in range(3):
+                    b = self._bone(f"finger{f + 1}-{k + 1}.{side}")
+                    targets.append(heads[:, b])
+                    cands.append(self._joint_candidates(b))
+                    fit_rows.append(1 + 4 * f + k)
+                tip = self._tip_vertices(self._bone(f"finger{f + 1}-3.{side}"), 0.003)
+                rows[1 + 4 * f + 3, tip] = 1.0 / tip.size
+            fitted = fit_joint_regressor(verts, np.stack(targets, 1), cands)
+            rows[fit_rows] = fitted
+            return rows
+        coco_w, labels = self._coco_full()
+        full = self.anny_topology == "anny"
+        if full:
+            coco = coco_w[[labels.index(n) for n in _COCO17]].numpy()
+        else:
+            coco = self._fit_coco_simplified()
+        if joint_set.name == "coco":
+            lh, rh = _COCO17.index("left_hip"), _COCO17.index("right_hip")
+            ls, rs = _COCO17.index("left_shoulder"), _COCO17.index("right_shoulder")
+            pelvis = 0.5 * (coco[lh] + coco[rh])
+            neck = 0.5 * (coco[ls] + coco[rs])
+            return np.vstack([coco, pelvis, neck])
+        # Human3.6M-17
+        rows = np.zeros((17, v))
+        names = joint_set.names
+        targets, cands, fit_rows = [], [], []
+        for jname, bone_label in _H36M_BONES.items():
+            b = self._bone(bone_label)
+            targets.append(heads[:, b])
+            cands.append(self._joint_candidates(b))
+            fit_rows.append(names.index(jname))
+        spine = self._torso_bone(heads)
+        targets.append(heads[:, spine])
+        cands.append(self._joint_candidates(spine))
+        fit_rows.append(names.index("Torso"))
+        fitted = fit_joint_regressor(verts, np.stack(targets, 1), cands)
+        rows[fit_rows] = fitted
+        rows[names.index("Pelvis")] = 0.5 * (
+            rows[names.index("L_Hip")] + rows[names.index("R_Hip")]
+        )
+        rows[names.index("Nose")] = coco[_COCO17.index("nose")]
+        top = self._head_top()
+        rows[names.index("Head"), top] = 1.0 / top.size
+        return rows
+
+    def _torso_bone(self, heads: np.ndarray) -> int:
+        with torch.no_grad():
+            rest = self.bone_heads(self.run(torch.zeros(1, self.num_bones, 3, dtype=self.dtype)))
+        rest = rest[0].double().cpu().numpy()
+        hips = 0.5 * (rest[self._bone("upperleg01.L")] + rest[self._bone("upperleg01.R")])
+        middle = 0.5 * (hips + rest[self._bone("neck01")])
+        spines = [i for i, n in enumerate(self.bone_labels) if n.startswith("spine")]
+        return min(spines, key=lambda i: float(np.linalg.norm(rest[i] - middle)))
+
+    def _fit_coco_simplified(self) -> np.ndarray:
+        """COCO rows for a simplified topology: fitted to the full mesh's keypoints."""
+        full = AnnyModel("body", dtype=torch.float64, regressor_cache_dir=False)
+        coco_w, labels = full._coco_full()
+        coco_w = coco_w[[labels.index(n) for n in _COCO17]]
+        gen_pose, gen_shape = self._fit_inputs()
+        with torch.no_grad():
+            full_verts = full(gen_pose, gen_shape)
+            targets = torch.einsum("jv,bvc->bjc", coco_w, full_verts).numpy()
+            own = self(gen_pose.to(self.dtype), gen_shape.to(self.dtype)).double().numpy()
+        rest = self.template_vertices().detach().double().cpu().numpy()
+        full_rest = full.template_vertices().detach().double().cpu().numpy()
+        cands = []
+        for j in range(17):
+            kp = coco_w[j].numpy() @ full_rest
+            dist = np.linalg.norm(rest - kp, axis=1)
+            cands.append(np.argsort(dist)[:40])
+        return fit_joint_regressor(own, targets, cands)
+
+    def _fit_inputs(self, n: int = 64, seed: int = 0) -> tuple[Tensor, Tensor]:
+        gen = torch.Generator().manual_seed(seed)
+        pose = 0.3 * torch.randn(n, self.num_bones, 3, generator=gen, dtype=torch.float64)
+        pose[:, 0] = 0.0
+        # Average shape only: a fixed non-negative regressor cannot follow the rig's joints
+        # across phenotypes (measured: about 3 cm whatever shapes it is fitted on), but fitted
+        # on poses of one shape it moves rigidly with the rig (drift < 0.1 mm).
+        shape = torch.full((n, 6), 0.5, dtype=torch.float64)
+        return pose, shape
+
+
+_COCO17 = [
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+]  # fmt: skip

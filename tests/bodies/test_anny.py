@@ -1,0 +1,153 @@
+"""Anny body and hand models (skipped when anny is not installed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("anny")
+
+from meshgraph.bodies import H36M, HAND, AnnyModel, axis_angle_to_matrix
+
+
+@pytest.fixture(scope="session")
+def body(tmp_path_factory):
+    return AnnyModel("body", regressor_cache_dir=tmp_path_factory.mktemp("reg"))
+
+
+@pytest.fixture(scope="session")
+def hand(tmp_path_factory):
+    return AnnyModel("hand.R", regressor_cache_dir=tmp_path_factory.mktemp("reg"))
+
+
+def _random_pose(model, n, scale=0.3, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    pose = scale * torch.randn(n, model.num_bones, 3, generator=g)
+    pose[:, 0] = 0
+    return pose
+
+
+def test_sizes(body, hand):
+    assert body.num_vertices == 13718 and body.num_bones == 104
+    assert tuple(body.faces.shape) == (27420, 3)
+    assert body.topology.num_vertices == 13718
+    assert hand.num_vertices == 1609 and hand.num_bones == 21
+    assert body.dtype == torch.float32
+    v = body(torch.zeros(2, 104, 3))
+    assert v.shape == (2, 13718, 3) and v.dtype == torch.float32
+
+
+def test_translation_and_root_rotation(body):
+    pose = _random_pose(body, 2)
+    base = body(pose)
+    shift = torch.tensor([[0.1, -0.2, 0.3], [1.0, 2.0, 3.0]])
+    torch.testing.assert_close(
+        body(pose, translation=shift), base + shift[:, None], atol=1e-5, rtol=0
+    )
+    rot = torch.tensor([[0.0, 0.0, 1.2], [0.5, -0.3, 0.1]])
+    posed = pose.clone()
+    posed[:, 0] = rot
+    r = axis_angle_to_matrix(rot)
+    torch.testing.assert_close(body(posed), base @ r.transpose(1, 2), atol=1e-4, rtol=0)
+
+
+def test_bad_parameters(body):
+    with pytest.raises(ValueError, match=r"pose must have shape \(B, 104, 3\)"):
+        body(torch.zeros(2, 24, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        body(torch.full((1, 104, 3), float("nan")))
+    with pytest.raises(ValueError, match=r"\[0, 1\].*\(age\)"):
+        body(torch.zeros(1, 104, 3), shape=torch.tensor([[0.5, 1.5, 0.5, 0.5, 0.5, 0.5]]))
+    with pytest.raises(ValueError, match="shape must have shape"):
+        body(torch.zeros(1, 104, 3), shape=torch.zeros(1, 5))
+    with pytest.raises(TypeError, match="floating"):
+        body(torch.zeros(1, 104, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="kind"):
+        AnnyModel("foot")
+    with pytest.raises(ValueError, match="no regressor for joint set 'hand'"):
+        body.joint_regressor("hand")
+    with pytest.raises(ValueError, match="known"):
+        body.joint_regressor("mpii")
+
+
+def test_regressors_are_affine_and_nonnegative(body, hand):
+    for model, names in ((body, ("coco", "h36m")), (hand, ("hand",))):
+        for name in names:
+            r = model.joint_regressor(name)
+            assert r.shape[1] == model.num_vertices
+            assert torch.all(r >= 0)
+            torch.testing.assert_close(r.sum(1), torch.ones(r.shape[0]), atol=1e-5, rtol=0)
+
+
+def test_coco_matches_anny_keypoints(body):
+    import anny
+
+    kp = anny.KeypointsRegressor.coco(body.model)
+    out = body.run(_random_pose(body, 2))
+    theirs = kp(out)
+    ours = body.regress_joints(out["vertices"], "coco")
+    for i, name in enumerate(kp.labels[:17]):
+        torch.testing.assert_close(ours[:, i], theirs[:, i], atol=1e-5, rtol=0, msg=name)
+    lh, rh = kp.labels.index("left_hip"), kp.labels.index("right_hip")
+    torch.testing.assert_close(
+        ours[:, 17], 0.5 * (theirs[:, lh] + theirs[:, rh]), atol=1e-5, rtol=0
+    )
+
+
+def test_h36m_joints_on_the_rest_pose(body):
+    out = body.run(torch.zeros(1, 104, 3))
+    j = body.regress_joints(out["vertices"], "h36m")[0]
+    x = {n: j[H36M.index(n)] for n in H36M.names}
+    # left is +x on Anny (the model faces -y, z up)
+    for part in ("Hip", "Knee", "Ankle", "Shoulder", "Elbow", "Wrist"):
+        assert x[f"L_{part}"][0] > 0.05 and x[f"R_{part}"][0] < -0.05, part
+    torch.testing.assert_close(x["Pelvis"], 0.5 * (x["L_Hip"] + x["R_Hip"]))
+    z = {n: float(v[2]) for n, v in x.items()}
+    assert z["L_Ankle"] < z["L_Knee"] < z["L_Hip"] < z["Torso"] < z["Neck"] < z["Head"]
+    assert z["L_Wrist"] < z["L_Elbow"] < z["L_Shoulder"]
+    assert x["Nose"][1] < x["Neck"][1] - 0.05  # the nose is in front
+    assert z["Nose"] < z["Head"]
+
+
+def test_fitted_joints_move_with_the_rig(body, hand):
+    """On held-out poses, regressed joints move with the rig's bone heads.
+
+    The regressors are fitted on poses of the average shape: there the joints must coincide
+    with the rig's joint centres and move rigidly with them.
+    """
+    for model, pairs in (
+        (body, {"R_Knee": "lowerleg01.R", "L_Elbow": "lowerarm01.L", "Neck": "neck01"}),
+        (hand, {"index_2": "finger2-2.R", "thumb_1": "finger1-1.R", "wrist": "wrist.R"}),
+    ):
+        pose = _random_pose(model, 8, seed=11)
+        pose[0] = 0.0
+        out = model.run(pose)
+        heads = model.bone_heads(out)
+        js = "h36m" if model is body else "hand"
+        names = H36M if model is body else HAND
+        j = model.regress_joints(out["vertices"], js)
+        for jn, bone in pairs.items():
+            offset = j[:, names.index(jn)] - heads[:, model.bone_labels.index(bone)]
+            # measured: < 3 mm for limb joints, up to 7 mm for the neck (many bones meet there)
+            assert offset.norm(dim=-1).max() < 0.01, (jn, offset)
+
+
+def test_hand_tips_beyond_distal_joints(hand):
+    out = hand.run(torch.zeros(1, 21, 3))
+    j = hand.regress_joints(out["vertices"], "hand")[0]
+    wrist = j[0]
+    for f in range(5):
+        base, dip, tip = j[1 + 4 * f], j[3 + 4 * f], j[4 + 4 * f]
+        assert (tip - wrist).norm() > (dip - wrist).norm() > (base - wrist).norm()
+        assert 0.01 < (tip - dip).norm() < 0.05
+
+
+def test_regressor_cache_is_reused(tmp_path, monkeypatch):
+    model = AnnyModel("hand.L", regressor_cache_dir=tmp_path)
+    r = model.joint_regressor("hand")
+    assert len(list(tmp_path.glob("regressor-*.npz"))) == 1
+    again = AnnyModel("hand.L", regressor_cache_dir=tmp_path)
+    monkeypatch.setattr(again, "_fit_regressor", lambda js: (_ for _ in ()).throw(AssertionError))
+    torch.testing.assert_close(again.joint_regressor("hand"), r)
+    assert np.isfinite(r.numpy()).all()
