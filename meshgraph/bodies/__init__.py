@@ -15,6 +15,7 @@ from meshgraph.bodies.joint_sets import (
     get_joint_set,
     joint_graph,
 )
+from meshgraph.bodies.smpl import SMPLModel
 
 __all__ = [
     "COCO",
@@ -24,6 +25,7 @@ __all__ = [
     "AnnyModel",
     "BodyModel",
     "JointSet",
+    "SMPLModel",
     "axis_angle_to_matrix",
     "fit_joint_regressor",
     "get_joint_set",

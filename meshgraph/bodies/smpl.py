@@ -1,0 +1,207 @@
+"""SMPL, SMPL-H and MANO through smplx, for users who have the licensed model files.
+
+meshgraph never downloads these files. SMPL comes from smpl.is.tue.mpg.de, SMPL-H and MANO
+from mano.is.tue.mpg.de, each after accepting its licence. Point ``model_path`` at the file
+itself or at the folder holding it under smplx's names (``SMPL_NEUTRAL.pkl``,
+``SMPLH_MALE.pkl``/``.npz``, ``MANO_RIGHT.pkl``/``.npz``).
+
+Parameters:
+
+* ``pose``: ``(B, J, 3)`` axis-angle, joint 0 the global orientation; ``J`` = 24 (SMPL),
+  52 (SMPL-H: 22 body + 2 x 15 hand joints), 16 (MANO). Hands use full axis-angle (no PCA), and
+  a zero hand pose is the flat hand.
+* ``shape``: ``(B, num_betas)`` shape coefficients (default 10); ``None`` = mean shape.
+* ``translation``: ``(B, 3)``.
+
+Joint sets: MANO provides ``"hand"`` (its 16 regressed joints in Hand-21 order, plus the
+fingertip vertices smplx uses). SMPL and SMPL-H provide the joint sets whose regressors you pass
+in ``regressors`` (e.g. ``{"h36m": "J_regressor_h36m.npy"}``, a ``(17, 6890)`` array, as
+distributed with Pose2Mesh and SPIN).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from meshgraph._optional import require
+from meshgraph.bodies.base import BodyModel
+from meshgraph.bodies.joint_sets import JointSet, get_joint_set
+
+__all__ = ["SMPLModel"]
+
+_KINDS = {"smpl": 24, "smplh": 52, "mano": 16}
+_WHERE = {
+    "smpl": "smpl.is.tue.mpg.de (SMPL, after accepting its licence)",
+    "smplh": "mano.is.tue.mpg.de (SMPL-H, after accepting its licence)",
+    "mano": "mano.is.tue.mpg.de (MANO, after accepting its licence)",
+}
+# MANO's joints in smplx order: wrist, index 1-3, middle 1-3, pinky 1-3, ring 1-3, thumb 1-3.
+_MANO_TO_HAND21 = {"thumb": (13, 14, 15), "index": (1, 2, 3), "middle": (4, 5, 6),
+                   "ring": (10, 11, 12), "pinky": (7, 8, 9)}  # fmt: skip
+
+
+def _expected_file(kind: str, model_path: Path, gender: str, is_rhand: bool) -> Path:
+    if not model_path.is_dir():
+        return model_path
+    if kind == "smpl":
+        names = [f"SMPL_{gender.upper()}.pkl"]
+    elif kind == "smplh":
+        names = [f"SMPLH_{gender.upper()}.pkl", f"SMPLH_{gender.upper()}.npz"]
+    else:
+        side = "RIGHT" if is_rhand else "LEFT"
+        names = [f"MANO_{side}.pkl", f"MANO_{side}.npz"]
+    for name in names:
+        if (model_path / name).exists():
+            return model_path / name
+    return model_path / names[0]
+
+
+class SMPLModel(BodyModel):
+    """SMPL, SMPL-H or MANO behind the :class:`BodyModel` interface (needs smplx).
+
+    Args:
+        kind: ``"smpl"``, ``"smplh"`` or ``"mano"``.
+        model_path: The model file, or a folder holding it under smplx's file name.
+        gender: ``"neutral"``, ``"male"`` or ``"female"`` (SMPL, SMPL-H).
+        is_rhand: Right (default) or left hand (MANO).
+        num_betas: Number of shape coefficients.
+        regressors: Extra joint regressors by joint-set name: ``(J, V)`` arrays or ``.npy``
+            paths.
+        dtype: Floating dtype.
+        **smplx_kwargs: Passed to the smplx constructor (e.g. ``vertex_ids``).
+
+    Raises:
+        FileNotFoundError: If the model file is missing (the message says which file is
+            expected where, and where it is obtained).
+        ImportError: If smplx is not installed.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        model_path: str | os.PathLike,
+        *,
+        gender: str = "neutral",
+        is_rhand: bool = True,
+        num_betas: int = 10,
+        regressors: dict[str, Any] | None = None,
+        dtype: torch.dtype = torch.float32,
+        **smplx_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        kind = kind.lower()
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
+        path = _expected_file(kind, Path(model_path), gender, is_rhand)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{kind.upper()} model file not found: expected {path}. These files are "
+                f"licensed and never downloaded by meshgraph; get them from {_WHERE[kind]} "
+                "and pass the file or its folder as model_path."
+            )
+        smplx = require("smplx")
+        self.kind = kind
+        self.name = kind
+        self.num_pose_joints = _KINDS[kind]
+        self.num_betas = num_betas
+        ext = path.suffix.lstrip(".")
+        common: dict[str, Any] = {"num_betas": num_betas, "dtype": dtype, "batch_size": 1}
+        if kind == "smpl":
+            smplx_kwargs.setdefault("vertex_ids", _UnusedKeypointIds())
+            model = smplx.SMPL(str(path), gender=gender, **common, **smplx_kwargs)
+        elif kind == "smplh":
+            smplx_kwargs.setdefault("vertex_ids", _UnusedKeypointIds())
+            model = smplx.SMPLH(str(path), gender=gender, ext=ext, use_pca=False,
+                                flat_hand_mean=True, **common, **smplx_kwargs)  # fmt: skip
+        else:
+            model = smplx.MANO(str(path), is_rhand=is_rhand, ext=ext, use_pca=False,
+                               flat_hand_mean=True, **common, **smplx_kwargs)  # fmt: skip
+        model.requires_grad_(False)
+        self.model = model
+        self.register_buffer("faces", torch.as_tensor(np.asarray(model.faces, dtype=np.int64)),
+                             persistent=False)  # fmt: skip
+        self._extra: dict[str, Tensor] = {}
+        for name, value in (regressors or {}).items():
+            js = get_joint_set(name)
+            arr = np.load(value) if isinstance(value, (str, os.PathLike)) else np.asarray(value)
+            if arr.shape != (js.num_joints, self.num_vertices):
+                raise ValueError(
+                    f"the {js.name} regressor must have shape ({js.num_joints}, "
+                    f"{self.num_vertices}), got {arr.shape}"
+                )
+            self._extra[js.name] = torch.as_tensor(arr, dtype=dtype)
+        names = tuple(self._extra)
+        if kind == "mano" and "hand" not in names:
+            names = (*names, "hand")
+        self.joint_set_names = names
+
+    def template_vertices(self) -> Tensor:
+        """``(V, 3)`` template vertices."""
+        return self.model.v_template
+
+    def forward(
+        self, pose: Tensor, shape: Tensor | None = None, translation: Tensor | None = None
+    ) -> Tensor:
+        """Posed vertices ``(B, V, 3)`` (see the module docstring for the parameters)."""
+        pose = self._check_params("pose", pose, (None, self.num_pose_joints, 3))
+        b = pose.shape[0]
+        dtype = self.model.v_template.dtype
+        pose = pose.to(dtype)
+        if shape is None:
+            shape = torch.zeros(b, self.num_betas, dtype=dtype, device=pose.device)
+        shape = self._check_params("shape", shape, (b, self.num_betas)).to(dtype)
+        if translation is None:
+            translation = torch.zeros(b, 3, dtype=dtype, device=pose.device)
+        translation = self._check_params("translation", translation, (b, 3)).to(dtype)
+        kw: dict[str, Tensor] = {
+            "betas": shape,
+            "global_orient": pose[:, 0],
+            "transl": translation,
+        }
+        if self.kind == "smpl":
+            kw["body_pose"] = pose[:, 1:].reshape(b, -1)
+        elif self.kind == "smplh":
+            kw["body_pose"] = pose[:, 1:22].reshape(b, -1)
+            kw["left_hand_pose"] = pose[:, 22:37].reshape(b, -1)
+            kw["right_hand_pose"] = pose[:, 37:52].reshape(b, -1)
+        else:
+            kw["hand_pose"] = pose[:, 1:].reshape(b, -1)
+        return self.model(**kw).vertices
+
+    def _build_regressor(self, joint_set: JointSet) -> Tensor:
+        if joint_set.name in self._extra:
+            return self._extra[joint_set.name]
+        # MANO -> Hand-21: its regressed joints plus smplx's fingertip vertices
+        from smplx.vertex_ids import vertex_ids
+
+        base = self.model.J_regressor.detach().cpu().double()
+        tips = vertex_ids["mano"]
+        v = self.num_vertices
+        rows = torch.zeros(21, v, dtype=torch.float64)
+        rows[0] = base[0]
+        for f, finger in enumerate(("thumb", "index", "middle", "ring", "pinky")):
+            for k, j in enumerate(_MANO_TO_HAND21[finger]):
+                rows[1 + 4 * f + k] = base[j]
+            if tips[finger] >= v:
+                raise ValueError(
+                    f"the MANO mesh has {v} vertices, no fingertip vertex {tips[finger]}"
+                )
+            rows[1 + 4 * f + 3, tips[finger]] = 1.0
+        return rows.to(self.model.v_template.dtype)
+
+
+class _UnusedKeypointIds(dict):
+    """smplx's extra-keypoint vertex ids, all mapped to vertex 0.
+
+    meshgraph uses only smplx's vertices, never its extra keypoints; this keeps model files
+    with fewer vertices than SMPL's loadable.
+    """
+
+    def __missing__(self, key: str) -> int:
+        return 0
