@@ -1,0 +1,23 @@
+"""Synthetic 2D-pose -> mesh data: cameras, projection, normalisation, detector noise."""
+
+from meshgraph.data.camera import (
+    Camera,
+    CameraRanges,
+    look_at,
+    normalize_keypoints,
+    project,
+    sample_cameras,
+)
+from meshgraph.data.noise import gaussian_noise, oks_distance, posefix_noise
+
+__all__ = [
+    "Camera",
+    "CameraRanges",
+    "gaussian_noise",
+    "look_at",
+    "normalize_keypoints",
+    "oks_distance",
+    "posefix_noise",
+    "project",
+    "sample_cameras",
+]

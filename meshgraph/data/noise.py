@@ -1,0 +1,171 @@
+"""Detector-like noise on ground-truth 2D keypoints.
+
+Two models, both driven by a :class:`torch.Generator` (a fixed seed gives the same noise):
+
+* :func:`gaussian_noise`: independent per-joint Gaussian offsets, each joint perturbed with a
+  probability; standard deviations are given in pixels of a 256-pixel person box and scaled
+  to the actual box (Pose2Mesh's Human3.6M model: 0.6 to 3.4 px per joint).
+* :func:`posefix_noise`: PoseFix-style errors for COCO joints. With ``d(c)`` the distance at
+  which a keypoint's OKS equals ``c`` (``d(c) = k * s * sqrt(-2 ln c)``, ``k`` the COCO sigma
+  of the joint, ``s^2`` the person's area), each joint is independently either *good*
+  (offset below ``d(0.85)``), *jittered* (``d(0.85)`` to ``d(0.5)``), *missed* (``d(0.5)`` to
+  ``d(0.1)``) or *inverted* (moved near its left/right counterpart). The probabilities per
+  joint group, for people with more than 10 visible joints, are jitter 0.10 / 0.15 / 0.20,
+  miss 0.02 / 0.05 / 0.10, inversion 0.01 / 0.03 / 0.06 for (nose, knees, ankles) /
+  (eyes, ears, shoulders, elbows, wrists) / (hips). The added pelvis and neck of COCO-19 are
+  recomputed from the noisy hips and shoulders.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from meshgraph.bodies.joint_sets import COCO, JointSet, get_joint_set
+
+__all__ = [
+    "COCO_SIGMAS",
+    "H36M_DETECTOR_STD",
+    "gaussian_noise",
+    "oks_distance",
+    "posefix_noise",
+]
+
+#: COCO keypoint OKS sigmas (the 17 COCO keypoints, in COCO order).
+COCO_SIGMAS: tuple[float, ...] = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+)  # fmt: skip
+#: Per-joint standard deviations (pixels in a 256-pixel box) of a 2D detector on Human3.6M's
+#: 17 joints, in the range Pose2Mesh used (0.6 to 3.4 px): extremities err most.
+H36M_DETECTOR_STD: tuple[float, ...] = (
+    0.6, 1.4, 2.2, 3.0, 1.4, 2.2, 3.0, 1.2, 1.0, 1.2, 1.6, 1.6, 2.4, 3.4, 1.6, 2.4, 3.4,
+)  # fmt: skip
+
+# group per COCO-17 joint: 0 = nose, knees, ankles; 1 = eyes, ears, upper body; 2 = hips
+_GROUP = (0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 0, 0, 0, 0)
+_JITTER = (0.10, 0.15, 0.20)
+_MISS = (0.02, 0.05, 0.10)
+_INVERSION = (0.01, 0.03, 0.06)
+
+
+def _box_size(keypoints: Tensor) -> tuple[Tensor, Tensor]:
+    lo, hi = keypoints.amin(1), keypoints.amax(1)
+    size = (hi - lo).clamp_min(1.0)
+    return size[:, 0], size[:, 1]
+
+
+def gaussian_noise(
+    keypoints: Tensor,
+    generator: torch.Generator,
+    std: Tensor | tuple[float, ...] | float = 2.0,
+    probability: float = 1.0,
+    reference: float = 256.0,
+) -> Tensor:
+    """Add per-joint Gaussian offsets.
+
+    Args:
+        keypoints: ``(B, J, 2)`` pixels.
+        generator: Random source.
+        std: Standard deviation per joint (``(J,)``) or for all, in pixels of a ``reference``
+            -pixel box; scaled by ``max(box width, box height) / reference`` per sample.
+        probability: Chance that a joint is perturbed at all.
+        reference: Box size the ``std`` refers to.
+
+    Returns:
+        Noisy keypoints ``(B, J, 2)``.
+    """
+    b, j, _ = keypoints.shape
+    std_t = torch.as_tensor(std, dtype=keypoints.dtype).reshape(-1)
+    if std_t.numel() not in (1, j):
+        raise ValueError(f"std must be a scalar or have {j} entries, got {std_t.numel()}")
+    w, h = _box_size(keypoints)
+    scale = (torch.maximum(w, h) / reference).view(b, 1, 1).cpu()
+    noise = torch.randn(b, j, 2, generator=generator, dtype=keypoints.dtype) * std_t.view(1, -1, 1)
+    hit = torch.rand(b, j, 1, generator=generator, dtype=keypoints.dtype) < probability
+    return keypoints + (noise * scale * hit).to(keypoints.device)
+
+
+def oks_distance(area: Tensor, sigma: Tensor, oks: float) -> Tensor:
+    """The distance at which a keypoint's OKS equals ``oks``: ``sigma * s * sqrt(-2 ln oks)``.
+
+    Follows COCO's definition ``OKS = exp(-d^2 / (2 s^2 (2 sigma)^2))`` with ``s^2`` the area.
+    """
+    if not 0 < oks < 1:
+        raise ValueError(f"oks must lie in (0, 1), got {oks}")
+    return 2.0 * sigma * area.sqrt() * math.sqrt(-2.0 * math.log(oks))
+
+
+def _random_offset(b: int, j: int, lo: Tensor, hi: Tensor, gen: torch.Generator) -> Tensor:
+    """Offsets with uniformly random direction and a length uniform in ``[lo, hi)``."""
+    angle = torch.rand(b, j, generator=gen, dtype=lo.dtype) * (2 * math.pi)
+    length = lo + (hi - lo) * torch.rand(b, j, generator=gen, dtype=lo.dtype)
+    return torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1) * length.unsqueeze(-1)
+
+
+def posefix_noise(
+    keypoints: Tensor,
+    generator: torch.Generator,
+    joint_set: str | JointSet = COCO,
+    area: Tensor | None = None,
+    scale: float = 1.0,
+) -> Tensor:
+    """PoseFix-style jitter / miss / inversion errors on COCO keypoints (see the module doc).
+
+    Args:
+        keypoints: ``(B, 19, 2)`` (COCO-19) or ``(B, 17, 2)`` pixels.
+        generator: Random source.
+        joint_set: ``"coco"``.
+        area: ``(B,)`` person areas in pixels^2 (default: 0.53 x the keypoint box area, the
+            mean ratio of segmentation to box area of COCO people).
+        scale: Multiplies every error probability (0 disables the noise).
+
+    Returns:
+        Noisy keypoints, same shape.
+    """
+    js = get_joint_set(joint_set)
+    if js.name != "coco":
+        raise ValueError(f"posefix_noise models COCO keypoints, got joint set {js.name!r}")
+    b, j, _ = keypoints.shape
+    if j not in (17, 19):
+        raise ValueError(f"expected 17 or 19 COCO keypoints, got {j}")
+    dtype = keypoints.dtype
+    kp = keypoints.detach().cpu().clone()
+    if area is None:
+        w, h = _box_size(kp[:, :17])
+        area = 0.53 * w * h
+    area = area.detach().cpu().to(dtype).view(b, 1)
+    sigma = torch.tensor(COCO_SIGMAS, dtype=dtype).view(1, 17)
+    d85, d50, d10 = (oks_distance(area, sigma, c) for c in (0.85, 0.5, 0.1))
+    group = torch.tensor(_GROUP)
+    p_jit = torch.tensor(_JITTER, dtype=dtype)[group] * scale
+    p_miss = torch.tensor(_MISS, dtype=dtype)[group] * scale
+    p_inv = torch.tensor(_INVERSION, dtype=dtype)[group] * scale
+    u = torch.rand(b, 17, generator=generator, dtype=dtype)
+    inv = u < p_inv
+    miss = (u >= p_inv) & (u < p_inv + p_miss)
+    jit = (u >= p_inv + p_miss) & (u < p_inv + p_miss + p_jit)
+    zero = torch.zeros_like(d85)
+    good_off = _random_offset(b, 17, zero, d85, generator)
+    jit_off = _random_offset(b, 17, d85, d50, generator)
+    miss_off = _random_offset(b, 17, d50, d10, generator)
+    inv_off = _random_offset(b, 17, zero, d85, generator)
+    flip = torch.as_tensor(js.flip_permutation()[:17])
+    counterpart = kp[:, :17][:, flip]
+    # joints without a counterpart (the nose) are missed instead of inverted
+    has_pair = flip != torch.arange(17)
+    miss = miss | (inv & ~has_pair)
+    inv = inv & has_pair
+    out17 = kp[:, :17] + good_off
+    out17 = torch.where(jit.unsqueeze(-1), kp[:, :17] + jit_off, out17)
+    out17 = torch.where(miss.unsqueeze(-1), kp[:, :17] + miss_off, out17)
+    out17 = torch.where(inv.unsqueeze(-1), counterpart + inv_off, out17)
+    if j == 19:
+        pelvis = 0.5 * (out17[:, 11] + out17[:, 12])
+        neck = 0.5 * (out17[:, 5] + out17[:, 6])
+        out = torch.cat([out17, pelvis[:, None], neck[:, None]], dim=1)
+    else:
+        out = out17
+    return out.to(keypoints.device)
