@@ -6,9 +6,10 @@ topology (``topology="notoes_collapse10pc"``: 1,229 vertices, same rig) makes te
 
 Parameters (all float32 by default):
 
-* ``pose``: ``(B, num_bones, 3)`` axis-angle rotations in Anny's ``local-ref``
-  parameterisation: bone 0 (``root``) is the global orientation, every other bone rotates
-  relative to its rest orientation (zeros = Anny's rest A-pose, z up, facing -y).
+* ``pose``: ``(B, num_bones, 3)`` axis-angle rotations about world-aligned axes (the output
+  frame: z up, the body facing -y, its left at +x), each about its bone's head and carried
+  along by the parent bones (Anny's ``local-ref`` parameterisation, expressed in the output
+  frame). Bone 0 (``root``) is the global orientation; zeros give Anny's rest A-pose.
 * ``shape``: ``(B, 6)`` phenotypes ``gender, age, muscle, weight, height, proportions`` in
   ``[0, 1]`` (0.5 = average).
 * ``translation``: ``(B, 3)`` position of the root (zeros: root at the origin).
@@ -52,7 +53,7 @@ from meshgraph.coarsening import _atomic_save_npz, default_cache_dir
 __all__ = ["AnnyModel"]
 
 _KINDS = ("body", "hand.R", "hand.L")
-_FIT_VERSION = 2
+_FIT_VERSION = 3
 _H36M_BONES = {
     "R_Hip": "upperleg01.R", "R_Knee": "lowerleg01.R", "R_Ankle": "foot.R",
     "L_Hip": "upperleg01.L", "L_Knee": "lowerleg01.L", "L_Ankle": "foot.L",
@@ -123,6 +124,13 @@ class AnnyModel(BodyModel):
         self.bone_parents: list[int] = [int(p) for p in self.model.bone_parents]
         self.phenotype_labels: list[str] = list(self.model.phenotype_labels)
         self.register_buffer("faces", self.model.faces.long().clone(), persistent=False)
+        ref = self.model.reference_bone_orientations
+        if ref is None:
+            with torch.no_grad():
+                zero = torch.zeros(1, self.num_bones, 4, 4, dtype=dtype)
+                zero[..., 0, 0] = zero[..., 1, 1] = zero[..., 2, 2] = zero[..., 3, 3] = 1.0
+                ref = self.model(pose_parameters=zero)["rest_bone_poses"][0, :, :3, :3]
+        self._root_reference = ref[0].detach().clone()
         self._regressor_cache = regressor_cache_dir
         self._anny_version = getattr(anny, "__version__", "unknown")
 
@@ -157,12 +165,16 @@ class AnnyModel(BodyModel):
         """``(B, num_bones, 4, 4)`` Anny pose parameters from axis-angles and a translation."""
         pose = self._check_params("pose", pose, (None, self.num_bones, 3))
         b = pose.shape[0]
+        # Anny's local-ref deltas act in the axes of the root's reference orientation U0
+        # (the identity for the body, not for the hand rigs): conjugate so that every rotation
+        # is about world-aligned axes of the output frame.
+        u0 = self._root_reference.to(device=pose.device, dtype=pose.dtype)
         mats = torch.zeros(b, self.num_bones, 4, 4, dtype=pose.dtype, device=pose.device)
-        mats[..., :3, :3] = axis_angle_to_matrix(pose)
+        mats[..., :3, :3] = u0 @ axis_angle_to_matrix(pose) @ u0.T
         mats[..., 3, 3] = 1.0
         if translation is not None:
             translation = self._check_params("translation", translation, (b, 3))
-            mats[:, 0, :3, 3] = translation
+            mats[:, 0, :3, 3] = translation.to(pose.dtype) @ u0.T
         return mats
 
     def run(

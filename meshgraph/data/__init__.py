@@ -9,10 +9,14 @@ from meshgraph.data.camera import (
     sample_cameras,
 )
 from meshgraph.data.noise import gaussian_noise, oks_distance, posefix_noise
+from meshgraph.data.poses import BodyPoseSampler, HandPoseSampler, ShapeSampler
 
 __all__ = [
+    "BodyPoseSampler",
     "Camera",
     "CameraRanges",
+    "HandPoseSampler",
+    "ShapeSampler",
     "gaussian_noise",
     "look_at",
     "normalize_keypoints",

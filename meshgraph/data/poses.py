@@ -1,0 +1,402 @@
+"""Anatomically limited random poses and random shapes for the Anny body and hands.
+
+Anny's ``local-ref`` pose parameters are rotations about the bone's head in *world-aligned*
+axes at rest (x: the subject's left, y: backwards, z: up), carried along by the parent bones.
+The samplers describe every joint by three angles in degrees about axes of that frame:
+
+* ``x``: rotation about the lateral axis (sagittal plane). Signs, measured on Anny: hip
+  flexion (thigh forward) is negative, knee flexion positive, spine and neck flexion
+  (bending forward) positive, ankle plantar flexion positive.
+* ``y``: rotation about the front-back axis (frontal plane). For the left leg, abduction is
+  negative; for the left arm, lowering it from Anny's A-pose towards the body is positive.
+* ``z``: rotation about the vertical axis.
+* ``flex`` and ``twist`` (arms, hands): rotations about the axis perpendicular to the bone and
+  the forward direction (elbow and wrist flexion, positive = forward) and about the bone
+  itself (forearm pronation/supination, upper-arm rotation).
+
+Limits are given for the left side; the right side is their mirror image (``x`` and ``flex``
+keep their sign, ``y``, ``z`` and ``twist`` flip). A joint's rotation composes, in this order,
+``twist``, ``y``, ``x``, ``z`` and ``flex`` (so ``{"y": 42, "x": -90}`` first lowers the arm from
+the A-pose to the side, then swings it forward). A pose is a canonical pose (standing,
+walking, running, sitting, crouching, arms raised, reaching; for hands open, fist, pinch,
+point) with Gaussian perturbations, clipped to the limits. The tables (:data:`BODY_LIMITS`,
+:data:`HAND_CURL`) document every range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from meshgraph.bodies.base import axis_angle_to_matrix
+
+__all__ = [
+    "BODY_CANONICAL",
+    "BODY_LIMITS",
+    "HAND_CANONICAL",
+    "HAND_CURL",
+    "PHENOTYPE_RANGES",
+    "BodyPoseSampler",
+    "HandPoseSampler",
+    "ShapeSampler",
+    "matrix_to_axis_angle",
+]
+
+#: Per-joint limits (degrees) for the left side: bone -> axis -> (low, high).
+BODY_LIMITS: dict[str, dict[str, tuple[float, float]]] = {
+    "upperleg01": {"x": (-120, 25), "y": (-45, 15), "z": (-35, 35)},
+    "lowerleg01": {"x": (0, 145), "z": (-8, 8)},
+    "foot": {"x": (-20, 45), "y": (-15, 15), "z": (-15, 15)},
+    "spine05": {"x": (-6, 15), "y": (-6, 6), "z": (-6, 6)},
+    "spine04": {"x": (-6, 15), "y": (-6, 6), "z": (-6, 6)},
+    "spine03": {"x": (-6, 15), "y": (-6, 6), "z": (-8, 8)},
+    "spine02": {"x": (-6, 15), "y": (-6, 6), "z": (-8, 8)},
+    "spine01": {"x": (-6, 12), "y": (-6, 6), "z": (-8, 8)},
+    "neck01": {"x": (-12, 15), "y": (-12, 12), "z": (-20, 20)},
+    "neck02": {"x": (-12, 15), "y": (-12, 12), "z": (-20, 20)},
+    "head": {"x": (-25, 25), "y": (-15, 15), "z": (-30, 30)},
+    "clavicle": {"x": (-10, 10), "y": (-12, 8), "z": (-15, 15)},
+    "upperarm01": {"x": (-110, 45), "y": (-140, 45), "z": (-50, 70)},
+    "upperarm02": {"twist": (-45, 45)},
+    "lowerarm01": {"flex": (0, 145)},
+    "lowerarm02": {"twist": (-70, 70)},
+    "wrist": {"flex": (-60, 60), "y": (-20, 20)},
+}
+
+#: Canonical body poses: bone -> axis -> degrees, in the left-side convention. A bone name
+#: without side applies to both sides (mirrored); ``.L``/``.R`` entries set one side (the
+#: ``.R`` values are mirrored too, so ``{"y": 35}`` lowers either arm).
+BODY_CANONICAL: dict[str, dict[str, dict[str, float]]] = {
+    "standing": {"upperarm01": {"y": 35}, "lowerarm01": {"flex": 10}},
+    "walking": {
+        "upperleg01.L": {"x": -25}, "upperleg01.R": {"x": 15},
+        "lowerleg01.L": {"x": 15}, "lowerleg01.R": {"x": 30},
+        "upperarm01.L": {"y": 35, "x": 20}, "upperarm01.R": {"y": 35, "x": -20},
+        "lowerarm01": {"flex": 20},
+    },
+    "running": {
+        "upperleg01.L": {"x": -60}, "upperleg01.R": {"x": 20},
+        "lowerleg01.L": {"x": 70}, "lowerleg01.R": {"x": 100},
+        "spine04": {"x": 8}, "spine03": {"x": 6},
+        "upperarm01.L": {"y": 40, "x": 40}, "upperarm01.R": {"y": 40, "x": -45},
+        "lowerarm01": {"flex": 90},
+    },
+    "sitting": {
+        "upperleg01": {"x": -90}, "lowerleg01": {"x": 90}, "foot": {"x": 5},
+        "upperarm01": {"y": 30, "x": -20}, "lowerarm01": {"flex": 50},
+    },
+    "crouching": {
+        "upperleg01": {"x": -115, "y": -15}, "lowerleg01": {"x": 135}, "foot": {"x": -20},
+        "spine05": {"x": 12}, "spine04": {"x": 12}, "spine03": {"x": 10},
+        "upperarm01": {"y": 10, "x": -40}, "lowerarm01": {"flex": 60},
+    },
+    "arms_raised": {"upperarm01": {"y": -120}, "lowerarm01": {"flex": 15}},
+    "reaching": {
+        "upperarm01.L": {"y": 40, "x": -90}, "lowerarm01.L": {"flex": 10},
+        "upperarm01.R": {"y": 35}, "spine03": {"z": 8}, "spine02": {"x": 5},
+    },
+}  # fmt: skip
+
+#: Finger curl (0 = straight, 1 = fully flexed) -> flexion in degrees per finger joint.
+HAND_CURL: dict[str, tuple[float, float, float]] = {
+    "thumb": (40.0, 50.0, 70.0),
+    "finger": (85.0, 100.0, 70.0),
+}
+#: Canonical hand poses: curl per finger (thumb, index, middle, ring, pinky).
+HAND_CANONICAL: dict[str, tuple[float, ...]] = {
+    "open": (0.0, 0.0, 0.0, 0.0, 0.0),
+    "relaxed": (0.2, 0.2, 0.25, 0.3, 0.35),
+    "fist": (0.8, 0.95, 0.95, 0.95, 0.95),
+    "pinch": (0.6, 0.55, 0.1, 0.1, 0.1),
+    "point": (0.7, 0.0, 0.95, 0.95, 0.95),
+}
+
+#: Phenotype ranges (gender, age, muscle, weight, height, proportions) for ``adults_only``.
+PHENOTYPE_RANGES: dict[str, tuple[float, float]] = {
+    "gender": (0.0, 1.0),
+    "age": (0.5, 1.0),
+    "muscle": (0.0, 1.0),
+    "weight": (0.0, 1.0),
+    "height": (0.0, 1.0),
+    "proportions": (0.0, 1.0),
+}
+
+
+def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
+    """Axis-angle vectors ``(..., 3)`` of rotation matrices ``(..., 3, 3)`` (angles < pi)."""
+    trace = matrix[..., 0, 0] + matrix[..., 1, 1] + matrix[..., 2, 2]
+    cos = ((trace - 1) / 2).clamp(-1.0, 1.0)
+    angle = torch.acos(cos)
+    vec = torch.stack(
+        [
+            matrix[..., 2, 1] - matrix[..., 1, 2],
+            matrix[..., 0, 2] - matrix[..., 2, 0],
+            matrix[..., 1, 0] - matrix[..., 0, 1],
+        ],
+        dim=-1,
+    )
+    sin = torch.sin(angle)
+    small = sin.abs() < 1e-6
+    factor = torch.where(small, 0.5 + angle**2 / 12, angle / (2 * sin.clamp_min(1e-12)))
+    out = vec * factor.unsqueeze(-1)
+    # near pi the antisymmetric part vanishes: R = 2 a a^T - I, so a row of (R + I) / 2 = a a^T
+    # taken at its largest diagonal entry, divided by the square root of that entry, is +-a
+    near_pi = small & (cos < 0)
+    if bool(near_pi.any()):
+        sym = (matrix[near_pi] + torch.eye(3, dtype=matrix.dtype, device=matrix.device)) / 2
+        i = sym.diagonal(dim1=-2, dim2=-1).argmax(-1)
+        row = sym[torch.arange(sym.shape[0]), i]
+        axis = row / row.gather(-1, i.unsqueeze(-1)).clamp_min(1e-12).sqrt()
+        out[near_pi] = torch.nn.functional.normalize(axis, dim=-1) * angle[near_pi].unsqueeze(-1)
+    return out
+
+
+def _axis_rotation(axis: Tensor, degrees: Tensor) -> Tensor:
+    return axis_angle_to_matrix(axis * torch.deg2rad(degrees).unsqueeze(-1))
+
+
+@dataclass
+class _JointSpec:
+    bone: int
+    axes: dict[str, Tensor]  # axis name -> unit vector (3,)
+    limits: dict[str, tuple[float, float]]
+    mirror: bool
+
+
+@dataclass
+class BodyPoseSampler:
+    """Random anatomically limited poses of the Anny body rig.
+
+    Args:
+        bone_labels: The rig's bone names (``AnnyModel.bone_labels``).
+        rest_heads: ``(num_bones, 3)`` bone heads at rest (for the arm and hand axes).
+        bone_parents: Parent index of every bone.
+        canonical: Names of the canonical poses to mix (default: all), with equal weights.
+        noise_std: Standard deviation (degrees) of the perturbation around the canonical pose.
+        global_rotation: Random rotation of the whole body about the vertical axis (the camera
+            supplies the viewpoint, so the default is none).
+        finger_curl: Range of random finger curl of the body's hands.
+    """
+
+    bone_labels: list[str]
+    rest_heads: Tensor
+    bone_parents: list[int]
+    canonical: tuple[str, ...] = tuple(BODY_CANONICAL)
+    noise_std: float = 12.0
+    global_rotation: bool = False
+    finger_curl: tuple[float, float] = (0.0, 0.8)
+    _specs: list[_JointSpec] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.canonical) - set(BODY_CANONICAL)
+        if unknown:
+            raise ValueError(
+                f"unknown canonical poses {sorted(unknown)}; known: {list(BODY_CANONICAL)}"
+            )
+        heads = self.rest_heads.detach().double().cpu()
+        fwd = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)
+        ex, ey, ez = torch.eye(3, dtype=torch.float64)
+        self._specs = []
+        for name, limits in BODY_LIMITS.items():
+            sides = [name] if name in self.bone_labels else [f"{name}.L", f"{name}.R"]
+            for bone_name in sides:
+                if bone_name not in self.bone_labels:
+                    raise ValueError(f"the rig has no bone {bone_name!r}")
+                b = self.bone_labels.index(bone_name)
+                t = self._direction(b, heads)
+                flex = torch.linalg.cross(t, fwd)
+                flex = flex / flex.norm() if flex.norm() > 0.3 else ex
+                axes = {"x": ex, "y": ey, "z": ez, "flex": flex, "twist": t}
+                self._specs.append(_JointSpec(b, axes, limits, bone_name.endswith(".R")))
+        self._fingers = self._finger_specs(heads)
+
+    def _direction(self, bone: int, heads: Tensor) -> Tensor:
+        kids = [k for k, p in enumerate(self.bone_parents) if p == bone]
+        if kids:
+            d = heads[kids[0]] - heads[bone]
+        else:
+            d = heads[bone] - heads[self.bone_parents[bone]]
+        return d / d.norm()
+
+    def _finger_specs(self, heads: Tensor) -> list[tuple[int, Tensor, float, bool]]:
+        """(bone, flexion axis, max degrees, is thumb) for the body's finger bones."""
+        out = []
+        for side in ("L", "R"):
+            if f"wrist.{side}" not in self.bone_labels:
+                continue
+            out.extend(_hand_finger_axes(self.bone_labels, self.bone_parents, heads, side))
+        return out
+
+    def _angles(self, name: str, bone_name: str, canonical: dict) -> dict[str, float]:
+        for key in (bone_name, name):
+            if key in canonical:
+                values = dict(canonical[key])
+                if bone_name.endswith(".R"):  # every entry is written in left-side convention
+                    values = {a: (-v if a in ("y", "z", "twist") else v) for a, v in values.items()}
+                return values
+        return {}
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``(n, num_bones, 3)`` axis-angle poses (float64)."""
+        nb = len(self.bone_labels)
+        rot = torch.eye(3, dtype=torch.float64).repeat(n, nb, 1, 1)
+        which = torch.randint(len(self.canonical), (n,), generator=generator)
+        for spec in self._specs:
+            bone_name = self.bone_labels[spec.bone]
+            base_name = (
+                bone_name.rsplit(".", 1)[0] if bone_name.endswith((".L", ".R")) else bone_name
+            )
+            r = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
+            # applied in this order: twist about the bone, then y (frontal), x (sagittal), z, flex
+            for axis_name in ("twist", "y", "x", "z", "flex"):
+                if axis_name not in spec.limits:
+                    continue
+                lo, hi = spec.limits[axis_name]
+                if spec.mirror and axis_name in ("y", "z", "twist"):
+                    lo, hi = -hi, -lo
+                per_pose = [
+                    self._angles(base_name, bone_name, BODY_CANONICAL[name]).get(axis_name, 0.0)
+                    for name in self.canonical
+                ]
+                centre = torch.tensor(per_pose, dtype=torch.float64)[which]
+                deg = centre + self.noise_std * torch.randn(
+                    n, generator=generator, dtype=torch.float64
+                )
+                deg = deg.clamp(lo, hi)
+                r = _axis_rotation(spec.axes[axis_name].expand(n, 3), deg) @ r
+            rot[:, spec.bone] = r
+        if self._fingers:
+            lo, hi = self.finger_curl
+            curl = lo + (hi - lo) * torch.rand(n, 1, generator=generator, dtype=torch.float64)
+            for bone, axis, max_deg, _ in self._fingers:
+                rot[:, bone] = _axis_rotation(axis.expand(n, 3), curl[:, 0] * max_deg)
+        if self.global_rotation:
+            yaw = 360 * torch.rand(n, generator=generator, dtype=torch.float64)
+            rot[:, 0] = _axis_rotation(
+                torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand(n, 3), yaw
+            )
+        return matrix_to_axis_angle(rot)
+
+
+def _hand_finger_axes(
+    labels: list[str], parents: list[int], heads: Tensor, side: str
+) -> list[tuple[int, Tensor, float, bool]]:
+    """Flexion axes of the finger bones: perpendicular to the finger and the palm normal.
+
+    The palm normal is the cross product of the index and pinky metacarpal directions, its
+    sign chosen so that flexing moves a fingertip towards the thumb side of the palm plane
+    (towards the palm).
+    """
+    wrist = heads[labels.index(f"wrist.{side}")]
+    index_base = heads[labels.index(f"finger2-1.{side}")]
+    pinky_base = heads[labels.index(f"finger5-1.{side}")]
+    normal = torch.linalg.cross(index_base - wrist, pinky_base - wrist)
+    normal = normal / normal.norm()
+    if side == "L":
+        normal = -normal
+    out = []
+    for f in range(1, 6):
+        for k in range(1, 4):
+            name = f"finger{f}-{k}.{side}"
+            b = labels.index(name)
+            kids = [c for c, p in enumerate(parents) if p == b]
+            d = (heads[kids[0]] - heads[b]) if kids else (heads[b] - heads[parents[b]])
+            d = d / d.norm()
+            axis = torch.linalg.cross(d, normal)
+            axis = axis / axis.norm()
+            max_deg = HAND_CURL["thumb" if f == 1 else "finger"][k - 1]
+            out.append((b, axis, max_deg, f == 1))
+    return out
+
+
+@dataclass
+class HandPoseSampler:
+    """Random poses of an Anny hand rig: canonical finger curls, perturbed, plus wrist motion.
+
+    Args:
+        bone_labels: The hand rig's bone names.
+        rest_heads: ``(21, 3)`` bone heads at rest.
+        bone_parents: Parents.
+        side: ``"R"`` or ``"L"``.
+        canonical: Canonical hand poses to mix (default all of :data:`HAND_CANONICAL`).
+        curl_std: Standard deviation of the per-finger curl perturbation.
+        spread_deg: Range of random finger spreading (abduction) in degrees.
+    """
+
+    bone_labels: list[str]
+    rest_heads: Tensor
+    bone_parents: list[int]
+    side: str = "R"
+    canonical: tuple[str, ...] = tuple(HAND_CANONICAL)
+    curl_std: float = 0.12
+    spread_deg: float = 10.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.canonical) - set(HAND_CANONICAL)
+        if unknown:
+            raise ValueError(f"unknown canonical hand poses {sorted(unknown)}")
+        heads = self.rest_heads.detach().double().cpu()
+        self._fingers = _hand_finger_axes(self.bone_labels, self.bone_parents, heads, self.side)
+        wrist = heads[self.bone_labels.index(f"wrist.{self.side}")]
+        index_base = heads[self.bone_labels.index(f"finger2-1.{self.side}")]
+        pinky_base = heads[self.bone_labels.index(f"finger5-1.{self.side}")]
+        normal = torch.linalg.cross(index_base - wrist, pinky_base - wrist)
+        self._palm_normal = normal / normal.norm()
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``(n, 21, 3)`` axis-angle poses (float64); the root (global) rotation is identity."""
+        nb = len(self.bone_labels)
+        rot = torch.eye(3, dtype=torch.float64).repeat(n, nb, 1, 1)
+        which = torch.randint(len(self.canonical), (n,), generator=generator)
+        base = torch.tensor([HAND_CANONICAL[self.canonical[k]] for k in which.tolist()],
+                            dtype=torch.float64)  # fmt: skip
+        curl = (
+            base + self.curl_std * torch.randn(n, 5, generator=generator, dtype=torch.float64)
+        ).clamp(0, 1)
+        spread = self.spread_deg * (
+            2 * torch.rand(n, 5, generator=generator, dtype=torch.float64) - 1
+        )
+        for bone, axis, max_deg, _ in self._fingers:
+            finger = int(self.bone_labels[bone][6]) - 1  # "fingerF-K.S"
+            k = int(self.bone_labels[bone][8])
+            r = _axis_rotation(axis.expand(n, 3), curl[:, finger] * max_deg)
+            if k == 1:  # spreading at the finger base, about the palm normal
+                r = r @ _axis_rotation(self._palm_normal.expand(n, 3), spread[:, finger])
+            rot[:, bone] = r
+        wrist = self.bone_labels.index(f"wrist.{self.side}")
+        wr = 25 * torch.randn(n, 3, generator=generator, dtype=torch.float64)
+        rot[:, wrist] = axis_angle_to_matrix(torch.deg2rad(wr.clamp(-50, 50)))
+        return matrix_to_axis_angle(rot)
+
+
+@dataclass
+class ShapeSampler:
+    """Random Anny phenotypes ``(B, 6)``: uniform in :data:`PHENOTYPE_RANGES` (adults) or all.
+
+    Args:
+        adults_only: Restrict age to adults (Anny's age 0.5 to 1); ``False`` samples all ages.
+        ranges: Override the ranges (phenotype name -> (low, high) within [0, 1]).
+    """
+
+    adults_only: bool = True
+    ranges: dict[str, tuple[float, float]] | None = None
+
+    def __post_init__(self) -> None:
+        r = dict(PHENOTYPE_RANGES)
+        if not self.adults_only:
+            r["age"] = (0.0, 1.0)
+        r.update(self.ranges or {})
+        for name, (lo, hi) in r.items():
+            if name not in PHENOTYPE_RANGES:
+                raise ValueError(f"unknown phenotype {name!r}; known: {list(PHENOTYPE_RANGES)}")
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValueError(f"phenotype {name} range ({lo}, {hi}) must lie within [0, 1]")
+        self._ranges = r
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``(n, 6)`` phenotypes in Anny's order (float64)."""
+        lo = torch.tensor([self._ranges[k][0] for k in PHENOTYPE_RANGES], dtype=torch.float64)
+        hi = torch.tensor([self._ranges[k][1] for k in PHENOTYPE_RANGES], dtype=torch.float64)
+        return lo + (hi - lo) * torch.rand(n, 6, generator=generator, dtype=torch.float64)
