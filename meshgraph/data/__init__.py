@@ -10,6 +10,7 @@ from meshgraph.data.camera import (
 )
 from meshgraph.data.noise import gaussian_noise, oks_distance, posefix_noise
 from meshgraph.data.poses import BodyPoseSampler, HandPoseSampler, ShapeSampler
+from meshgraph.data.synthetic import SyntheticPoseMeshDataset, collate
 
 __all__ = [
     "BodyPoseSampler",
@@ -17,6 +18,8 @@ __all__ = [
     "CameraRanges",
     "HandPoseSampler",
     "ShapeSampler",
+    "SyntheticPoseMeshDataset",
+    "collate",
     "gaussian_noise",
     "look_at",
     "normalize_keypoints",

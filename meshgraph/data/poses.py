@@ -238,46 +238,77 @@ class BodyPoseSampler:
                 return values
         return {}
 
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        """``(n, num_bones, 3)`` axis-angle poses (float64)."""
-        nb = len(self.bone_labels)
-        rot = torch.eye(3, dtype=torch.float64).repeat(n, nb, 1, 1)
-        which = torch.randint(len(self.canonical), (n,), generator=generator)
-        for spec in self._specs:
-            bone_name = self.bone_labels[spec.bone]
-            base_name = (
-                bone_name.rsplit(".", 1)[0] if bone_name.endswith((".L", ".R")) else bone_name
-            )
-            r = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
-            # applied in this order: twist about the bone, then y (frontal), x (sagittal), z, flex
-            for axis_name in ("twist", "y", "x", "z", "flex"):
-                if axis_name not in spec.limits:
-                    continue
+    def _axis_list(self) -> list[tuple[int, str]]:
+        """(spec index, axis name) of every sampled angle, in composition order."""
+        order = ("twist", "y", "x", "z", "flex")
+        return [(k, a) for k, spec in enumerate(self._specs) for a in order if a in spec.limits]
+
+    def draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """The random numbers of ``n`` poses (:meth:`from_draws` turns them into poses)."""
+        return {
+            "which": torch.randint(len(self.canonical), (n,), generator=generator),
+            "normal": torch.randn(
+                n, len(self._axis_list()), generator=generator, dtype=torch.float64
+            ),
+            "curl": torch.rand(n, generator=generator, dtype=torch.float64),
+            "yaw": torch.rand(n, generator=generator, dtype=torch.float64),
+        }
+
+    def from_draws(self, draws: dict[str, Tensor]) -> Tensor:
+        """``(n, num_bones, 3)`` axis-angle poses from :meth:`draw` output (vectorised)."""
+        axis_list = self._axis_list()
+        which = draws["which"]
+        n = which.shape[0]
+        if not hasattr(self, "_tables"):
+            centres = torch.zeros(len(self.canonical), len(axis_list), dtype=torch.float64)
+            lows = torch.zeros(len(axis_list), dtype=torch.float64)
+            highs = torch.zeros(len(axis_list), dtype=torch.float64)
+            axes = torch.zeros(len(axis_list), 3, dtype=torch.float64)
+            for c, (k, axis_name) in enumerate(axis_list):
+                spec = self._specs[k]
+                bone_name = self.bone_labels[spec.bone]
+                base = bone_name[:-2] if bone_name.endswith((".L", ".R")) else bone_name
                 lo, hi = spec.limits[axis_name]
                 if spec.mirror and axis_name in ("y", "z", "twist"):
                     lo, hi = -hi, -lo
-                per_pose = [
-                    self._angles(base_name, bone_name, BODY_CANONICAL[name]).get(axis_name, 0.0)
-                    for name in self.canonical
-                ]
-                centre = torch.tensor(per_pose, dtype=torch.float64)[which]
-                deg = centre + self.noise_std * torch.randn(
-                    n, generator=generator, dtype=torch.float64
-                )
-                deg = deg.clamp(lo, hi)
-                r = _axis_rotation(spec.axes[axis_name].expand(n, 3), deg) @ r
-            rot[:, spec.bone] = r
+                lows[c], highs[c] = lo, hi
+                axes[c] = spec.axes[axis_name]
+                for p, name in enumerate(self.canonical):
+                    centres[p, c] = self._angles(base, bone_name, BODY_CANONICAL[name]).get(
+                        axis_name, 0.0
+                    )
+            self._tables = (centres, lows, highs, axes)
+        centres, lows, highs, axes = self._tables
+        deg = torch.maximum(
+            torch.minimum(centres[which] + self.noise_std * draws["normal"], highs), lows
+        )
+        mats = axis_angle_to_matrix(axes.unsqueeze(0) * torch.deg2rad(deg).unsqueeze(-1))
+        nb = len(self.bone_labels)
+        rot = torch.eye(3, dtype=torch.float64).repeat(n, nb, 1, 1)
+        done: set[int] = set()
+        for c, (k, _) in enumerate(axis_list):
+            bone = self._specs[k].bone
+            rot[:, bone] = mats[:, c] if bone not in done else mats[:, c] @ rot[:, bone]
+            done.add(bone)
         if self._fingers:
             lo, hi = self.finger_curl
-            curl = lo + (hi - lo) * torch.rand(n, 1, generator=generator, dtype=torch.float64)
-            for bone, axis, max_deg, _ in self._fingers:
-                rot[:, bone] = _axis_rotation(axis.expand(n, 3), curl[:, 0] * max_deg)
-        if self.global_rotation:
-            yaw = 360 * torch.rand(n, generator=generator, dtype=torch.float64)
-            rot[:, 0] = _axis_rotation(
-                torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand(n, 3), yaw
+            curl = lo + (hi - lo) * draws["curl"]
+            f_axes = torch.stack([axis for _, axis, _, _ in self._fingers])
+            f_max = torch.tensor([m for _, _, m, _ in self._fingers], dtype=torch.float64)
+            f_mats = axis_angle_to_matrix(
+                f_axes.unsqueeze(0) * torch.deg2rad(curl[:, None] * f_max).unsqueeze(-1)
             )
+            for c, (bone, _, _, _) in enumerate(self._fingers):
+                rot[:, bone] = f_mats[:, c]
+        if self.global_rotation:
+            yaw = torch.deg2rad(360 * draws["yaw"])
+            z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+            rot[:, 0] = axis_angle_to_matrix(z * yaw.unsqueeze(-1))
         return matrix_to_axis_angle(rot)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``(n, num_bones, 3)`` axis-angle poses (float64)."""
+        return self.from_draws(self.draw(n, generator))
 
 
 def _hand_finger_axes(
@@ -345,19 +376,24 @@ class HandPoseSampler:
         normal = torch.linalg.cross(index_base - wrist, pinky_base - wrist)
         self._palm_normal = normal / normal.norm()
 
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        """``(n, 21, 3)`` axis-angle poses (float64); the root (global) rotation is identity."""
+    def draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """The random numbers of ``n`` poses (:meth:`from_draws` turns them into poses)."""
+        return {
+            "which": torch.randint(len(self.canonical), (n,), generator=generator),
+            "curl": torch.randn(n, 5, generator=generator, dtype=torch.float64),
+            "spread": torch.rand(n, 5, generator=generator, dtype=torch.float64),
+            "wrist": torch.randn(n, 3, generator=generator, dtype=torch.float64),
+        }
+
+    def from_draws(self, draws: dict[str, Tensor]) -> Tensor:
+        """``(n, 21, 3)`` axis-angle poses from :meth:`draw` output (vectorised)."""
+        which = draws["which"]
+        n = which.shape[0]
         nb = len(self.bone_labels)
+        base = torch.tensor([HAND_CANONICAL[name] for name in self.canonical], dtype=torch.float64)
+        curl = (base[which] + self.curl_std * draws["curl"]).clamp(0, 1)
+        spread = self.spread_deg * (2 * draws["spread"] - 1)
         rot = torch.eye(3, dtype=torch.float64).repeat(n, nb, 1, 1)
-        which = torch.randint(len(self.canonical), (n,), generator=generator)
-        base = torch.tensor([HAND_CANONICAL[self.canonical[k]] for k in which.tolist()],
-                            dtype=torch.float64)  # fmt: skip
-        curl = (
-            base + self.curl_std * torch.randn(n, 5, generator=generator, dtype=torch.float64)
-        ).clamp(0, 1)
-        spread = self.spread_deg * (
-            2 * torch.rand(n, 5, generator=generator, dtype=torch.float64) - 1
-        )
         for bone, axis, max_deg, _ in self._fingers:
             finger = int(self.bone_labels[bone][6]) - 1  # "fingerF-K.S"
             k = int(self.bone_labels[bone][8])
@@ -366,9 +402,13 @@ class HandPoseSampler:
                 r = r @ _axis_rotation(self._palm_normal.expand(n, 3), spread[:, finger])
             rot[:, bone] = r
         wrist = self.bone_labels.index(f"wrist.{self.side}")
-        wr = 25 * torch.randn(n, 3, generator=generator, dtype=torch.float64)
-        rot[:, wrist] = axis_angle_to_matrix(torch.deg2rad(wr.clamp(-50, 50)))
+        wr = (25 * draws["wrist"]).clamp(-50, 50)
+        rot[:, wrist] = axis_angle_to_matrix(torch.deg2rad(wr))
         return matrix_to_axis_angle(rot)
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``(n, 21, 3)`` axis-angle poses (float64); the root (global) rotation is identity."""
+        return self.from_draws(self.draw(n, generator))
 
 
 @dataclass

@@ -1,0 +1,391 @@
+"""A synthetic 2D-pose -> 3D-mesh dataset made by posing a body model and filming it.
+
+Every sample is a deterministic function of ``(seed, index)``: a pose (canonical pose plus
+anatomical perturbation), a shape, and a random camera looking at the subject. The joints of
+the chosen joint set are regressed from the posed mesh, projected to pixels, perturbed with
+detector-like noise (deterministic per ``(noise_seed, index)``; :meth:`set_epoch` draws new
+noise for a new epoch) and normalised as Pose2Mesh does.
+
+A sample is a dict of tensors:
+
+* ``keypoints_2d`` ``(J, 2)``: the network input (normalised noisy 2D joints);
+* ``keypoints_2d_pixels`` ``(J, 2)`` the noisy pixels, ``keypoints_2d_gt`` the clean ones;
+* ``box`` ``(4,)``: the normalisation box (x0, y0, width, height) in pixels;
+* ``joints_3d`` ``(J, 3)``: root-relative joints in camera axes, metres;
+* ``mesh_joints_3d`` ``(J', 3)``: the model's mesh-loss joint set (Human3.6M for bodies, Hand-21
+  for hands), root-relative, camera axes;
+* ``vertices`` ``(V, 3)``: root-relative vertices in camera axes, metres;
+* ``root`` ``(3,)``: the root joint in camera coordinates (metres);
+* ``camera_rotation`` ``(3, 3)``, ``camera_translation`` ``(3,)``, ``focal`` ``(2,)``,
+  ``principal`` ``(2,)``; ``pose`` ``(num_bones, 3)``, ``shape`` ``(6,)``.
+
+Generation is batched: a :class:`torch.utils.data.DataLoader` calls :meth:`__getitems__` with a
+batch's indices and the body model runs once per batch. An optional on-disk cache stores the
+noise-free part of every sample in shards (``.pt``), written atomically behind a progress bar;
+a shard from another configuration or a corrupt one is rebuilt with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from meshgraph.bodies.anny_model import AnnyModel
+from meshgraph.bodies.joint_sets import get_joint_set
+from meshgraph.data.camera import Camera, CameraRanges, normalize_keypoints, project, sample_cameras
+from meshgraph.data.noise import H36M_DETECTOR_STD, gaussian_noise, posefix_noise
+from meshgraph.data.poses import (
+    BODY_CANONICAL,
+    BODY_LIMITS,
+    HAND_CANONICAL,
+    HAND_CURL,
+    BodyPoseSampler,
+    HandPoseSampler,
+    ShapeSampler,
+)
+
+__all__ = ["SyntheticPoseMeshDataset", "collate"]
+
+_VERSION = 1
+_NOISE_KINDS = ("auto", "none", "gaussian", "posefix")
+_GEOMETRY_KEYS = (
+    "keypoints_2d_gt", "joints_3d", "mesh_joints_3d", "vertices", "root", "camera_rotation",
+    "camera_translation", "focal", "principal", "pose", "shape",
+)  # fmt: skip
+
+
+def _sample_seed(seed: int, index: int, stream: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{index}:{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def collate(samples: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Stack a list of samples into a batch dict (the :meth:`__getitems__` output as is)."""
+    if isinstance(samples, dict):
+        return samples
+    return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
+    """Synthetic (2D keypoints, 3D joints, mesh) samples from an Anny body or hand.
+
+    Args:
+        model: An :class:`~meshgraph.bodies.AnnyModel` (``"body"`` or a hand).
+        length: Number of samples.
+        joint_set: Input joint set: ``"coco"`` or ``"h36m"`` for bodies, ``"hand"`` for hands.
+        seed: Seed of poses, shapes and cameras.
+        noise: ``"auto"`` (PoseFix-style for COCO, Gaussian otherwise), ``"gaussian"``,
+            ``"posefix"`` or ``"none"``.
+        noise_seed: Seed of the 2D noise (default ``seed``).
+        pose_sampler: Default: a :class:`BodyPoseSampler` or :class:`HandPoseSampler` for the
+            model.
+        shape_sampler: Default: adults, :class:`ShapeSampler`.
+        camera_ranges: Default: :class:`CameraRanges` (or its ``hand()`` ranges).
+        cache_dir: Optional folder of the on-disk cache.
+        shard_size: Samples per cache shard.
+        progress: Show a progress bar while building the cache.
+
+    Raises:
+        ValueError: For an unknown joint set or one the model does not provide, a bad noise
+            kind or a non-positive length.
+    """
+
+    def __init__(
+        self,
+        model: AnnyModel,
+        length: int,
+        *,
+        joint_set: str = "coco",
+        seed: int = 0,
+        noise: str = "auto",
+        noise_seed: int | None = None,
+        pose_sampler: BodyPoseSampler | HandPoseSampler | None = None,
+        shape_sampler: ShapeSampler | None = None,
+        camera_ranges: CameraRanges | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        shard_size: int = 512,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(model, AnnyModel):
+            raise TypeError(f"model must be an AnnyModel, got {type(model).__name__}")
+        if length <= 0:
+            raise ValueError(f"length must be positive, got {length}")
+        if noise not in _NOISE_KINDS:
+            raise ValueError(f"noise must be one of {_NOISE_KINDS}, got {noise!r}")
+        self.model = model
+        self.length = int(length)
+        self.joint_set = get_joint_set(joint_set)
+        if self.joint_set.name not in model.joint_set_names:
+            raise ValueError(
+                f"{model.name} provides joint sets {list(model.joint_set_names)}, "
+                f"not {self.joint_set.name!r}"
+            )
+        self.is_hand = model.kind != "body"
+        self.mesh_joint_set = get_joint_set("hand" if self.is_hand else "h36m")
+        self.seed = int(seed)
+        self.noise_seed = self.seed if noise_seed is None else int(noise_seed)
+        self._epoch = 0
+        if noise == "auto":
+            noise = "posefix" if self.joint_set.name == "coco" else "gaussian"
+        if noise == "posefix" and self.joint_set.name != "coco":
+            raise ValueError("posefix noise needs the coco joint set")
+        self.noise = noise
+        with torch.no_grad():
+            heads = model.bone_heads(model.run(torch.zeros(1, model.num_bones, 3)))[0]
+        if pose_sampler is None:
+            if self.is_hand:
+                side = model.kind.split(".")[1]
+                pose_sampler = HandPoseSampler(model.bone_labels, heads, model.bone_parents, side)
+            else:
+                pose_sampler = BodyPoseSampler(model.bone_labels, heads, model.bone_parents)
+        self.pose_sampler = pose_sampler
+        self.shape_sampler = shape_sampler or ShapeSampler()
+        self.camera_ranges = camera_ranges or (
+            CameraRanges.hand() if self.is_hand else CameraRanges()
+        )
+        self.regressor = model.joint_regressor(self.joint_set)
+        self.mesh_regressor = model.joint_regressor(self.mesh_joint_set)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.shard_size = int(shard_size)
+        self.progress = progress
+        self._shards: dict[int, dict[str, Tensor]] = {}
+        if self.cache_dir is not None:
+            self._build_cache()
+
+    # ------------------------------------------------------------------ identity
+    def config(self) -> dict[str, Any]:
+        """Everything the geometry of a sample depends on (hashed to key the cache)."""
+        sampler = self.pose_sampler
+        return {
+            "version": _VERSION,
+            "model": self.model.name,
+            "num_vertices": self.model.num_vertices,
+            "joint_set": self.joint_set.name,
+            "seed": self.seed,
+            "camera": asdict(self.camera_ranges),
+            "shape": {
+                "adults_only": self.shape_sampler.adults_only,
+                "ranges": self.shape_sampler.ranges,
+            },
+            "pose": {
+                "type": type(sampler).__name__,
+                "canonical": list(sampler.canonical),
+                "params": {
+                    k: getattr(sampler, k)
+                    for k in (
+                        "noise_std",
+                        "global_rotation",
+                        "finger_curl",
+                        "curl_std",
+                        "spread_deg",
+                        "side",
+                    )
+                    if hasattr(sampler, k)
+                },
+                "tables": [BODY_LIMITS, BODY_CANONICAL, HAND_CURL, HAND_CANONICAL],
+            },
+        }
+
+    def config_hash(self) -> str:
+        """Hash of :meth:`config`."""
+        text = json.dumps(self.config(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the 2D noise of ``epoch`` (geometry stays the same)."""
+        self._epoch = int(epoch)
+
+    # ------------------------------------------------------------------ generation
+    def _check_indices(self, indices: Sequence[int]) -> list[int]:
+        out = []
+        for i in indices:
+            i = int(i)
+            if i < 0:
+                i += self.length
+            if not 0 <= i < self.length:
+                raise IndexError(f"index {i} out of range for a dataset of {self.length}")
+            out.append(i)
+        return out
+
+    def generate(self, indices: Sequence[int]) -> dict[str, Tensor]:
+        """The noise-free geometry of ``indices`` (batched, ignoring the cache)."""
+        indices = self._check_indices(indices)
+        draws: dict[str, list[Tensor]] = {}
+        shapes, cam_gens = [], []
+        for i in indices:  # per-sample random numbers: a sample depends on (seed, index) only
+            g = torch.Generator().manual_seed(_sample_seed(self.seed, i, 0))
+            for k, v in self.pose_sampler.draw(1, g).items():
+                draws.setdefault(k, []).append(v)
+            shapes.append(self.shape_sampler.sample(1, g))
+            cam_gens.append(torch.Generator().manual_seed(_sample_seed(self.seed, i, 1)))
+        pose = self.pose_sampler.from_draws({k: torch.cat(v) for k, v in draws.items()})
+        shape = torch.cat(shapes)
+        dtype = self.model.dtype
+        with torch.no_grad():
+            verts = self.model(pose.to(dtype), shape.to(dtype))
+            joints = torch.einsum("jv,bvc->bjc", self.regressor.to(dtype), verts)
+            mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(dtype), verts)
+        root_world = joints[:, self.joint_set.root].double()
+        cams = [sample_cameras(root_world[k : k + 1], g, self.camera_ranges)
+                for k, g in enumerate(cam_gens)]  # fmt: skip
+        cam = Camera(
+            torch.cat([c.rotation for c in cams]),
+            torch.cat([c.translation for c in cams]),
+            torch.cat([c.focal for c in cams]),
+            torch.cat([c.principal for c in cams]),
+            self.camera_ranges.image_size,
+        )
+        kp = project(joints.double(), cam)
+        rot = cam.rotation
+        root_cam = cam.to_camera(root_world[:, None])[:, 0]
+
+        rot_t = rot.transpose(1, 2).float()
+        root_f = root_world.float()[:, None]
+
+        def to_cam_rel(x: Tensor) -> Tensor:
+            return torch.baddbmm(-(root_f @ rot_t), x.float(), rot_t)  # (x - root) R^T
+
+        return {
+            "keypoints_2d_gt": kp.float(),
+            "joints_3d": to_cam_rel(joints),
+            "mesh_joints_3d": to_cam_rel(mesh_joints),
+            "vertices": to_cam_rel(verts),
+            "root": root_cam.float(),
+            "camera_rotation": rot.float(),
+            "camera_translation": cam.translation.float(),
+            "focal": cam.focal.float(),
+            "principal": cam.principal.float(),
+            "pose": pose.float(),
+            "shape": shape.float(),
+        }
+
+    def _noisy(self, clean: Tensor, indices: list[int]) -> Tensor:
+        if self.noise == "none":
+            return clean
+        out = []
+        for k, i in enumerate(indices):
+            g = torch.Generator().manual_seed(_sample_seed(self.noise_seed, i, 2 + self._epoch))
+            x = clean[k : k + 1].double()
+            if self.noise == "posefix":
+                x = posefix_noise(x, g, self.joint_set)
+            else:
+                std = H36M_DETECTOR_STD if self.joint_set.name == "h36m" else 2.0
+                x = gaussian_noise(x, g, std=std)
+            out.append(x.float())
+        return torch.cat(out)
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
+        """A whole batch at once (used by :class:`torch.utils.data.DataLoader`)."""
+        indices = self._check_indices(indices)
+        geo = self._cached(indices) if self.cache_dir is not None else self.generate(indices)
+        noisy = self._noisy(geo["keypoints_2d_gt"], indices)
+        normalised, box = normalize_keypoints(noisy.double())
+        return {
+            "keypoints_2d": normalised.float(),
+            "keypoints_2d_pixels": noisy,
+            "box": box.float(),
+            **geo,
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """One sample (see the module docstring for its keys)."""
+        batch = self.__getitems__([index])
+        return {k: v[0] for k, v in batch.items()}
+
+    # ------------------------------------------------------------------ cache
+    def _shard_path(self, shard: int) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir / f"synthetic-{self.config_hash()}-s{self.shard_size}-{shard:05d}.pt"
+
+    def _num_shards(self) -> int:
+        return (self.length + self.shard_size - 1) // self.shard_size
+
+    def _load_shard(self, shard: int) -> dict[str, Tensor] | None:
+        path = self._shard_path(shard)
+        if not path.exists():
+            return None
+        try:
+            data = torch.load(path, weights_only=True)
+            if data.get("config_hash") != self.config_hash() or data.get("shard") != shard:
+                raise ValueError("it was written for another configuration")
+            n = min(self.shard_size, self.length - shard * self.shard_size)
+            if any(k not in data or data[k].shape[0] < n for k in _GEOMETRY_KEYS):
+                raise ValueError("it is incomplete")
+            return data
+        except Exception as err:
+            warnings.warn(f"dataset cache shard {path} is unusable ({err}); rebuilding it",
+                          RuntimeWarning, stacklevel=3)  # fmt: skip
+            return None
+
+    def _write_shard(self, shard: int) -> dict[str, Tensor]:
+        start = shard * self.shard_size
+        stop = min(start + self.shard_size, self.length)
+        data: dict[str, Any] = {}
+        for lo in range(start, stop, 64):
+            part = self.generate(range(lo, min(lo + 64, stop)))
+            for k, v in part.items():
+                data.setdefault(k, []).append(v)
+        data = {k: torch.cat(v) for k, v in data.items()}
+        data["config_hash"] = self.config_hash()
+        data["shard"] = shard
+        path = self._shard_path(shard)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(data, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return data
+
+    def _build_cache(self) -> None:
+        missing = [s for s in range(self._num_shards()) if self._load_shard(s) is None]
+        if not missing:
+            return
+        bar = None
+        if self.progress:
+            try:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(missing), desc="building synthetic dataset cache",
+                           unit="shard", file=sys.stderr)  # fmt: skip
+            except ImportError:  # pragma: no cover - tqdm is optional
+                print(f"building {len(missing)} cache shards in {self.cache_dir}", file=sys.stderr)
+        for s in missing:
+            self._write_shard(s)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+
+    def _cached(self, indices: list[int]) -> dict[str, Tensor]:
+        out: dict[str, list[Tensor]] = {}
+        for i in indices:
+            shard, offset = divmod(i, self.shard_size)
+            if shard not in self._shards:
+                data = self._load_shard(shard)
+                if data is None:
+                    data = self._write_shard(shard)
+                if len(self._shards) >= 4:  # keep a few shards in memory
+                    self._shards.pop(next(iter(self._shards)))
+                self._shards[shard] = data
+            data = self._shards[shard]
+            for k in _GEOMETRY_KEYS:
+                out.setdefault(k, []).append(data[k][offset])
+        return {k: torch.stack(v) for k, v in out.items()}

@@ -1,0 +1,126 @@
+"""The synthetic dataset on the real Anny models (skipped without anny)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("anny")
+
+from meshgraph.bodies import COCO, AnnyModel
+from meshgraph.data.synthetic import SyntheticPoseMeshDataset, collate
+
+
+@pytest.fixture(scope="module")
+def body():
+    return AnnyModel("body", regressor_cache_dir=False)
+
+
+@pytest.fixture(scope="module")
+def hand():
+    return AnnyModel("hand.R", regressor_cache_dir=False)
+
+
+def test_sample_contents_and_geometry(body):
+    ds = SyntheticPoseMeshDataset(body, 50, joint_set="coco", seed=1)
+    b = ds.__getitems__([0, 7, 13])
+    assert b["keypoints_2d"].shape == (3, 19, 2)
+    assert b["vertices"].shape == (3, 13718, 3)
+    assert b["mesh_joints_3d"].shape == (3, 17, 3)
+    # root-relative: the root joint is at the origin
+    assert b["joints_3d"][:, COCO.root].abs().max() < 1e-6
+    # the 2D ground truth is the pinhole projection of the 3D joints (camera frame)
+    cam = b["joints_3d"].double() + b["root"].double()[:, None]
+    uv = (
+        cam[..., :2] / cam[..., 2:3] * b["focal"].double()[:, None]
+        + b["principal"].double()[:, None]
+    )
+    torch.testing.assert_close(uv.float(), b["keypoints_2d_gt"], atol=1e-2, rtol=0)
+    assert torch.all(cam[..., 2] > 0.5)  # in front of the camera
+    # the joints are the regressor applied to the (root-relative, rotated) vertices
+    reg = body.joint_regressor("coco")
+    torch.testing.assert_close(torch.einsum("jv,bvc->bjc", reg, b["vertices"]), b["joints_3d"],
+                               atol=1e-4, rtol=0)  # fmt: skip
+    # the normalised input is z-scored per sample and axis
+    kp = b["keypoints_2d"]
+    torch.testing.assert_close(kp.mean(1), torch.zeros(3, 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(kp.std(1, unbiased=False), torch.ones(3, 2), atol=1e-4, rtol=0)
+    # detector noise moved the 2D joints, a few pixels typically
+    shift = (b["keypoints_2d_pixels"] - b["keypoints_2d_gt"]).norm(dim=-1)
+    assert shift.median() > 0 and shift.median() < 30
+
+
+def test_deterministic_per_seed_and_index(body):
+    ds = SyntheticPoseMeshDataset(body, 50, seed=3)
+    single = ds[13]
+    batch = ds.__getitems__([2, 13, 40])
+    for k, v in single.items():
+        torch.testing.assert_close(v, batch[k][1], atol=1e-5, rtol=1e-5, msg=k)
+    again = SyntheticPoseMeshDataset(body, 50, seed=3)[13]
+    for k, v in single.items():
+        torch.testing.assert_close(v, again[k], atol=1e-5, rtol=1e-5, msg=k)
+    other = SyntheticPoseMeshDataset(body, 50, seed=4)[13]
+    assert not torch.allclose(other["pose"], single["pose"])
+    # a new epoch draws new noise on the same geometry
+    ds.set_epoch(1)
+    later = ds[13]
+    torch.testing.assert_close(later["vertices"], single["vertices"])
+    assert not torch.equal(later["keypoints_2d_pixels"], single["keypoints_2d_pixels"])
+    clean = SyntheticPoseMeshDataset(body, 50, seed=3, noise="none")[13]
+    torch.testing.assert_close(clean["keypoints_2d_pixels"], clean["keypoints_2d_gt"])
+
+
+def test_dataloader_batches(body):
+    ds = SyntheticPoseMeshDataset(body, 12, joint_set="h36m", seed=0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=5, collate_fn=collate)
+    batches = list(loader)
+    assert [b["keypoints_2d"].shape[0] for b in batches] == [5, 5, 2]
+    assert batches[0]["keypoints_2d"].shape == (5, 17, 2)
+    torch.testing.assert_close(batches[1]["vertices"][0], ds[5]["vertices"], atol=1e-5, rtol=0)
+
+
+def test_hand_dataset(hand):
+    ds = SyntheticPoseMeshDataset(hand, 20, joint_set="hand", seed=0)
+    b = ds.__getitems__(range(4))
+    assert b["keypoints_2d"].shape == (4, 21, 2) and b["vertices"].shape == (4, 1609, 3)
+    assert b["joints_3d"][:, 0].abs().max() < 1e-6  # wrist root
+    size = (b["vertices"].amax(1) - b["vertices"].amin(1)).norm(dim=-1)
+    assert torch.all((size > 0.1) & (size < 0.4))  # hand-sized meshes
+
+
+def test_cache_roundtrip_corruption_and_config(body, tmp_path):
+    ds = SyntheticPoseMeshDataset(body, 10, seed=2, cache_dir=tmp_path, shard_size=4)
+    files = sorted(tmp_path.glob("synthetic-*.pt"))
+    assert len(files) == 3 and not list(tmp_path.glob("*.tmp"))
+    fresh = SyntheticPoseMeshDataset(body, 10, seed=2)
+    for i in (0, 5, 9):
+        a, b = ds[i], fresh[i]
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-4, msg=k)
+    files[1].write_bytes(b"garbage")
+    with pytest.warns(RuntimeWarning, match="unusable"):
+        SyntheticPoseMeshDataset(body, 10, seed=2, cache_dir=tmp_path, shard_size=4)
+    assert torch.load(files[1], weights_only=True)["shard"] == 1  # rebuilt
+    # a shard of another configuration under the expected name is refused and rebuilt
+    other = SyntheticPoseMeshDataset(body, 10, seed=9, cache_dir=tmp_path, shard_size=4)
+    assert other.config_hash() != ds.config_hash()
+    data = torch.load(files[0], weights_only=True)
+    data["config_hash"] = "0" * 16
+    torch.save(data, files[0])
+    with pytest.warns(RuntimeWarning, match="another configuration"):
+        SyntheticPoseMeshDataset(body, 10, seed=2, cache_dir=tmp_path, shard_size=4)
+
+
+def test_bad_arguments(body):
+    with pytest.raises(ValueError, match="not 'hand'"):
+        SyntheticPoseMeshDataset(body, 10, joint_set="hand")
+    with pytest.raises(ValueError, match="posefix"):
+        SyntheticPoseMeshDataset(body, 10, joint_set="h36m", noise="posefix")
+    with pytest.raises(ValueError, match="length"):
+        SyntheticPoseMeshDataset(body, 0)
+    with pytest.raises(ValueError, match="noise"):
+        SyntheticPoseMeshDataset(body, 10, noise="salt")
+    with pytest.raises(IndexError, match="out of range"):
+        SyntheticPoseMeshDataset(body, 10)[10]
+    with pytest.raises(TypeError, match="AnnyModel"):
+        SyntheticPoseMeshDataset(object(), 10)
