@@ -14,7 +14,7 @@ from meshgraph._optional import require
 if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.coarsening import MeshHierarchy
 
-__all__ = ["level_positions", "plot_hierarchy", "save_obj", "save_ply"]
+__all__ = ["level_positions", "plot_hierarchy", "plot_samples", "save_obj", "save_ply"]
 
 
 def _as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -181,5 +181,70 @@ def plot_hierarchy(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_samples(
+    vertices: np.ndarray | torch.Tensor,
+    path: str | os.PathLike,
+    *,
+    titles: list[str] | None = None,
+    keypoints_2d: np.ndarray | torch.Tensor | None = None,
+    bones: list[tuple[int, int]] | None = None,
+    max_points: int = 4000,
+) -> Path:
+    """Save a PNG grid of meshes: front view (x-z) and side view (y-z), optionally the 2D input.
+
+    Args:
+        vertices: ``(N, V, 3)`` meshes (z up, facing -y, as Anny).
+        path: Output PNG.
+        titles: Optional ``N`` column titles.
+        keypoints_2d: Optional ``(N, J, 2)`` pixel keypoints drawn as a third row.
+        bones: Skeleton edges for the keypoints.
+        max_points: Vertices drawn per mesh (evenly subsampled).
+
+    Returns:
+        The path written.
+    """
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    v = _as_numpy(vertices)
+    if v.ndim != 3 or v.shape[-1] != 3:
+        raise ValueError(f"vertices must have shape (N, V, 3), got {v.shape}")
+    n = v.shape[0]
+    rows = 3 if keypoints_2d is not None else 2
+    fig, axes = plt.subplots(rows, n, figsize=(2.0 * n, 2.6 * rows), squeeze=False)
+    step = max(1, v.shape[1] // max_points)
+    for i in range(n):
+        p = v[i][::step]
+        centre = (p.max(0) + p.min(0)) / 2
+        half = (p.max(0) - p.min(0)).max() / 2 * 1.05
+        for r, (a, sign) in enumerate(((0, 1.0), (1, -1.0))):
+            ax = axes[r, i]
+            depth = p[:, 1] if a == 0 else p[:, 0]
+            ax.scatter(sign * (p[:, a] - centre[a]), p[:, 2] - centre[2], s=0.3, c=depth,
+                       cmap="viridis", linewidths=0)  # fmt: skip
+            ax.set_xlim(-half, half)
+            ax.set_ylim(-half, half)
+            ax.set_aspect("equal")
+            ax.axis("off")
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=8)
+        if keypoints_2d is not None:
+            kp = _as_numpy(keypoints_2d)[i]
+            ax = axes[2, i]
+            for a, b in bones or []:
+                ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color="tab:blue", lw=1)
+            ax.plot(kp[:, 0], kp[:, 1], ".", color="tab:red", ms=3)
+            ax.invert_yaxis()
+            ax.set_aspect("equal")
+            ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

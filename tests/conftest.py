@@ -37,3 +37,21 @@ def _fixed_seeds() -> None:
     random.seed(0)
     np.random.seed(0)  # noqa: NPY002 - seeds legacy global state that third-party code uses
     torch.manual_seed(0)
+
+
+# Anny models are built once per test session (the first construction on a machine also
+# builds Anny's own cache, about a minute per model).
+@pytest.fixture(scope="session")
+def anny_body(tmp_path_factory):
+    pytest.importorskip("anny")
+    from meshgraph.bodies import AnnyModel
+
+    return AnnyModel("body", regressor_cache_dir=tmp_path_factory.mktemp("regressors"))
+
+
+@pytest.fixture(scope="session")
+def anny_hand(tmp_path_factory):
+    pytest.importorskip("anny")
+    from meshgraph.bodies import AnnyModel
+
+    return AnnyModel("hand.R", regressor_cache_dir=tmp_path_factory.mktemp("regressors"))

@@ -25,3 +25,16 @@ def test_readme_names_exactly_two_commands():
     text = README.read_text()
     bash_blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     assert "make demo" in bash_blocks[0] and "make test" in bash_blocks[1]
+
+
+def test_readme_bodies_block_runs(anny_body, monkeypatch):
+    import meshgraph.bodies
+
+    # reuse the session's model instead of building a second one
+    monkeypatch.setattr(meshgraph.bodies, "AnnyModel", lambda kind: anny_body)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    namespace: dict = {}
+    exec(compile(blocks[1], str(README), "exec"), namespace)
+    assert tuple(namespace["batch"]["keypoints_2d"].shape) == (64, 19, 2)
+    assert tuple(namespace["batch"]["vertices"].shape) == (64, 13718, 3)
+    assert namespace["graph"].num_vertices == 19

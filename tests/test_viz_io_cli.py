@@ -148,3 +148,17 @@ def test_main_example_runs_end_to_end(tmp_path, monkeypatch):
     assert len(metrics["level_sizes_compact"]) == 4
     for name in ("levels.png", "reconstruction.obj", "reconstruction_error.ply"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+@needs_mpl
+def test_plot_samples_writes_png(tmp_path):
+    from meshgraph.viz import plot_samples
+
+    v, _ = icosphere_vertices_faces(2)
+    verts = np.stack([v, v * [1.0, 1.0, 2.0]])
+    kp = np.random.default_rng(0).random((2, 5, 2)) * 100
+    path = plot_samples(verts, tmp_path / "s.png", titles=["a", "b"], keypoints_2d=kp,
+                        bones=[(0, 1), (1, 2)])  # fmt: skip
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=r"\(N, V, 3\)"):
+        plot_samples(v, tmp_path / "x.png")

@@ -301,9 +301,8 @@ class AnnyModel(BodyModel):
             fitted = fit_joint_regressor(verts, np.stack(targets, 1), cands)
             rows[fit_rows] = fitted
             return rows
-        coco_w, labels = self._coco_full()
-        full = self.anny_topology == "anny"
-        if full:
+        if self.anny_topology == "anny":
+            coco_w, labels = self._coco_full()
             coco = coco_w[[labels.index(n) for n in _COCO17]].numpy()
         else:
             coco = self._fit_coco_simplified()

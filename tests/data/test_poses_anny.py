@@ -8,18 +8,8 @@ import torch
 
 pytest.importorskip("anny")
 
-from meshgraph.bodies import H36M, HAND, AnnyModel
+from meshgraph.bodies import H36M, HAND
 from meshgraph.data.poses import BODY_CANONICAL, BodyPoseSampler, HandPoseSampler
-
-
-@pytest.fixture(scope="module")
-def body():
-    return AnnyModel("body", regressor_cache_dir=False)
-
-
-@pytest.fixture(scope="module")
-def hand():
-    return AnnyModel("hand.R", regressor_cache_dir=False)
 
 
 def _sampler(model, **kw):
@@ -107,3 +97,13 @@ def test_hand_poses(hand):
     with pytest.raises(ValueError, match="unknown"):
         _sampler(hand, canonical=("wave",))
     assert np.isfinite(poses.numpy()).all()
+
+
+@pytest.fixture
+def body(anny_body):
+    return anny_body
+
+
+@pytest.fixture
+def hand(anny_hand):
+    return anny_hand

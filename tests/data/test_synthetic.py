@@ -7,18 +7,8 @@ import torch
 
 pytest.importorskip("anny")
 
-from meshgraph.bodies import COCO, AnnyModel
+from meshgraph.bodies import COCO
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset, collate
-
-
-@pytest.fixture(scope="module")
-def body():
-    return AnnyModel("body", regressor_cache_dir=False)
-
-
-@pytest.fixture(scope="module")
-def hand():
-    return AnnyModel("hand.R", regressor_cache_dir=False)
 
 
 def test_sample_contents_and_geometry(body):
@@ -124,3 +114,28 @@ def test_bad_arguments(body):
         SyntheticPoseMeshDataset(body, 10)[10]
     with pytest.raises(TypeError, match="AnnyModel"):
         SyntheticPoseMeshDataset(object(), 10)
+
+
+@pytest.fixture
+def body(anny_body):
+    return anny_body
+
+
+@pytest.fixture
+def hand(anny_hand):
+    return anny_hand
+
+
+def test_synthetic_example_runs(tmp_path, monkeypatch, anny_body):
+    pytest.importorskip("matplotlib")
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "synthetic_data.py"
+    monkeypatch.setattr(
+        sys, "argv", ["synthetic_data.py", "--samples", "2", "--out", str(tmp_path)]
+    )
+    runpy.run_path(str(script), run_name="__main__")
+    for name in ("canonical.png", "samples.png", "sample_000.obj", "throughput.json"):
+        assert (tmp_path / name).stat().st_size > 0
