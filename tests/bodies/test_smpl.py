@@ -82,6 +82,30 @@ def test_smpl_global_orientation_rotates_about_the_root(smpl_file):
     np.testing.assert_allclose(shifted[0].numpy(), ref + np.array([1.0, 2.0, 3.0]), atol=1e-6)
 
 
+@pytest.fixture
+def smplh_file(tmp_path):
+    rng = np.random.default_rng(3)
+    data = _common(rng, 52, 459, n_betas=16)
+    for side in ("l", "r"):
+        data[f"hands_components{side}"] = np.linalg.qr(rng.standard_normal((45, 45)))[0]
+        data[f"hands_mean{side}"] = 0.1 * rng.standard_normal(45)
+    path = tmp_path / "SMPLH_FEMALE.npz"
+    np.savez(path, **data)
+    return path, data
+
+
+def test_smplh_npz_loads_and_poses_hands(smplh_file):
+    path, data = smplh_file
+    model = SMPLModel("smplh", path.parent, gender="female", dtype=torch.float64)
+    assert model.num_pose_joints == 52 and model.num_vertices == V
+    flat = model(torch.zeros(1, 52, 3, dtype=torch.float64))
+    np.testing.assert_allclose(flat[0].numpy(), data["v_template"], atol=1e-10)
+    for hand in (slice(22, 37), slice(37, 52)):  # left, then right hand joints
+        pose = torch.zeros(1, 52, 3, dtype=torch.float64)
+        pose[0, hand, 0] = 0.4
+        assert not torch.allclose(model(pose), flat)
+
+
 def test_mano_npz_hand_joints(mano_file):
     path, data = mano_file
     model = SMPLModel("mano", path, dtype=torch.float64)
