@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,26 @@ __all__ = ["level_positions", "plot_hierarchy", "plot_samples", "save_obj", "sav
 
 def _as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend (ImportError with a pip hint)."""
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
@@ -146,10 +166,7 @@ def plot_hierarchy(
     Returns:
         The path written.
     """
-    matplotlib = require("matplotlib")
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     positions = level_positions(hierarchy, vertices)
     # colour every vertex of every level by the coarsest cluster it belongs to
     labels = [np.arange(hierarchy.real_sizes[-1])]
@@ -177,12 +194,7 @@ def plot_hierarchy(
         if total != real:
             title += f" (+{total - real} fake)"
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path, dpi=110)
 
 
 def plot_samples(
@@ -207,10 +219,7 @@ def plot_samples(
     Returns:
         The path written.
     """
-    matplotlib = require("matplotlib")
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     v = _as_numpy(vertices)
     if v.ndim != 3 or v.shape[-1] != 3:
         raise ValueError(f"vertices must have shape (N, V, 3), got {v.shape}")
@@ -242,9 +251,4 @@ def plot_samples(
             ax.invert_yaxis()
             ax.set_aspect("equal")
             ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path, dpi=100)

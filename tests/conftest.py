@@ -55,3 +55,15 @@ def anny_hand(tmp_path_factory):
     from meshgraph.bodies import AnnyModel
 
     return AnnyModel("hand.R", regressor_cache_dir=tmp_path_factory.mktemp("regressors"))
+
+
+@pytest.fixture
+def body(anny_body):
+    """The session's Anny body (short name for the tests of bodies and data)."""
+    return anny_body
+
+
+@pytest.fixture
+def hand(anny_hand):
+    """The session's right Anny hand."""
+    return anny_hand

@@ -152,13 +152,3 @@ def test_regressor_cache_is_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(again, "_fit_regressor", lambda js: (_ for _ in ()).throw(AssertionError))
     torch.testing.assert_close(again.joint_regressor("hand"), r)
     assert np.isfinite(r.numpy()).all()
-
-
-@pytest.fixture
-def body(anny_body):
-    return anny_body
-
-
-@pytest.fixture
-def hand(anny_hand):
-    return anny_hand

@@ -97,13 +97,3 @@ def test_hand_poses(hand):
     with pytest.raises(ValueError, match="unknown"):
         _sampler(hand, canonical=("wave",))
     assert np.isfinite(poses.numpy()).all()
-
-
-@pytest.fixture
-def body(anny_body):
-    return anny_body
-
-
-@pytest.fixture
-def hand(anny_hand):
-    return anny_hand

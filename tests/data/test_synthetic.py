@@ -116,16 +116,6 @@ def test_bad_arguments(body):
         SyntheticPoseMeshDataset(object(), 10)
 
 
-@pytest.fixture
-def body(anny_body):
-    return anny_body
-
-
-@pytest.fixture
-def hand(anny_hand):
-    return anny_hand
-
-
 def test_synthetic_example_runs(tmp_path, monkeypatch, anny_body):
     pytest.importorskip("matplotlib")
     import runpy
