@@ -1,5 +1,6 @@
 """Neural-network layers for fixed-topology meshes."""
 
+from meshgraph.nn.blocks import ChebBlock, MeshDecoder, MeshEncoder, interpolate_channels
 from meshgraph.nn.cheb_conv import BACKENDS, MeshChebConv
 from meshgraph.nn.pool import (
     MeshPool,
@@ -12,11 +13,15 @@ from meshgraph.nn.pool import (
 
 __all__ = [
     "BACKENDS",
+    "ChebBlock",
     "MeshChebConv",
+    "MeshDecoder",
+    "MeshEncoder",
     "MeshPool",
     "MeshUnpool",
     "binary_tree_pool",
     "binary_tree_unpool",
     "cluster_pool",
     "cluster_unpool",
+    "interpolate_channels",
 ]

@@ -1,0 +1,225 @@
+"""Chebyshev blocks, and mesh encoders and decoders over a mesh hierarchy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from meshgraph.mesh import GraphTopology
+from meshgraph.nn.cheb_conv import MeshChebConv
+from meshgraph.nn.pool import MeshPool, MeshUnpool
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meshgraph.coarsening import MeshHierarchy
+
+__all__ = ["ChebBlock", "MeshDecoder", "MeshEncoder", "interpolate_channels"]
+
+_NORMS = ("batch", "group", "none")
+
+
+def interpolate_channels(x: Tensor, channels: int) -> Tensor:
+    """Linearly interpolate the last (channel) axis of ``x`` to ``channels`` entries.
+
+    Pose2Mesh's residual connection between blocks of different widths. Uses
+    ``align_corners=False`` sampling, so widening by an integer factor repeats channels.
+
+    Example:
+        >>> interpolate_channels(torch.tensor([[1.0, 3.0]]), 4).tolist()
+        [[1.0, 1.5, 2.5, 3.0]]
+    """
+    if x.shape[-1] == channels:
+        return x
+    flat = x.reshape(-1, 1, x.shape[-1])
+    out = nn.functional.interpolate(flat, size=channels, mode="linear", align_corners=False)
+    return out.reshape(*x.shape[:-1], channels)
+
+
+class ChebBlock(nn.Module):
+    r"""Chebyshev convolution, normalisation, activation, and a residual connection.
+
+    .. math::
+        y = \mathrm{act}(\mathrm{norm}(\mathrm{ChebConv}(x))) + \mathrm{interp}(x)
+
+    where ``interp`` linearly resamples the channels of ``x`` to the output width (Pose2Mesh).
+
+    Args:
+        in_channels: Input width.
+        out_channels: Output width.
+        K: Chebyshev order.
+        topology: The graph of the level.
+        norm: ``"batch"`` (BatchNorm over vertices and batch), ``"group"`` (GroupNorm, 8 groups
+            or fewer) or ``"none"``.
+        activation: Apply ReLU.
+        residual: Add the interpolated input.
+        **conv_kwargs: Passed to :class:`MeshChebConv` (``rescale``, ``backend``).
+
+    Shapes:
+        - input: ``(B, V, in_channels)``
+        - output: ``(B, V, out_channels)``
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        K: int,
+        topology: GraphTopology,
+        *,
+        norm: str = "batch",
+        activation: bool = True,
+        residual: bool = True,
+        **conv_kwargs: object,
+    ) -> None:
+        super().__init__()
+        if norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
+        self.conv = MeshChebConv(in_channels, out_channels, K, topology, **conv_kwargs)  # type: ignore[arg-type]
+        if norm == "batch":
+            self.norm: nn.Module | None = nn.BatchNorm1d(out_channels)
+        elif norm == "group":
+            groups = next(g for g in (8, 4, 2, 1) if out_channels % g == 0)
+            self.norm = nn.GroupNorm(groups, out_channels)
+        else:
+            self.norm = None
+        self.activation = activation
+        self.residual = residual
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the block to ``(B, V, C)`` features."""
+        y = self.conv(x)
+        if self.norm is not None:
+            b, v, c = y.shape
+            if isinstance(self.norm, nn.GroupNorm):
+                y = self.norm(y.transpose(1, 2)).transpose(1, 2)
+            else:
+                y = self.norm(y.reshape(b * v, c)).view(b, v, c)
+        if self.activation:
+            y = torch.relu(y)
+        if self.residual:
+            y = y + interpolate_channels(x, self.out_channels)
+        return y
+
+
+def _check_channels(channels: Sequence[int], levels: int, what: str) -> list[int]:
+    ch = [int(c) for c in channels]
+    if len(ch) != levels or any(c <= 0 for c in ch):
+        raise ValueError(f"{what} needs {levels} positive channel counts, got {list(channels)}")
+    return ch
+
+
+class MeshEncoder(nn.Module):
+    """Chebyshev blocks with pooling down a hierarchy: level 0 to level ``len(channels)``.
+
+    At every level ``l < L``: a :class:`ChebBlock` to ``channels[l]``, then pooling to level
+    ``l + 1``. The output lives on level ``L = len(channels)`` of the hierarchy.
+
+    Args:
+        hierarchy: The hierarchy (either layout).
+        in_channels: Input width at level 0.
+        channels: Widths per level; its length is the number of pooling steps.
+        K: Chebyshev order.
+        reduce: Pooling reduction, ``"max"`` or ``"mean"``.
+        **block_kwargs: Passed to :class:`ChebBlock`.
+
+    Shapes:
+        - input: ``(B, N_0, in_channels)`` in the hierarchy's layout order
+        - output: ``(B, N_L, channels[-1])``
+    """
+
+    def __init__(
+        self,
+        hierarchy: MeshHierarchy,
+        in_channels: int,
+        channels: Sequence[int],
+        K: int = 3,
+        *,
+        reduce: str = "max",
+        **block_kwargs: object,
+    ) -> None:
+        super().__init__()
+        if not 1 <= len(channels) < hierarchy.num_levels:
+            raise ValueError(
+                f"an encoder over {hierarchy.num_levels} levels takes 1 to "
+                f"{hierarchy.num_levels - 1} channel counts, got {len(channels)}"
+            )
+        ch = _check_channels(channels, len(channels), "MeshEncoder")
+        widths = [in_channels, *ch]
+        self.blocks = nn.ModuleList(
+            ChebBlock(widths[i], widths[i + 1], K, hierarchy.topologies[i], **block_kwargs)  # type: ignore[arg-type]
+            for i in range(len(ch))
+        )
+        self.pools = nn.ModuleList(MeshPool(hierarchy, i, reduce) for i in range(len(ch)))
+        self.out_vertices = hierarchy.sizes[len(ch)]
+        self.out_channels = ch[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Encode ``(B, N_0, C)`` to ``(B, N_L, channels[-1])``."""
+        for block, pool in zip(self.blocks, self.pools, strict=True):
+            x = pool(block(x))
+        return x
+
+
+class MeshDecoder(nn.Module):
+    """Chebyshev blocks with unpooling up a hierarchy, from level ``L`` to level 0.
+
+    ``channels[l]`` is the width of the blocks at level ``l`` (``L + 1`` entries, finest
+    first). At level ``L`` a block maps ``in_channels`` to ``channels[L]``; then for every
+    finer level the features are unpooled (copied to the children) and a block maps to
+    ``channels[l]``. A last :class:`MeshChebConv` (no normalisation, no activation) maps to
+    ``out_channels`` at level 0.
+
+    Args:
+        hierarchy: The hierarchy (either layout).
+        in_channels: Input width at the coarsest level used.
+        channels: Block widths per level, finest first; ``len(channels) - 1`` is the
+            coarsest level used.
+        out_channels: Output width (3 for vertex coordinates).
+        K: Chebyshev order.
+        **block_kwargs: Passed to :class:`ChebBlock`.
+
+    Shapes:
+        - input: ``(B, N_L, in_channels)`` in layout order
+        - output: ``(B, N_0, out_channels)`` in layout order (see
+          :meth:`MeshHierarchy.from_layout`)
+    """
+
+    def __init__(
+        self,
+        hierarchy: MeshHierarchy,
+        in_channels: int,
+        channels: Sequence[int],
+        out_channels: int = 3,
+        K: int = 3,
+        **block_kwargs: object,
+    ) -> None:
+        super().__init__()
+        if not 1 <= len(channels) <= hierarchy.num_levels:
+            raise ValueError(
+                f"a decoder over {hierarchy.num_levels} levels takes 1 to "
+                f"{hierarchy.num_levels} channel counts, got {len(channels)}"
+            )
+        ch = _check_channels(channels, len(channels), "MeshDecoder")
+        top = len(ch) - 1
+        self.top_level = top
+        self.in_vertices = hierarchy.sizes[top]
+        blocks = []
+        width = in_channels
+        for level in range(top, -1, -1):
+            blocks.append(ChebBlock(width, ch[level], K, hierarchy.topologies[level],
+                                    **block_kwargs))  # type: ignore[arg-type]  # fmt: skip
+            width = ch[level]
+        self.blocks = nn.ModuleList(blocks)
+        self.unpools = nn.ModuleList(MeshUnpool(hierarchy, level) for level in range(top, 0, -1))
+        conv_kwargs = {k: v for k, v in block_kwargs.items() if k in ("rescale", "backend")}
+        self.head = MeshChebConv(ch[0], out_channels, K, hierarchy.topologies[0], **conv_kwargs)  # type: ignore[arg-type]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Decode ``(B, N_L, C)`` to ``(B, N_0, out_channels)``."""
+        x = self.blocks[0](x)
+        for unpool, block in zip(self.unpools, self.blocks[1:], strict=True):
+            x = block(unpool(x))
+        return self.head(x)
