@@ -518,14 +518,13 @@ class MeshHierarchy:
             h.update(topology.faces.numpy().tobytes())
         return h.hexdigest()
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Save to ``.npz`` atomically (a temporary file, then a rename).
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything needed to rebuild the hierarchy, as NumPy arrays (see :meth:`from_arrays`).
 
-        The real graphs, cluster maps, options and every level's ``lambda_max`` are stored, so
-        loading computes no eigenvalue.
+        The real graphs, cluster maps, options, every level's ``lambda_max`` and (for meshes)
+        the faces.
         """
         level0 = self.topologies[0]
-        real_graphs = self._real_graphs()
         arrays: dict[str, np.ndarray] = {
             "format_version": np.array(_FORMAT_VERSION),
             "layout": np.array(self.layout),
@@ -535,7 +534,7 @@ class MeshHierarchy:
         }
         if self._key is not None:
             arrays["key"] = np.array(self._key)
-        for level, g in enumerate(real_graphs):
+        for level, g in enumerate(self._real_graphs()):
             arrays[f"g{level}_indptr"] = g.indptr.astype(np.int64)
             arrays[f"g{level}_indices"] = g.indices.astype(np.int64)
             arrays[f"g{level}_data"] = g.data
@@ -543,7 +542,14 @@ class MeshHierarchy:
             arrays[f"c{level}"] = c.numpy()
         if isinstance(level0, MeshTopology):
             arrays["faces"] = level0.faces.numpy()
-        _atomic_save_npz(Path(path), arrays)
+        return arrays
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save :meth:`to_arrays` to ``.npz`` atomically (a temporary file, then a rename).
+
+        Loading computes no eigenvalue: every level's ``lambda_max`` is stored.
+        """
+        _atomic_save_npz(Path(path), self.to_arrays())
 
     _key: str | None = field(default=None, init=False, repr=False)
 
@@ -585,36 +591,55 @@ class MeshHierarchy:
         if not path.exists():
             raise FileNotFoundError(f"no hierarchy file at {path}")
         with np.load(path, allow_pickle=False) as z:
-            if "format_version" not in z.files:
-                raise ValueError(f"{path} is not a meshgraph hierarchy file")
-            version = int(z["format_version"])
-            if version != _FORMAT_VERSION:
-                raise ValueError(f"{path} has format version {version}, expected {_FORMAT_VERSION}")
-            key = str(z["key"]) if "key" in z.files else None
-            if expected_key is not None and key != expected_key:
-                raise ValueError(f"{path} was saved for another graph or other options")
-            layout = str(z["layout"])
-            compat = str(z["compat"]) or None
-            num_levels = int(z["num_levels"])
-            lambdas = [float(v) for v in z["lambdas"]]
-            graphs = []
-            for level in range(num_levels):
-                indptr = z[f"g{level}_indptr"]
-                n = indptr.shape[0] - 1
-                graphs.append(
-                    sp.csr_matrix(
-                        (z[f"g{level}_data"], z[f"g{level}_indices"], indptr), shape=(n, n)
-                    )
-                )
-            clusters = [z[f"c{level}"].astype(np.int64) for level in range(num_levels - 1)]
-            faces = z["faces"] if "faces" in z.files else None
+            arrays = {k: z[k] for k in z.files}
+        return cls.from_arrays(
+            arrays, topology=topology, expected_key=expected_key, source=str(path)
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: dict[str, np.ndarray],
+        *,
+        topology: GraphTopology | None = None,
+        expected_key: str | None = None,
+        source: str = "the arrays",
+    ) -> MeshHierarchy:
+        """Rebuild a hierarchy from :meth:`to_arrays` output (see :meth:`load` for the args).
+
+        Raises:
+            ValueError: If the arrays are not a meshgraph hierarchy, have another format
+                version, or do not match ``topology`` / ``expected_key``.
+        """
+        z = arrays
+        if "format_version" not in z:
+            raise ValueError(f"{source} is not a meshgraph hierarchy file")
+        version = int(z["format_version"])
+        if version != _FORMAT_VERSION:
+            raise ValueError(f"{source} has format version {version}, expected {_FORMAT_VERSION}")
+        key = str(z["key"]) if "key" in z else None
+        if expected_key is not None and key != expected_key:
+            raise ValueError(f"{source} was saved for another graph or other options")
+        layout = str(z["layout"])
+        compat = str(z["compat"]) or None
+        num_levels = int(z["num_levels"])
+        lambdas = [float(v) for v in z["lambdas"]]
+        graphs = []
+        for level in range(num_levels):
+            indptr = np.asarray(z[f"g{level}_indptr"])
+            n = indptr.shape[0] - 1
+            graphs.append(
+                sp.csr_matrix((z[f"g{level}_data"], z[f"g{level}_indices"], indptr), shape=(n, n))
+            )
+        clusters = [np.asarray(z[f"c{level}"]).astype(np.int64) for level in range(num_levels - 1)]
+        faces = z.get("faces")
         if topology is None:
             if faces is not None:
                 topology = MeshTopology(faces, num_vertices=graphs[0].shape[0])
             else:
                 topology = GraphTopology(graphs[0], validate=False)
         elif topology._adj.shape != graphs[0].shape or (topology._adj != graphs[0]).nnz:
-            raise ValueError(f"{path} does not match the given topology")
+            raise ValueError(f"{source} does not match the given topology")
         hierarchy = cls._from_coarsening(topology, graphs, clusters, layout, compat, lambdas)  # type: ignore[arg-type]
         hierarchy._key = key
         return hierarchy

@@ -1,5 +1,15 @@
-"""Pose2Mesh networks: PoseNet, MeshNet and the FC baseline."""
+"""Pose2Mesh networks: PoseNet, MeshNet, the FC baseline and the full model."""
 
 from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet, default_decoder_channels
+from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig, Prediction, fit_weak_perspective
 
-__all__ = ["FCBaseline", "MeshNet", "PoseNet", "default_decoder_channels"]
+__all__ = [
+    "FCBaseline",
+    "MeshNet",
+    "Pose2Mesh",
+    "Pose2MeshConfig",
+    "PoseNet",
+    "Prediction",
+    "default_decoder_channels",
+    "fit_weak_perspective",
+]

@@ -1,0 +1,327 @@
+"""Pose2Mesh = PoseNet + MeshNet, with ``predict`` from pixel keypoints and one-file save/load."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from meshgraph.bodies.base import BodyModel
+from meshgraph.bodies.joint_sets import get_joint_set
+from meshgraph.coarsening import MeshHierarchy
+from meshgraph.data.camera import normalize_keypoints
+from meshgraph.mesh import MeshTopology
+from meshgraph.models.networks import MeshNet, PoseNet
+
+__all__ = ["Pose2Mesh", "Pose2MeshConfig", "Prediction", "fit_weak_perspective"]
+
+_FORMAT = "meshgraph-pose2mesh"
+_VERSION = 1
+#: ``predict`` needs at least this many visible joints.
+MIN_VISIBLE_JOINTS = 4
+
+
+@dataclass
+class Pose2MeshConfig:
+    """Everything that defines a Pose2Mesh network (saved with its weights).
+
+    Attributes:
+        body: Name of the body model the mesh comes from (provenance, e.g. ``"anny"``).
+        joint_set: Input joint set (``"coco"``, ``"h36m"``, ``"hand"``).
+        mesh_joint_set: Joints regressed from the output mesh (``"h36m"`` or ``"hand"``).
+        num_levels: Hierarchy levels, the mesh included.
+        layout: ``"compact"`` or ``"binary_tree"``.
+        compat: ``None`` or ``"pose2mesh"`` (the release's matching and rescale).
+        posenet_width: PoseNet hidden width (the paper: 4096).
+        posenet_dropout: PoseNet dropout.
+        joint_channels: MeshNet joint-graph widths.
+        coarse_channels: MeshNet width at the coarse level.
+        decoder_channels: MeshNet decoder widths, finest first (``None``: derived).
+        coarse_level: Level of the fully connected lift (``None``: the coarsest).
+        K: Chebyshev order.
+        variant: ``"coarse_to_fine"`` or ``"direct"``.
+        norm: Block normalisation.
+        aspect: Input box aspect ratio (width / height) of the normalisation.
+        box_scale: Input box enlargement of the normalisation.
+    """
+
+    body: str = "anny"
+    joint_set: str = "coco"
+    mesh_joint_set: str = "h36m"
+    num_levels: int = 8
+    layout: str = "compact"
+    compat: str | None = None
+    posenet_width: int = 1024
+    posenet_dropout: float = 0.5
+    joint_channels: tuple[int, ...] = (32, 64, 64)
+    coarse_channels: int = 64
+    decoder_channels: tuple[int, ...] | None = None
+    coarse_level: int | None = None
+    K: int = 3
+    variant: str = "coarse_to_fine"
+    norm: str = "batch"
+    aspect: float = 0.75
+    box_scale: float = 1.25
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Prediction(NamedTuple):
+    """Output of :meth:`Pose2Mesh.predict` (batched).
+
+    Attributes:
+        vertices: ``(B, V, 3)`` root-relative vertices in camera axes (x right, y down, z
+            forward), metres.
+        joints_3d: ``(B, J, 3)`` PoseNet's root-relative 3D joints of the input joint set.
+        mesh_joints_3d: ``(B, J', 3)`` joints regressed from the predicted mesh.
+        camera: ``(B, 3)`` weak-perspective camera ``(s, tx, ty)``: pixel ``= s * X[:2] + t``.
+        keypoints_2d: ``(B, J, 2)`` the input pixels.
+        visible: ``(B, J)`` the joints used.
+    """
+
+    vertices: Tensor
+    joints_3d: Tensor
+    mesh_joints_3d: Tensor
+    camera: Tensor
+    keypoints_2d: Tensor
+    visible: Tensor
+
+
+def fit_weak_perspective(
+    points_3d: Tensor, keypoints_2d: Tensor, visible: Tensor | None = None
+) -> Tensor:
+    """Least-squares weak-perspective camera ``(s, tx, ty)`` with ``u = s * X[:, :2] + t``.
+
+    Args:
+        points_3d: ``(B, J, 3)`` 3D points in camera axes.
+        keypoints_2d: ``(B, J, 2)`` their pixels.
+        visible: Optional ``(B, J)`` mask of the points to fit on.
+
+    Returns:
+        ``(B, 3)``.
+    """
+    x = points_3d[..., :2]
+    w = (
+        torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
+        if visible is None
+        else visible.to(x.dtype)
+    )
+    n = w.sum(1, keepdim=True).clamp_min(1.0)
+    xm = (x * w[..., None]).sum(1) / n
+    um = (keypoints_2d * w[..., None]).sum(1) / n
+    dx = (x - xm[:, None]) * w[..., None]
+    du = keypoints_2d - um[:, None]
+    s = (dx * du).sum((1, 2)) / (dx * dx).sum((1, 2)).clamp_min(1e-12)
+    t = um - s[:, None] * xm
+    return torch.cat([s[:, None], t], dim=1)
+
+
+class Pose2Mesh(nn.Module):
+    """PoseNet lifts the 2D pose to 3D joints; MeshNet turns 2D + 3D joints into the mesh.
+
+    Build one with :meth:`from_body` (a body model supplies the topology and the mesh-joint
+    regressor) or restore a trained one with :meth:`load`.
+
+    Args:
+        config: The :class:`Pose2MeshConfig`.
+        topology: The output mesh topology.
+        mesh_regressor: ``(J', V)`` regressor of ``config.mesh_joint_set`` (kept in the
+            checkpoint).
+        hierarchy: The mesh hierarchy (default: built from ``topology`` and the config).
+    """
+
+    def __init__(
+        self,
+        config: Pose2MeshConfig,
+        topology: MeshTopology,
+        mesh_regressor: Tensor,
+        hierarchy: MeshHierarchy | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.joint_set = get_joint_set(config.joint_set)
+        self.mesh_joint_set = get_joint_set(config.mesh_joint_set)
+        if mesh_regressor.shape != (self.mesh_joint_set.num_joints, topology.num_vertices):
+            raise ValueError(
+                f"mesh_regressor must have shape ({self.mesh_joint_set.num_joints}, "
+                f"{topology.num_vertices}), got {tuple(mesh_regressor.shape)}"
+            )
+        if hierarchy is None:
+            hierarchy = MeshHierarchy.build(
+                topology,
+                config.num_levels,
+                layout=config.layout,
+                compat=config.compat,  # type: ignore[arg-type]
+            )
+        self.topology = topology
+        self.hierarchy = hierarchy
+        self.posenet = PoseNet(self.joint_set.num_joints, config.posenet_width,
+                               dropout=config.posenet_dropout)  # fmt: skip
+        self.meshnet = MeshNet(
+            self.joint_set,
+            hierarchy,
+            coarse_level=config.coarse_level,
+            joint_channels=config.joint_channels,
+            coarse_channels=config.coarse_channels,
+            decoder_channels=config.decoder_channels,
+            K=config.K,
+            variant=config.variant,
+            norm=config.norm,
+        )
+        self.register_buffer("mesh_regressor", mesh_regressor.detach().float().clone())
+        self.register_buffer("faces", topology.faces.clone(), persistent=False)
+
+    @classmethod
+    def from_body(
+        cls, body: BodyModel, config: Pose2MeshConfig | None = None, **kwargs: Any
+    ) -> Pose2Mesh:
+        """A new (untrained) network for ``body`` (config fields may be given as kwargs)."""
+        config = config or Pose2MeshConfig(**kwargs)
+        config.body = body.name
+        topology = body.topology
+        reg = body.joint_regressor(config.mesh_joint_set).detach().cpu()
+        return cls(config, topology, reg)
+
+    @property
+    def num_vertices(self) -> int:
+        """Vertices of the output mesh."""
+        return self.topology.num_vertices
+
+    def forward(self, keypoints_2d: Tensor) -> dict[str, Tensor]:
+        """From normalised 2D joints ``(B, J, 2)``.
+
+        Returns:
+            ``joints_3d`` ``(B, J, 3)``, ``vertices`` ``(B, V, 3)``, ``mesh_joints_3d``
+            ``(B, J', 3)`` (all root-relative, camera axes, metres).
+        """
+        joints = self.posenet(keypoints_2d)
+        verts = self.meshnet(keypoints_2d, joints)
+        mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(verts.dtype), verts)
+        return {"joints_3d": joints, "vertices": verts, "mesh_joints_3d": mesh_joints}
+
+    @torch.no_grad()
+    def predict(
+        self, keypoints: Tensor | np.ndarray, confidence_threshold: float = 0.1
+    ) -> Prediction:
+        """Mesh from pixel keypoints of ``config.joint_set``, in that set's order.
+
+        Args:
+            keypoints: ``(J, 2)`` / ``(B, J, 2)`` pixels, or ``(J, 3)`` / ``(B, J, 3)`` with a
+                confidence per joint (joints below ``confidence_threshold`` are ignored).
+            confidence_threshold: Visibility threshold on the confidences.
+
+        Raises:
+            ValueError: On a wrong joint count, NaN/inf, fewer than 4 visible joints, or all
+                visible joints on one point or one line.
+        """
+        kp = torch.as_tensor(
+            np.asarray(keypoints) if not isinstance(keypoints, Tensor) else keypoints
+        )
+        kp = kp.to(torch.float64)
+        if kp.dim() == 2:
+            kp = kp.unsqueeze(0)
+        j = self.joint_set.num_joints
+        if kp.dim() != 3 or kp.shape[1] != j or kp.shape[2] not in (2, 3):
+            raise ValueError(
+                f"keypoints must have shape ({j}, 2|3) or (B, {j}, 2|3) for the "
+                f"{self.joint_set.name} joint set ({', '.join(self.joint_set.names)}), "
+                f"got {tuple(kp.shape)}"
+            )
+        if kp.shape[2] == 3:
+            visible = kp[..., 2] >= confidence_threshold
+            kp = kp[..., :2]
+        else:
+            visible = torch.ones(kp.shape[:2], dtype=torch.bool)
+        if not bool(torch.isfinite(kp[visible]).all()):
+            raise ValueError("keypoints contain NaN or inf")
+        count = visible.sum(1)
+        if bool((count < MIN_VISIBLE_JOINTS).any()):
+            raise ValueError(
+                f"too few visible joints: {int(count.min())} (at least {MIN_VISIBLE_JOINTS} needed)"
+            )
+        norm, _ = normalize_keypoints(
+            kp, visible, aspect=self.config.aspect, scale=self.config.box_scale
+        )
+        was_training = self.training
+        self.eval()
+        try:
+            dtype = next(self.parameters()).dtype
+            device = next(self.parameters()).device
+            out = self(norm.to(device=device, dtype=dtype))
+        finally:
+            self.train(was_training)
+        camera = fit_weak_perspective(out["joints_3d"].double().cpu(), kp, visible)
+        return Prediction(
+            out["vertices"], out["joints_3d"], out["mesh_joints_3d"], camera, kp, visible
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything :meth:`load` needs: config, weights, faces, hierarchy."""
+        arrays = self.hierarchy.to_arrays()
+        hier = {k: (str(v) if v.dtype.kind == "U" else torch.from_numpy(v.copy()))
+                for k, v in arrays.items()}  # fmt: skip
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "config": asdict(self.config),
+            "state_dict": self.state_dict(),
+            "faces": self.topology.faces.clone(),
+            "num_vertices": self.num_vertices,
+            "hierarchy": hier,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save to one file, atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(self.checkpoint(), fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> Pose2Mesh:
+        """Rebuild from :meth:`checkpoint` output."""
+        if ckpt.get("format") != _FORMAT:
+            raise ValueError("not a meshgraph Pose2Mesh checkpoint")
+        if ckpt.get("version") != _VERSION:
+            raise ValueError(f"checkpoint version {ckpt.get('version')}, expected {_VERSION}")
+        cfg = dict(ckpt["config"])
+        for key in ("joint_channels", "decoder_channels"):
+            if cfg.get(key) is not None:
+                cfg[key] = tuple(cfg[key])
+        config = Pose2MeshConfig(**cfg)
+        topology = MeshTopology(ckpt["faces"], num_vertices=int(ckpt["num_vertices"]))
+        arrays = {
+            k: (np.array(v) if isinstance(v, str) else v.numpy())
+            for k, v in ckpt["hierarchy"].items()
+        }
+        hierarchy = MeshHierarchy.from_arrays(arrays, topology=topology, source="the checkpoint")
+        model = cls(config, topology, ckpt["state_dict"]["mesh_regressor"], hierarchy)
+        model.load_state_dict(ckpt["state_dict"])
+        return model
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Pose2Mesh:
+        """Load a model saved by :meth:`save` (no body model or other file needed).
+
+        Raises:
+            FileNotFoundError: If ``path`` does not exist.
+            ValueError: If it is not a Pose2Mesh checkpoint.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no Pose2Mesh model file at {path}")
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        return cls.from_checkpoint(ckpt).to(map_location)

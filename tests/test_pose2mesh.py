@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from meshgraph.generators import icosphere
+from meshgraph.models import Pose2Mesh, Pose2MeshConfig, fit_weak_perspective
+
+
+def _model(layout="compact"):
+    mesh = icosphere(3)
+    reg = torch.rand(17, mesh.num_vertices)
+    reg = reg / reg.sum(1, keepdim=True)
+    cfg = Pose2MeshConfig(joint_set="h36m", num_levels=4, layout=layout, posenet_width=32,
+                          coarse_channels=8, decoder_channels=(8, 8, 8, 8))  # fmt: skip
+    return Pose2Mesh(cfg, mesh, reg).eval()
+
+
+def _pixels(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return 300 + 100 * torch.randn(n, 17, 2, generator=g, dtype=torch.float64)
+
+
+def test_fit_weak_perspective_recovers_a_known_camera():
+    x = torch.randn(3, 17, 3, dtype=torch.float64)
+    cam = torch.tensor([[500.0, 10.0, -20.0], [80.0, 300.0, 200.0], [1.0, 0.0, 0.0]],
+                       dtype=torch.float64)  # fmt: skip
+    u = cam[:, :1, None] * x[..., :2] + cam[:, None, 1:]
+    torch.testing.assert_close(fit_weak_perspective(x, u), cam)
+    vis = torch.ones(3, 17, dtype=torch.bool)
+    vis[:, :5] = False
+    u2 = u.clone()
+    u2[:, :5] += 1000.0  # invisible joints are ignored
+    torch.testing.assert_close(fit_weak_perspective(x, u2, vis), cam)
+
+
+@pytest.mark.parametrize("layout", ["compact", "binary_tree"])
+def test_forward_and_predict(layout):
+    model = _model(layout)
+    pred = model.predict(_pixels())
+    assert pred.vertices.shape == (2, model.num_vertices, 3)
+    assert pred.joints_3d.shape == (2, 17, 3) and pred.mesh_joints_3d.shape == (2, 17, 3)
+    assert pred.camera.shape == (2, 3)
+    single = model.predict(_pixels()[0].numpy())  # (J, 2) numpy works too
+    torch.testing.assert_close(single.vertices[0], pred.vertices[0], atol=1e-5, rtol=1e-5)
+    # confidences: low-confidence joints are ignored
+    conf = torch.ones(2, 17, 1, dtype=torch.float64)
+    conf[:, 3] = 0.0
+    with_conf = model.predict(torch.cat([_pixels(), conf], dim=-1))
+    assert not with_conf.visible[:, 3].any() and with_conf.visible[:, 4].all()
+    # the prediction is invariant to translating and scaling the pixel input
+    moved = model.predict(_pixels() * 2.5 + 40)
+    torch.testing.assert_close(moved.vertices, pred.vertices, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(moved.camera[:, 0], pred.camera[:, 0] * 2.5, atol=1e-3, rtol=1e-4)
+
+
+def test_predict_rejects_degenerate_input():
+    model = _model()
+    with pytest.raises(ValueError, match=r"\(17, 2\|3\).*Pelvis"):
+        model.predict(torch.zeros(19, 2))
+    bad = _pixels()
+    bad[0, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(bad)
+    with pytest.raises(ValueError, match="one point"):
+        model.predict(torch.full((17, 2), 100.0))
+    conf = torch.zeros(17, 3)
+    conf[:, :2] = _pixels()[0].float()
+    conf[:3, 2] = 1.0
+    with pytest.raises(ValueError, match="too few visible joints: 3"):
+        model.predict(conf)
+
+
+def test_save_load_roundtrip(tmp_path):
+    model = _model("binary_tree")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # not the initial weights
+    path = model.save(tmp_path / "m.pt")
+    assert not list(tmp_path.glob("*.tmp"))
+    loaded = Pose2Mesh.load(path)
+    assert loaded.config == model.config
+    assert loaded.hierarchy.sizes == model.hierarchy.sizes
+    a, b = model.predict(_pixels()), loaded.predict(_pixels())
+    torch.testing.assert_close(a.vertices, b.vertices)
+    torch.testing.assert_close(a.mesh_joints_3d, b.mesh_joints_3d)
+    with pytest.raises(FileNotFoundError, match="no Pose2Mesh model"):
+        Pose2Mesh.load(tmp_path / "missing.pt")
+    torch.save({"format": "other"}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not a meshgraph Pose2Mesh"):
+        Pose2Mesh.load(tmp_path / "x.pt")
+
+
+def test_regressor_shape_is_checked():
+    mesh = icosphere(1)
+    with pytest.raises(ValueError, match="mesh_regressor"):
+        Pose2Mesh(Pose2MeshConfig(joint_set="h36m", num_levels=2), mesh, torch.zeros(17, 5))
+
+
+def test_from_anny_hand(anny_hand):
+    model = Pose2Mesh.from_body(anny_hand, joint_set="hand", mesh_joint_set="hand", num_levels=5,
+                                posenet_width=32, coarse_channels=8)  # fmt: skip
+    assert model.config.body == "anny-hand.R" and model.num_vertices == 1609
+    pred = model.predict(np.random.default_rng(0).random((21, 2)) * 200)
+    assert pred.vertices.shape == (1, 1609, 3)
