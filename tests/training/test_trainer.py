@@ -1,0 +1,119 @@
+"""Training: outputs, exact resume after a kill, reproducibility (needs anny)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("anny")
+
+from meshgraph.data import SyntheticPoseMeshDataset
+from meshgraph.models import Pose2Mesh
+from meshgraph.training import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = {"posenet_epochs": 1, "epochs": 2, "samples_per_epoch": 96, "batch_size": 16,
+       "checkpoint_every": 2, "edge_loss_start": 1}  # fmt: skip
+
+
+def _setup(hand, seed=0):
+    torch.manual_seed(seed)
+    ds = SyntheticPoseMeshDataset(hand, 5000, joint_set="hand", seed=1)
+    model = Pose2Mesh.from_body(hand, joint_set="hand", mesh_joint_set="hand", num_levels=5,
+                                posenet_width=32, coarse_channels=8)  # fmt: skip
+    return model, ds
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_outputs_and_reproducibility(hand, tmp_path):
+    model, ds = _setup(hand)
+    hist = Trainer(model, ds, TrainConfig(**CFG), tmp_path / "a", progress=False).fit()
+    assert [r["stage"] for r in hist] == [1, 2, 2]
+    assert all(r["steps"] == 6 for r in hist)
+    assert "loss_edge" not in hist[1] and "loss_edge" in hist[2]  # switched on in stage-2 epoch 1
+    with open(tmp_path / "a" / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 and float(rows[2]["loss_total"]) == pytest.approx(hist[2]["loss_total"])
+    assert (tmp_path / "a" / "losses.png").stat().st_size > 0
+    loaded = Pose2Mesh.load(tmp_path / "a" / "model.pt")
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v)
+    # the same seed gives the same model
+    model2, ds2 = _setup(hand)
+    Trainer(model2, ds2, TrainConfig(**CFG), tmp_path / "b", progress=False).fit()
+    for k, v in _weights(model).items():
+        torch.testing.assert_close(model2.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_killed_run_resumes_exactly(hand, tmp_path):
+    """A run killed (SIGKILL) mid-epoch resumes from its last checkpoint and ends with the
+    same steps and the same weights as an uninterrupted run."""
+    model, ds = _setup(hand)
+    full = Trainer(model, ds, TrainConfig(**CFG), tmp_path / "full", progress=False)
+    full.fit()
+    reference = _weights(model)
+
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from meshgraph.bodies import AnnyModel
+        from meshgraph.data import SyntheticPoseMeshDataset
+        from meshgraph.models import Pose2Mesh
+        from meshgraph.training import TrainConfig, Trainer
+        hand = AnnyModel("hand.R", regressor_cache_dir={str(tmp_path / "reg")!r})
+        torch.manual_seed(0)
+        ds = SyntheticPoseMeshDataset(hand, 5000, joint_set="hand", seed=1)
+        model = Pose2Mesh.from_body(hand, joint_set="hand", mesh_joint_set="hand",
+                                    num_levels=5, posenet_width=32, coarse_channels=8)
+        def kill(trainer):
+            if trainer.step == 11:  # stage 2, epoch 1, 5 of 6 steps done: mid-epoch
+                os.kill(os.getpid(), signal.SIGKILL)
+        Trainer(model, ds, TrainConfig(**{CFG!r}), {str(tmp_path / "killed")!r},
+                progress=False, on_step=kill).fit()
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    ckpt = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    assert (ckpt["epoch"], ckpt["step_in_epoch"]) == (1, 4)  # the last checkpoint before the kill
+    assert not (tmp_path / "killed" / "model.pt").exists()
+
+    model2, ds2 = _setup(hand, seed=123)  # other initial weights: all must come from the checkpoint
+    resumed = Trainer(model2, ds2, TrainConfig(**CFG), tmp_path / "killed", progress=False)
+    hist = resumed.fit(resume=True)
+    assert resumed.step == full.step == 18
+    assert [r["steps"] for r in hist] == [6, 6, 6]
+    for k, v in reference.items():
+        torch.testing.assert_close(model2.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    assert (tmp_path / "killed" / "model.pt").exists()
+
+
+def test_resume_refuses_another_schedule(hand, tmp_path):
+    model, ds = _setup(hand)
+    Trainer(model, ds, TrainConfig(**(CFG | {"max_steps": 3})), tmp_path, progress=False).fit()
+    with pytest.raises(ValueError, match="another training configuration"):
+        Trainer(model, ds, TrainConfig(**(CFG | {"lr": 0.5})), tmp_path, progress=False).fit(
+            resume=True
+        )
+    # only max_steps changed: fine
+    Trainer(model, ds, TrainConfig(**CFG), tmp_path, progress=False).fit(resume=True)
+
+
+def test_bad_configuration(hand, tmp_path):
+    model, ds = _setup(hand)
+    with pytest.raises(ValueError, match="optimizer"):
+        Trainer(model, ds, TrainConfig(optimizer="sgd"), tmp_path)
+    body_ds = SyntheticPoseMeshDataset.__new__(SyntheticPoseMeshDataset)
+    body_ds.joint_set = type(ds.joint_set)("coco", ("a", "b"), ())
+    with pytest.raises(ValueError, match="takes hand joints"):
+        Trainer(model, body_ds, TrainConfig(), tmp_path)
+    assert os.path.isdir(tmp_path)
