@@ -22,11 +22,15 @@ _VARIANTS = ("coarse_to_fine", "direct")
 
 
 class _ResidualMLPBlock(nn.Module):
-    def __init__(self, width: int, dropout: float) -> None:
+    def __init__(self, width: int, dropout: float, norm: str) -> None:
         super().__init__()
+
+        def bn() -> nn.Module:
+            return nn.BatchNorm1d(width) if norm == "batch" else nn.Identity()
+
         self.layers = nn.Sequential(
-            nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width),
-            nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width),
+            bn(), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width),
+            bn(), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width),
         )  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:
@@ -46,6 +50,7 @@ class PoseNet(nn.Module):
         width: Hidden width ``W``.
         num_blocks: Residual blocks.
         dropout: Dropout probability.
+        norm: ``"batch"`` (the paper) or ``"none"``.
 
     Shapes:
         - input: ``(B, J, 2)`` normalised 2D joints
@@ -53,12 +58,21 @@ class PoseNet(nn.Module):
     """
 
     def __init__(
-        self, num_joints: int, width: int = 1024, num_blocks: int = 2, dropout: float = 0.5
+        self,
+        num_joints: int,
+        width: int = 1024,
+        num_blocks: int = 2,
+        dropout: float = 0.5,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
+        if norm not in ("batch", "none"):
+            raise ValueError(f"norm must be 'batch' or 'none', got {norm!r}")
         self.num_joints = num_joints
         self.inp = nn.Linear(2 * num_joints, width)
-        self.blocks = nn.Sequential(*(_ResidualMLPBlock(width, dropout) for _ in range(num_blocks)))
+        self.blocks = nn.Sequential(
+            *(_ResidualMLPBlock(width, dropout, norm) for _ in range(num_blocks))
+        )
         self.out = nn.Linear(width, 3 * num_joints)
 
     def forward(self, keypoints_2d: Tensor) -> Tensor:

@@ -40,6 +40,7 @@ class Pose2MeshConfig:
         compat: ``None`` or ``"pose2mesh"`` (the release's matching and rescale).
         posenet_width: PoseNet hidden width (the paper: 4096).
         posenet_dropout: PoseNet dropout.
+        posenet_norm: PoseNet normalisation, ``"batch"`` or ``"none"``.
         joint_channels: MeshNet joint-graph widths.
         coarse_channels: MeshNet width at the coarse level.
         decoder_channels: MeshNet decoder widths, finest first (``None``: derived).
@@ -59,6 +60,7 @@ class Pose2MeshConfig:
     compat: str | None = None
     posenet_width: int = 1024
     posenet_dropout: float = 0.5
+    posenet_norm: str = "batch"
     joint_channels: tuple[int, ...] = (32, 64, 64)
     coarse_channels: int = 64
     decoder_channels: tuple[int, ...] | None = None
@@ -160,8 +162,12 @@ class Pose2Mesh(nn.Module):
             )
         self.topology = topology
         self.hierarchy = hierarchy
-        self.posenet = PoseNet(self.joint_set.num_joints, config.posenet_width,
-                               dropout=config.posenet_dropout)  # fmt: skip
+        self.posenet = PoseNet(
+            self.joint_set.num_joints,
+            config.posenet_width,
+            dropout=config.posenet_dropout,
+            norm=config.posenet_norm,
+        )
         self.meshnet = MeshNet(
             self.joint_set,
             hierarchy,

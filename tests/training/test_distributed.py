@@ -1,0 +1,72 @@
+"""Data-parallel training with torchrun, 2 CPU processes, gloo (needs anny)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("anny")
+
+from meshgraph.data import SyntheticPoseMeshDataset
+from meshgraph.models import Pose2Mesh
+from meshgraph.training import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+# no batch statistics (BatchNorm would see half the batch per process) and no dropout noise
+MODEL = {"joint_set": "hand", "mesh_joint_set": "hand", "num_levels": 4, "posenet_width": 32,
+         "coarse_channels": 8, "norm": "none", "posenet_norm": "none",
+         "posenet_dropout": 0.0}  # fmt: skip
+CFG = {"posenet_epochs": 1, "epochs": 1, "samples_per_epoch": 64, "batch_size": 16,
+       "edge_loss_start": 0}  # fmt: skip
+
+SCRIPT = """
+import json, sys, torch, torch.distributed as dist
+from meshgraph.bodies import AnnyModel
+from meshgraph.data import SyntheticPoseMeshDataset
+from meshgraph.models import Pose2Mesh
+from meshgraph.training import TrainConfig, Trainer
+dist.init_process_group("gloo")
+hand = AnnyModel("hand.R", regressor_cache_dir=sys.argv[2])
+torch.manual_seed(0)
+model = Pose2Mesh.from_body(hand, **{model})
+ds = SyntheticPoseMeshDataset(hand, 1000, joint_set="hand", seed=1)
+hist = Trainer(model, ds, TrainConfig(**{cfg}), sys.argv[1], progress=False).fit()
+if dist.get_rank() == 0:
+    with open(sys.argv[1] + "/history.json", "w") as fh:
+        json.dump(hist, fh)
+    torch.save(model.state_dict(), sys.argv[1] + "/weights.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_two_processes_match_one(hand, tmp_path):
+    torch.manual_seed(0)
+    model = Pose2Mesh.from_body(hand, **MODEL)
+    ds = SyntheticPoseMeshDataset(hand, 1000, joint_set="hand", seed=1)
+    single = Trainer(model, ds, TrainConfig(**CFG), tmp_path / "one", progress=False).fit()
+
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(model=MODEL, cfg=CFG)))
+    out = tmp_path / "two"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29533", str(script), str(out), str(tmp_path / "reg")]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((out / "history.json").read_text())
+    assert len(two) == len(single) == 2
+    for a, b in zip(single, two, strict=True):
+        for key in ("loss_total", "loss_pose", "loss_vertex"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4), key
+    # Adam divides by the gradient's running magnitude, so where a gradient is almost zero
+    # the summation order can move a weight by up to about lr per step: compare loosely
+    weights = torch.load(out / "weights.pt", weights_only=True)
+    worst = max(float((weights[k] - v).abs().max()) for k, v in model.state_dict().items())
+    assert worst < 8 * 1e-3, worst
