@@ -4,6 +4,12 @@ Subcommands:
 
 * ``meshgraph coarsen MESH``: build a heavy-edge hierarchy of a mesh file, save it (``.npz``)
   and a picture of its levels (PNG), print the level sizes.
+* ``meshgraph train --kind body|hand``: train and evaluate Pose2Mesh on synthetic data
+  (``--preset quick`` in minutes on a CPU, ``--preset full`` for the long schedule;
+  ``--resume`` continues a killed run; under ``torchrun`` it trains on every process).
+* ``meshgraph evaluate MODEL.pt``: metrics on a held-out synthetic set.
+* ``meshgraph predict MODEL.pt KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
+  keypoints in pixels.
 """
 
 from __future__ import annotations
@@ -58,6 +64,159 @@ def _coarsen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init_distributed(device: str) -> bool:
+    """Join the torchrun process group when launched by torchrun (``WORLD_SIZE > 1``)."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return True
+
+
+def _train(args: argparse.Namespace) -> int:
+    from meshgraph.training.pipeline import preset, run
+
+    train: dict = {}
+    for key in ("epochs", "posenet_epochs", "samples_per_epoch", "batch_size", "lr", "max_steps"):
+        value = getattr(args, key)
+        if value is not None:
+            train[key] = value
+    model: dict = {"layout": args.layout, "variant": args.variant}
+    if args.posenet_width is not None:
+        model["posenet_width"] = args.posenet_width
+    overrides: dict = {"model": model, "train": train, "device": args.device, "seed": args.seed}
+    if args.body != "anny":
+        overrides.update(body=args.body, model_path=args.model_path, anny_topology=None)
+    elif args.topology is not None:
+        overrides["anny_topology"] = None if args.topology == "full" else args.topology
+    if args.joint_set is not None:
+        overrides["joint_set"] = args.joint_set
+    if args.test_samples is not None:
+        overrides["test_samples"] = args.test_samples
+    cfg = preset(args.kind, args.preset, **overrides)
+    distributed = _init_distributed(args.device)
+    try:
+        run(cfg, args.out or f"outputs/pose2mesh_{args.kind}", resume=args.resume)
+    finally:
+        if distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    return 0
+
+
+def _body_for(model_cfg: object, model_path: str | None) -> object:
+    """Rebuild the body model a trained Pose2Mesh was made for (from its config)."""
+    from meshgraph.bodies.anny_model import AnnyModel
+
+    name = model_cfg.body  # type: ignore[attr-defined]
+    if name.startswith("anny-hand"):
+        return AnnyModel(name.split("-", 1)[1].split("-")[0])
+    if name == "anny":
+        return AnnyModel("body")
+    if name.startswith("anny-"):
+        return AnnyModel("body", topology=name[5:])
+    if model_path is None:
+        raise ValueError(f"the model was trained on {name}: pass --model-path to its files")
+    from meshgraph.bodies.smpl import SMPLModel
+
+    return SMPLModel(name, model_path)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from meshgraph.data.synthetic import SyntheticPoseMeshDataset
+    from meshgraph.models.pose2mesh import Pose2Mesh
+    from meshgraph.training.evaluate import evaluate
+    from meshgraph.training.pipeline import HELD_OUT_SEED
+
+    model = Pose2Mesh.load(args.model, map_location=args.device)
+    body = _body_for(model.config, args.model_path)
+    rows = {}
+    for label, noise in (("ground-truth 2D", "none"), ("noisy 2D", "auto")):
+        data = SyntheticPoseMeshDataset(body, args.samples, joint_set=model.joint_set.name,  # type: ignore[arg-type]
+                                        seed=HELD_OUT_SEED + args.seed, noise=noise)  # fmt: skip
+        rows[label] = evaluate(model, data)
+    keys = list(next(iter(rows.values())))
+    print(f"{'input':<18}" + "".join(f"{k:>14}" for k in keys))
+    for label, res in rows.items():
+        print(f"{label:<18}" + "".join(f"{res[k]:>14.3f}" for k in keys))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _load_keypoints(path: Path) -> object:
+    import numpy as np
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no keypoint file at {path}")
+    if path.suffix == ".npy":
+        return np.load(path)
+    data = json.loads(path.read_text())
+    if isinstance(data, dict):
+        for key in ("keypoints", "keypoints_2d", "pose_keypoints_2d"):
+            if key in data:
+                data = data[key]
+                break
+        else:
+            raise ValueError(
+                f"{path}: expected a list of [x, y(, confidence)] or a 'keypoints' key"
+            )
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.ndim == 1 and arr.size % 3 == 0:  # OpenPose-style flat x, y, c list
+        arr = arr.reshape(-1, 3)
+    return arr
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from meshgraph.models.pose2mesh import Pose2Mesh
+    from meshgraph.viz import save_obj, save_ply
+
+    model = Pose2Mesh.load(args.model, map_location="cpu")
+    kp = _load_keypoints(Path(args.keypoints))
+    pred = model.predict(kp, confidence_threshold=args.threshold)
+    out = Path(args.out) if args.out else Path(args.keypoints).with_suffix("")
+    out.mkdir(parents=True, exist_ok=True)
+    faces = model.faces.numpy()
+    for b in range(pred.vertices.shape[0]):
+        tag = "" if pred.vertices.shape[0] == 1 else f"_{b:03d}"
+        verts = pred.vertices[b].numpy()
+        save_obj(out / f"mesh{tag}.obj", verts, faces)
+        save_ply(out / f"mesh{tag}.ply", verts, faces)
+        cam = pred.camera[b].numpy()
+        uv = cam[0] * verts[:, :2] + cam[1:]
+        np.save(out / f"mesh{tag}_pixels.npy", uv)
+        try:
+            _overlay(out / f"overlay{tag}.png", pred.keypoints_2d[b].numpy(), uv,
+                     list(model.joint_set.bones))  # fmt: skip
+        except ImportError:
+            pass
+    camera = {"weak_perspective": pred.camera.tolist(), "note": "pixel = s * X[:2] + (tx, ty)"}
+    (out / "camera.json").write_text(json.dumps(camera, indent=2))
+    print(f"saved {out}/mesh*.obj, .ply, overlay*.png, camera.json")
+    return 0
+
+
+def _overlay(path: Path, kp: object, uv: object, bones: list) -> None:
+    from meshgraph.viz import _pyplot, _save_figure
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(uv[:, 0], uv[:, 1], ",", color="lightsteelblue", alpha=0.6)  # type: ignore[index]
+    for a, b in bones:
+        ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color="tab:blue", lw=1.5)  # type: ignore[index]
+    ax.plot(kp[:, 0], kp[:, 1], ".", color="tab:red")  # type: ignore[index]
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.set_title("input keypoints and the predicted mesh (weak perspective)", fontsize=8)
+    _save_figure(fig, path, dpi=100)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``meshgraph`` command."""
     parser = argparse.ArgumentParser(prog="meshgraph", description="meshgraph tools")
@@ -72,6 +231,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="reuse hierarchies from this folder")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
     p.set_defaults(func=_coarsen)
+
+    p = sub.add_parser("train", help="train and evaluate Pose2Mesh on synthetic data")
+    p.add_argument("--kind", choices=["body", "hand"], default="body")
+    p.add_argument("--preset", choices=["quick", "full"], default="quick")
+    p.add_argument("--body", choices=["anny", "smpl", "smplh", "mano"], default="anny")
+    p.add_argument("--model-path", default=None, help="licensed SMPL/SMPL-H/MANO file or folder")
+    p.add_argument("--topology", default=None, help="Anny topology ('full' for the full mesh)")
+    p.add_argument("--joint-set", choices=["coco", "h36m", "hand"], default=None)
+    p.add_argument("--layout", choices=LAYOUTS, default="compact")
+    p.add_argument("--variant", choices=["coarse_to_fine", "direct"], default="coarse_to_fine")
+    p.add_argument("--posenet-width", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="stage-2 epochs")
+    p.add_argument("--posenet-epochs", type=int, default=None, help="stage-1 epochs")
+    p.add_argument("--samples-per-epoch", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--test-samples", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="output folder (default outputs/pose2mesh_KIND)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained model on held-out synthetic data")
+    p.add_argument("model", type=Path)
+    p.add_argument("--samples", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model-path", default=None, help="body model files for SMPL-family models")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None, help="also write the metrics here")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="mesh from 2D keypoints (.json or .npy, pixels)")
+    p.add_argument("model", type=Path)
+    p.add_argument("keypoints", help="(J, 2) or (J, 3) with confidences; JSON list or .npy")
+    p.add_argument("--threshold", type=float, default=0.1, help="confidence threshold")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=_predict)
     return parser
 
 

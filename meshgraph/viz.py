@@ -14,7 +14,14 @@ from meshgraph._optional import require
 if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.coarsening import MeshHierarchy
 
-__all__ = ["level_positions", "plot_hierarchy", "plot_samples", "save_obj", "save_ply"]
+__all__ = [
+    "draw_mesh",
+    "level_positions",
+    "plot_hierarchy",
+    "plot_samples",
+    "save_obj",
+    "save_ply",
+]
 
 
 def _as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -252,3 +259,58 @@ def plot_samples(
             ax.set_aspect("equal")
             ax.axis("off")
     return _save_figure(fig, path, dpi=100)
+
+
+def draw_mesh(
+    ax: Any,
+    vertices: np.ndarray | torch.Tensor,
+    faces: np.ndarray | torch.Tensor,
+    values: np.ndarray | None = None,
+    *,
+    cmap: str = "inferno",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Any:
+    """Draw a mesh seen from a camera (x right, y down, z forward) on a 2D matplotlib axis.
+
+    Faces are painted back to front and shaded by how much they face the camera; with
+    ``values`` (one per vertex) they are coloured by the face mean instead.
+
+    Args:
+        ax: A matplotlib 2D axis.
+        vertices: ``(V, 3)`` in camera axes.
+        faces: ``(F, 3)``.
+        values: Optional ``(V,)`` per-vertex values (e.g. errors) to colour by.
+        cmap: Colour map of ``values``.
+        vmin: Lower end of the colour scale (default: the minimum).
+        vmax: Upper end of the colour scale (default: the maximum).
+
+    Returns:
+        The ``PolyCollection`` (pass it to ``colorbar``).
+    """
+    from matplotlib.collections import PolyCollection
+
+    v, f = _as_numpy(vertices).astype(np.float64), _as_numpy(faces).astype(np.int64)
+    _check_mesh(v, f)
+    tri = v[f]  # (F, 3, 3)
+    order = np.argsort(-tri[:, :, 2].mean(1))  # far faces first
+    tri = tri[order]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
+    if values is None:
+        shade = 0.35 + 0.65 * np.abs(normal[:, 2])
+        colours = np.stack([0.55 * shade, 0.65 * shade, 0.85 * shade, np.ones_like(shade)], 1)
+        coll = PolyCollection(tri[:, :, :2], facecolors=colours, edgecolors="none")
+    else:
+        face_values = np.asarray(values, dtype=np.float64)[f][order].mean(1)
+        coll = PolyCollection(tri[:, :, :2], array=face_values, cmap=cmap, edgecolors="none")
+        coll.set_clim(face_values.min() if vmin is None else vmin,
+                      face_values.max() if vmax is None else vmax)  # fmt: skip
+    ax.add_collection(coll)
+    lo, hi = v[:, :2].min(0), v[:, :2].max(0)
+    pad = 0.05 * (hi - lo).max()
+    ax.set_xlim(lo[0] - pad, hi[0] + pad)
+    ax.set_ylim(hi[1] + pad, lo[1] - pad)  # image y points down
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return coll

@@ -162,3 +162,18 @@ def test_plot_samples_writes_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match=r"\(N, V, 3\)"):
         plot_samples(v, tmp_path / "x.png")
+
+
+@needs_mpl
+def test_draw_mesh_paints_every_face(tmp_path):
+    from meshgraph.viz import _pyplot, _save_figure, draw_mesh
+
+    v, f = icosphere_vertices_faces(1)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2)
+    shifted = v + np.array([0.0, 0.0, 3.0])  # in front of the camera
+    plain = draw_mesh(axes[0], shifted, f)
+    coloured = draw_mesh(axes[1], shifted, f, values=np.arange(len(v), dtype=float))
+    assert len(plain.get_paths()) == len(f) == len(coloured.get_array())
+    assert coloured.get_clim() == (coloured.get_array().min(), coloured.get_array().max())
+    assert _save_figure(fig, tmp_path / "m.png", dpi=50).stat().st_size > 0

@@ -179,6 +179,10 @@ class MeshDecoder(nn.Module):
             coarsest level used.
         out_channels: Output width (3 for vertex coordinates).
         K: Chebyshev order.
+        head_init_scale: Multiplies the head's initial weights. A small value (MeshNet uses
+            0.01) starts the output near zero; with the default Glorot scale the residual
+            blocks make the first outputs tens of units large, which slowed learning by
+            orders of magnitude in our measurements (see :class:`~meshgraph.models.MeshNet`).
         **block_kwargs: Passed to :class:`ChebBlock`.
 
     Shapes:
@@ -194,6 +198,7 @@ class MeshDecoder(nn.Module):
         channels: Sequence[int],
         out_channels: int = 3,
         K: int = 3,
+        head_init_scale: float = 1.0,
         **block_kwargs: object,
     ) -> None:
         super().__init__()
@@ -216,6 +221,9 @@ class MeshDecoder(nn.Module):
         self.unpools = nn.ModuleList(MeshUnpool(hierarchy, level) for level in range(top, 0, -1))
         conv_kwargs = {k: v for k, v in block_kwargs.items() if k in ("rescale", "backend")}
         self.head = MeshChebConv(ch[0], out_channels, K, hierarchy.topologies[0], **conv_kwargs)  # type: ignore[arg-type]
+        self.head_init_scale = head_init_scale
+        with torch.no_grad():
+            self.head.weight.mul_(head_init_scale)
 
     def forward(self, x: Tensor) -> Tensor:
         """Decode ``(B, N_L, C)`` to ``(B, N_0, out_channels)``."""

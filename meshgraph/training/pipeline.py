@@ -1,0 +1,292 @@
+"""The Pose2Mesh application end to end: data, training, evaluation, outputs.
+
+Used by ``examples/pose2mesh_body.py``, ``examples/pose2mesh_hand.py`` and ``meshgraph
+train``. :func:`run` builds the body model, a training set and a held-out set (another seed:
+unseen poses, shapes and cameras), trains in two stages, evaluates with ground-truth and with
+noisy 2D input, compares with the mean-mesh baseline, and writes to the output folder:
+
+* ``model.pt`` (``Pose2Mesh.load``), ``checkpoint.pt`` (``--resume``), ``metrics.csv``,
+  ``losses.png``;
+* ``results.json`` and ``results.csv``: the final metrics table;
+* ``prediction.obj``, ``prediction.ply`` (coloured by the per-vertex error),
+  ``ground_truth.obj``, and ``prediction.png``: the 2D input skeleton, the predicted and the
+  ground-truth meshes and the per-vertex error map.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from meshgraph.bodies.base import BodyModel
+from meshgraph.data.synthetic import SyntheticPoseMeshDataset
+from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig
+from meshgraph.training.evaluate import evaluate, mean_mesh_baseline
+from meshgraph.training.trainer import TrainConfig, Trainer
+
+__all__ = ["PRESETS", "RunConfig", "build_body", "run"]
+
+#: Held-out data use this seed offset (never used for training).
+HELD_OUT_SEED = 1_000_003
+
+
+@dataclass
+class RunConfig:
+    """One Pose2Mesh experiment.
+
+    Attributes:
+        kind: ``"body"`` or ``"hand"``.
+        body: ``"anny"`` (default), or ``"smpl"``, ``"smplh"``, ``"mano"`` with ``model_path``.
+        model_path: Licensed SMPL/SMPL-H/MANO file or folder (not needed for Anny).
+        anny_topology: Anny topology (``None``: the full mesh).
+        joint_set: Input joint set (``None``: ``"coco"`` for bodies, ``"hand"`` for hands).
+        model: :class:`~meshgraph.models.Pose2MeshConfig` fields.
+        train: :class:`~meshgraph.training.TrainConfig` fields.
+        train_samples: Size of the training set (indices cycle through it).
+        test_samples: Held-out samples evaluated.
+        seed: Seed of the training data and weights.
+        device: ``"cpu"`` or ``"cuda"``.
+    """
+
+    kind: str = "body"
+    body: str = "anny"
+    model_path: str | None = None
+    anny_topology: str | None = None
+    joint_set: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    train_samples: int = 1_000_000
+    test_samples: int = 256
+    seed: int = 0
+    device: str = "cpu"
+
+
+#: Ready-made runs. ``quick`` finishes in minutes on 2 CPU cores; ``full`` is the long
+#: schedule (hours on a CPU, meant for a GPU or a patient machine).
+PRESETS: dict[str, dict[str, RunConfig]] = {
+    "body": {
+        "quick": RunConfig(
+            kind="body",
+            anny_topology="notoes_collapse10pc",
+            model={"num_levels": 6, "posenet_width": 1024, "coarse_channels": 64},
+            train={
+                "posenet_epochs": 3,
+                "epochs": 5,
+                "samples_per_epoch": 4096,
+                "batch_size": 64,
+                "lr_decay_epochs": (4,),
+                "edge_loss_start": 2,
+            },
+        ),
+        "full": RunConfig(
+            kind="body",
+            model={"num_levels": 8, "posenet_width": 2048, "coarse_channels": 64},
+            train={
+                "posenet_epochs": 20,
+                "epochs": 15,
+                "samples_per_epoch": 32768,
+                "batch_size": 64,
+                "lr_decay_epochs": (12,),
+                "edge_loss_start": 7,
+            },
+        ),
+    },
+    "hand": {
+        "quick": RunConfig(
+            kind="hand",
+            model={
+                "num_levels": 6,
+                "posenet_width": 1024,
+                "coarse_channels": 64,
+                "mesh_joint_set": "hand",
+            },
+            train={
+                "posenet_epochs": 3,
+                "epochs": 5,
+                "samples_per_epoch": 4096,
+                "batch_size": 64,
+                "lr_decay_epochs": (4,),
+                "edge_loss_start": 2,
+            },
+        ),
+        "full": RunConfig(
+            kind="hand",
+            model={
+                "num_levels": 7,
+                "posenet_width": 2048,
+                "coarse_channels": 64,
+                "mesh_joint_set": "hand",
+            },
+            train={
+                "posenet_epochs": 30,
+                "epochs": 40,
+                "samples_per_epoch": 32768,
+                "batch_size": 64,
+                "lr_decay_epochs": (30,),
+                "edge_loss_start": 15,
+            },
+        ),
+    },
+}
+
+
+def build_body(cfg: RunConfig) -> BodyModel:
+    """The body model of a run (Anny by default; smplx models from ``model_path``)."""
+    if cfg.body == "anny":
+        from meshgraph.bodies.anny_model import AnnyModel
+
+        return AnnyModel("body" if cfg.kind == "body" else "hand.R", topology=cfg.anny_topology)
+    if cfg.model_path is None:
+        raise ValueError(f"--body {cfg.body} needs --model-path (the licensed model file)")
+    from meshgraph.bodies.smpl import SMPLModel
+
+    return SMPLModel(cfg.body, cfg.model_path)
+
+
+def _figure(path: Path, batch: dict, pred: torch.Tensor, faces: np.ndarray, bones: list) -> None:
+    """2D input, predicted mesh, ground truth and per-vertex error, all seen from the camera."""
+    from meshgraph.viz import _pyplot, _save_figure, draw_mesh
+
+    plt = _pyplot()
+    gt = batch["vertices"][0].numpy()
+    pv = pred[0].numpy()
+    err = np.linalg.norm(pv - gt, axis=1) * 1000
+    # put both meshes at the ground-truth depth so that the perspective looks natural
+    depth = np.array([0.0, 0.0, float(batch["root"][0, 2])])
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4))
+    kp = batch["keypoints_2d_pixels"][0].numpy()
+    ax = axes[0]
+    for a, b in bones:
+        ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color="tab:blue", lw=1.2)
+    ax.plot(kp[:, 0], kp[:, 1], ".", color="tab:red")
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("2D input (noisy, pixels)", fontsize=9)
+    draw_mesh(axes[1], pv + depth, faces)
+    axes[1].set_title("prediction", fontsize=9)
+    draw_mesh(axes[2], gt + depth, faces)
+    axes[2].set_title("ground truth", fontsize=9)
+    coll = draw_mesh(axes[3], gt + depth, faces, values=err, vmin=0.0)
+    axes[3].set_title(f"per-vertex error (mean {err.mean():.1f} mm)", fontsize=9)
+    fig.colorbar(coll, ax=axes[3], shrink=0.8, label="mm")
+    _save_figure(fig, path, dpi=100)
+
+
+def run(
+    cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train and evaluate one Pose2Mesh model; see the module docstring for the outputs.
+
+    Returns:
+        The results (metrics with clean and noisy 2D, baseline, sizes, timings).
+    """
+    from meshgraph.bodies.joint_sets import get_joint_set
+    from meshgraph.viz import save_obj, save_ply
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    body = build_body(cfg)
+    joint_set = cfg.joint_set or ("hand" if cfg.kind == "hand" else "coco")
+    mesh_js = "hand" if cfg.kind == "hand" else "h36m"
+    fields = {k: v for k, v in cfg.model.items() if k not in ("joint_set", "mesh_joint_set")}
+    model_cfg = Pose2MeshConfig(joint_set=joint_set, mesh_joint_set=mesh_js, **fields)
+    torch.manual_seed(cfg.seed)
+    model = Pose2Mesh.from_body(body, model_cfg)
+    train_cfg = TrainConfig(seed=cfg.seed, **cfg.train)
+    train = SyntheticPoseMeshDataset(body, cfg.train_samples, joint_set=joint_set, seed=cfg.seed)
+    test_clean = SyntheticPoseMeshDataset(body, cfg.test_samples, joint_set=joint_set,
+                                          seed=HELD_OUT_SEED + cfg.seed, noise="none")  # fmt: skip
+    test_noisy = SyntheticPoseMeshDataset(body, cfg.test_samples, joint_set=joint_set,
+                                          seed=HELD_OUT_SEED + cfg.seed)  # fmt: skip
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{body.name}: {body.num_vertices} vertices, hierarchy {model.hierarchy.sizes}, "
+          f"{n_params / 1e6:.2f} M parameters, {joint_set} input", flush=True)  # fmt: skip
+
+    def eval_small(m: Pose2Mesh) -> dict[str, float]:
+        res = evaluate(m, test_clean, num_samples=min(64, cfg.test_samples))
+        return {f"val_{k}": v for k, v in res.items()}
+
+    trainer = Trainer(model, train, train_cfg, out, device=cfg.device, progress=progress,
+                      evaluate=eval_small)  # fmt: skip
+    t_train = time.perf_counter()
+    trainer.fit(resume=resume)
+    t_train = time.perf_counter() - t_train
+    model.eval()
+    clean = evaluate(model, test_clean)
+    noisy = evaluate(model, test_noisy)
+    baseline = mean_mesh_baseline(train, test_clean, num_test=cfg.test_samples)
+    results: dict[str, Any] = {
+        "body": body.name,
+        "num_vertices": body.num_vertices,
+        "joint_set": joint_set,
+        "hierarchy_sizes": model.hierarchy.sizes,
+        "layout": model_cfg.layout,
+        "variant": model_cfg.variant,
+        "parameters": n_params,
+        "train_seconds": t_train,
+        "total_seconds": time.perf_counter() - t0,
+        "steps": trainer.step,
+        "gt_2d": clean,
+        "noisy_2d": noisy,
+        "mean_mesh_baseline": baseline,
+        "baseline_over_model_mpvpe": baseline["mpvpe"] / max(clean["mpvpe"], 1e-9),
+        "run": asdict(cfg),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    with open(out / "results.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["input", *clean.keys()])
+        writer.writerow(["ground-truth 2D", *(f"{v:.4f}" for v in clean.values())])
+        writer.writerow(["noisy 2D", *(f"{v:.4f}" for v in noisy.values())])
+        writer.writerow(["mean-mesh baseline", *(f"{baseline.get(k, float('nan')):.4f}"
+                                                 for k in clean)])  # fmt: skip
+    # one predicted mesh and a figure
+    batch = test_noisy.__getitems__([0])
+    with torch.no_grad():
+        pred = model(batch["keypoints_2d"].to(cfg.device))["vertices"].cpu()
+    faces = body.faces.cpu().numpy()
+    err = (pred[0] - batch["vertices"][0]).norm(dim=-1)
+    heat = (err / err.max().clamp_min(1e-9)).numpy()
+    save_obj(out / "prediction.obj", pred[0], faces)
+    save_obj(out / "ground_truth.obj", batch["vertices"][0], faces)
+    save_ply(out / "prediction.ply", pred[0], faces,
+             colors=np.stack([heat, 0.2 * np.ones_like(heat), 1 - heat], 1))  # fmt: skip
+    try:
+        _figure(out / "prediction.png", batch, pred, faces, list(get_joint_set(joint_set).bones))
+    except ImportError:
+        pass
+    print(format_table(results), flush=True)
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The metrics table printed at the end of a run (millimetres)."""
+    keys = list(results["gt_2d"])
+    head = f"{'input':<22}" + "".join(f"{k:>14}" for k in keys)
+    lines = [head, "-" * len(head)]
+    for label, key in (("ground-truth 2D", "gt_2d"), ("noisy 2D", "noisy_2d")):
+        lines.append(f"{label:<22}" + "".join(f"{results[key][k]:>14.3f}" for k in keys))
+    base = results["mean_mesh_baseline"]
+    lines.append(f"{'mean-mesh baseline':<22}" + "".join(
+        f"{base[k]:>14.3f}" if k in base else f"{'-':>14}" for k in keys))  # fmt: skip
+    lines.append(f"MPVPE: baseline / model = {results['baseline_over_model_mpvpe']:.2f}x; "
+                 f"{results['steps']} steps in {results['train_seconds']:.0f} s")  # fmt: skip
+    return "\n".join(lines)
+
+
+def preset(kind: str, name: str = "quick", **overrides: Any) -> RunConfig:
+    """A copy of a preset with fields replaced (``model``/``train`` dicts are merged)."""
+    base = PRESETS[kind][name]
+    model = {**base.model, **overrides.pop("model", {})}
+    train = {**base.train, **overrides.pop("train", {})}
+    return replace(base, model=model, train=train, **overrides)

@@ -1,0 +1,54 @@
+"""The meshgraph train / evaluate / predict commands end to end (tiny schedule, needs anny)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("anny")
+
+from meshgraph.cli import main
+from meshgraph.models import Pose2Mesh
+
+TINY = ["--posenet-epochs", "1", "--epochs", "1", "--samples-per-epoch", "32", "--batch-size",
+        "16", "--test-samples", "16", "--posenet-width", "32"]  # fmt: skip
+
+
+def test_train_evaluate_predict(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--kind", "hand", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "mean-mesh baseline" in printed and "pa_mpvpe" in printed
+    for name in ("model.pt", "checkpoint.pt", "metrics.csv", "losses.png", "results.json",
+                 "results.csv", "prediction.obj", "prediction.ply", "ground_truth.obj",
+                 "prediction.png"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"] == 4 and set(results["gt_2d"]) >= {"mpvpe", "pa_mpvpe", "f5", "f15"}
+    model = Pose2Mesh.load(out / "model.pt")
+    assert model.config.body == "anny-hand.R"
+
+    assert main(["evaluate", str(out / "model.pt"), "--samples", "8", "--json",
+                 str(tmp_path / "m.json")]) == 0  # fmt: skip
+    assert set(json.loads((tmp_path / "m.json").read_text())) == {"ground-truth 2D", "noisy 2D"}
+
+    kp = np.random.default_rng(0).random((21, 2)) * 300
+    (tmp_path / "kp.json").write_text(json.dumps({"keypoints": kp.tolist()}))
+    assert main(["predict", str(out / "model.pt"), str(tmp_path / "kp.json"), "--out",
+                 str(tmp_path / "pred")]) == 0  # fmt: skip
+    for name in ("mesh.obj", "mesh.ply", "overlay.png", "camera.json", "mesh_pixels.npy"):
+        assert (tmp_path / "pred" / name).stat().st_size > 0
+    np.save(tmp_path / "kp.npy", np.concatenate([kp, np.ones((21, 1))], 1))
+    assert main(["predict", str(out / "model.pt"), str(tmp_path / "kp.npy")]) == 0
+
+    # a resumed, finished run does nothing more and keeps its outputs
+    assert main(["train", "--kind", "hand", "--out", str(out), "--resume", *TINY]) == 0
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "none.pt"), str(tmp_path / "kp.json")]) == 2
+    assert "no Pose2Mesh model file" in capsys.readouterr().err
+    assert main(["train", "--body", "smpl", "--out", str(tmp_path), *TINY]) == 2
+    assert "--model-path" in capsys.readouterr().err
