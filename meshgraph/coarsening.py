@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from meshgraph.io import atomic_write
 from meshgraph.mesh import GraphTopology, MeshTopology
 
 __all__ = [
@@ -252,17 +252,7 @@ def default_cache_dir() -> Path:
 
 
 def _atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
 @dataclass(eq=False)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from meshgraph._optional import WITH_TRIMESH, require
 
-__all__ = ["load_mesh"]
+__all__ = ["atomic_write", "load_mesh"]
 
 
 def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -66,3 +69,38 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     trimesh = require("trimesh")
     mesh = trimesh.load(path, force="mesh", process=False)
     return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Write a file atomically: ``write(fh)`` fills a temporary file, which then replaces ``path``.
+
+    A reader (or a killed writer) never sees a half-written file: the temporary file lives in
+    the same folder, is flushed and synced, then renamed over ``path``; on any error it is
+    removed and ``path`` is untouched.
+
+    Args:
+        path: The destination (its folder is created).
+        write: Called with the open binary temporary file.
+
+    Returns:
+        ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+        >>> atomic_write(p, lambda fh: fh.write(b"ok")).read_bytes()
+        b'ok'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -54,6 +53,7 @@ from meshgraph.data.poses import (
     HandPoseSampler,
     ShapeSampler,
 )
+from meshgraph.io import atomic_write
 
 __all__ = ["SyntheticPoseMeshDataset", "collate"]
 
@@ -342,16 +342,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         data = {k: torch.cat(v) for k, v in data.items()}
         data["config_hash"] = self.config_hash()
         data["shard"] = shard
-        path = self._shard_path(shard)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(data, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self._shard_path(shard), lambda fh: torch.save(data, fh))
         return data
 
     def _build_cache(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -16,6 +15,7 @@ from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import get_joint_set
 from meshgraph.coarsening import MeshHierarchy
 from meshgraph.data.camera import normalize_keypoints
+from meshgraph.io import atomic_write
 from meshgraph.mesh import MeshTopology
 from meshgraph.models.networks import MeshNet, PoseNet
 
@@ -284,17 +284,8 @@ class Pose2Mesh(nn.Module):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save to one file, atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(self.checkpoint(), fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        checkpoint = self.checkpoint()
+        return atomic_write(path, lambda fh: torch.save(checkpoint, fh))
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> Pose2Mesh:

@@ -78,12 +78,12 @@ PRESETS: dict[str, dict[str, RunConfig]] = {
             anny_topology="notoes_collapse10pc",
             model={"num_levels": 6, "posenet_width": 1024, "coarse_channels": 64},
             train={
-                "posenet_epochs": 3,
-                "epochs": 5,
+                "posenet_epochs": 4,
+                "epochs": 12,
                 "samples_per_epoch": 4096,
                 "batch_size": 64,
-                "lr_decay_epochs": (4,),
-                "edge_loss_start": 2,
+                "lr_decay_epochs": (9,),
+                "edge_loss_start": 3,
             },
         ),
         "full": RunConfig(

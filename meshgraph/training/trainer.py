@@ -25,7 +25,6 @@ import csv
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
+from meshgraph.io import atomic_write
 from meshgraph.losses import edge_length_loss, normal_vector_loss
 from meshgraph.models.pose2mesh import Pose2Mesh
 
@@ -122,20 +122,6 @@ def pose2mesh_losses(
             total = total + cfg.w_edge * terms["edge"]
     terms["total"] = total
     return terms
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Trainer:
@@ -240,7 +226,7 @@ class Trainer:
             "config": asdict(self.config),
             "rng": torch.get_rng_state(),
         }
-        _atomic_torch_save(state, self.checkpoint_path())
+        atomic_write(self.checkpoint_path(), lambda fh: torch.save(state, fh))
 
     def _load_checkpoint(self) -> tuple[int, int]:
         state = torch.load(self.checkpoint_path(), map_location="cpu", weights_only=False)
