@@ -23,49 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from meshgraph import MeshChebConv, MeshHierarchy, MeshPool, MeshTopology, MeshUnpool
+from meshgraph import MeshHierarchy, MeshTopology
 from meshgraph.generators import icosphere_vertices_faces
+from meshgraph.models import MeshAutoencoder
 from meshgraph.viz import plot_hierarchy, save_obj, save_ply
-
-
-class MeshAutoencoder(nn.Module):
-    """Chebyshev encoder (conv + pool per level) and decoder (unpool + conv), compact layout."""
-
-    def __init__(self, hierarchy: MeshHierarchy, channels: list[int], latent: int, K: int = 3):
-        super().__init__()
-        levels = len(channels)
-        tops = hierarchy.topologies
-        self.enc = nn.ModuleList(
-            MeshChebConv(3 if i == 0 else channels[i - 1], channels[i], K, tops[i])
-            for i in range(levels)
-        )
-        self.pools = nn.ModuleList(MeshPool(hierarchy, i) for i in range(levels))
-        self.coarse = hierarchy.sizes[levels]
-        self.to_latent = nn.Linear(self.coarse * channels[-1], latent)
-        self.from_latent = nn.Linear(latent, self.coarse * channels[-1])
-        self.unpools = nn.ModuleList(MeshUnpool(hierarchy, i + 1) for i in range(levels))
-        self.dec = nn.ModuleList(
-            MeshChebConv(channels[i], channels[i - 1] if i > 0 else channels[0], K, tops[i])
-            for i in range(levels)
-        )
-        self.out = MeshChebConv(channels[0], 3, K, tops[0])
-        self.channels = channels
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        for conv, pool in zip(self.enc, self.pools, strict=True):
-            x = pool(torch.nn.functional.elu(conv(x)))
-        return self.to_latent(x.reshape(x.shape[0], -1))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.from_latent(z).view(z.shape[0], self.coarse, self.channels[-1])
-        for i in reversed(range(len(self.dec))):
-            x = torch.nn.functional.elu(self.dec[i](self.unpools[i](x)))
-        return self.out(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
 
 
 def random_shapes(template: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -52,3 +52,18 @@ def test_cli_errors(tmp_path, capsys):
     assert "no Pose2Mesh model file" in capsys.readouterr().err
     assert main(["train", "--body", "smpl", "--out", str(tmp_path), *TINY]) == 2
     assert "--model-path" in capsys.readouterr().err
+
+
+def test_mesh_autoencoder_example_runs(tmp_path, monkeypatch):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "mesh_autoencoder.py"
+    args = ["mesh_autoencoder.py", "--train", "64", "--test", "8", "--steps", "4", "--out",
+            str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", args)
+    runpy.run_path(str(script), run_name="__main__")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["num_vertices"] == 1229 and metrics["mean_vertex_error_mm"] > 0
+    assert (tmp_path / "reconstruction.png").stat().st_size > 0
