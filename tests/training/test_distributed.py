@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -55,8 +56,12 @@ def test_two_processes_match_one(hand, tmp_path):
     script.write_text(textwrap.dedent(SCRIPT.format(model=MODEL, cfg=CFG)))
     out = tmp_path / "two"
     out.mkdir()
+    with socket.socket() as sock:  # a free port, so that parallel or repeated runs never clash
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29533", str(script), str(out), str(tmp_path / "reg")]  # fmt: skip
+           "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(out),
+           str(tmp_path / "reg")]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads((out / "history.json").read_text())
