@@ -94,20 +94,14 @@ def main(argv: list[str] | None = None) -> dict:
     mean_shape = train.mean(0)
     model = MeshAutoencoder(hierarchy, channels=[16, 32, 32, 64][: args.levels], latent=32)
     model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     print(f"autoencoder: {sum(p.numel() for p in model.parameters()):,} parameters")
     t = time.perf_counter()
-    for step in range(1, args.steps + 1):
-        idx = torch.randint(0, len(train), (args.batch,), generator=gen)
-        batch = train[idx].to(device)
-        loss = (model(batch) - batch).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % max(1, args.steps // 5) == 0 or step == args.steps:
-            print(f"step {step:>4}/{args.steps}  L1 {loss.item():.4f}", flush=True)
+
+    def log(step: int, loss: float) -> None:
+        print(f"step {step:>4}/{args.steps}  L1 {loss:.4f}", flush=True)
+
+    model.fit(train.to(device), args.steps, batch_size=args.batch, lr=2e-3, generator=gen,
+              log=log, log_every=max(1, args.steps // 5))  # fmt: skip
     t_train = time.perf_counter() - t
 
     model.eval()

@@ -60,21 +60,16 @@ def main(argv: list[str] | None = None) -> dict:
     test = make_meshes(body, args.test, args.seed + 1_000_003)
     hierarchy = MeshHierarchy.build(body.topology, 5, cache_dir=True)
     model = MeshAutoencoder(hierarchy, channels=[16, 32, 32, 64], latent=args.latent)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
-    gen = torch.Generator().manual_seed(args.seed)
     print(f"{body.name}: {body.num_vertices} vertices, hierarchy {hierarchy.sizes}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters", flush=True)  # fmt: skip
     t = time.perf_counter()
-    for step in range(1, args.steps + 1):
-        batch = train[torch.randint(0, len(train), (args.batch,), generator=gen)]
-        loss = (model(batch) - batch).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % max(1, args.steps // 8) == 0 or step == args.steps:
-            print(f"step {step:>5}/{args.steps}  L1 {1000 * loss.item():.1f} mm", flush=True)
+
+    def log(step: int, loss: float) -> None:
+        print(f"step {step:>5}/{args.steps}  L1 {1000 * loss:.1f} mm", flush=True)
+
+    gen = torch.Generator().manual_seed(args.seed)
+    model.fit(train, args.steps, batch_size=args.batch, generator=gen, log=log,
+              log_every=max(1, args.steps // 8))  # fmt: skip
     seconds = time.perf_counter() - t
     model.eval()
     with torch.no_grad():
