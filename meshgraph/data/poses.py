@@ -311,6 +311,15 @@ class BodyPoseSampler:
         return self.from_draws(self.draw(n, generator))
 
 
+def _palm_normal(labels: list[str], heads: Tensor, side: str) -> Tensor:
+    """Unit normal of the palm plane: (index base - wrist) x (pinky base - wrist)."""
+    wrist = heads[labels.index(f"wrist.{side}")]
+    index_base = heads[labels.index(f"finger2-1.{side}")]
+    pinky_base = heads[labels.index(f"finger5-1.{side}")]
+    normal = torch.linalg.cross(index_base - wrist, pinky_base - wrist)
+    return normal / normal.norm()
+
+
 def _hand_finger_axes(
     labels: list[str], parents: list[int], heads: Tensor, side: str
 ) -> list[tuple[int, Tensor, float, bool]]:
@@ -320,11 +329,7 @@ def _hand_finger_axes(
     sign chosen so that flexing moves a fingertip towards the thumb side of the palm plane
     (towards the palm).
     """
-    wrist = heads[labels.index(f"wrist.{side}")]
-    index_base = heads[labels.index(f"finger2-1.{side}")]
-    pinky_base = heads[labels.index(f"finger5-1.{side}")]
-    normal = torch.linalg.cross(index_base - wrist, pinky_base - wrist)
-    normal = normal / normal.norm()
+    normal = _palm_normal(labels, heads, side)
     if side == "L":
         normal = -normal
     out = []
@@ -370,11 +375,7 @@ class HandPoseSampler:
             raise ValueError(f"unknown canonical hand poses {sorted(unknown)}")
         heads = self.rest_heads.detach().double().cpu()
         self._fingers = _hand_finger_axes(self.bone_labels, self.bone_parents, heads, self.side)
-        wrist = heads[self.bone_labels.index(f"wrist.{self.side}")]
-        index_base = heads[self.bone_labels.index(f"finger2-1.{self.side}")]
-        pinky_base = heads[self.bone_labels.index(f"finger5-1.{self.side}")]
-        normal = torch.linalg.cross(index_base - wrist, pinky_base - wrist)
-        self._palm_normal = normal / normal.norm()
+        self._palm_normal = _palm_normal(self.bone_labels, heads, self.side)
 
     def draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
         """The random numbers of ``n`` poses (:meth:`from_draws` turns them into poses)."""
