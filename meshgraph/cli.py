@@ -240,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topology", default=None, help="Anny topology ('full' for the full mesh)")
     p.add_argument("--joint-set", choices=["coco", "h36m", "hand"], default=None)
     p.add_argument("--layout", choices=LAYOUTS, default="compact")
-    p.add_argument("--variant", choices=["coarse_to_fine", "direct"], default="coarse_to_fine")
+    p.add_argument(
+        "--variant", choices=["coarse_to_fine", "direct", "fc"], default="coarse_to_fine"
+    )
     p.add_argument("--posenet-width", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="stage-2 epochs")
     p.add_argument("--posenet-epochs", type=int, default=None, help="stage-1 epochs")

@@ -104,3 +104,24 @@ def test_from_anny_hand(anny_hand):
     assert model.config.body == "anny-hand.R" and model.num_vertices == 1609
     pred = model.predict(np.random.default_rng(0).random((21, 2)) * 200)
     assert pred.vertices.shape == (1, 1609, 3)
+
+
+def test_fc_variant_trains_saves_and_loads(tmp_path):
+    from meshgraph.models import FCBaseline
+
+    mesh = icosphere(2)
+    reg = torch.full((17, mesh.num_vertices), 1.0 / mesh.num_vertices)
+    cfg = Pose2MeshConfig(joint_set="h36m", num_levels=3, variant="fc", fc_hidden=(16,),
+                          posenet_width=32)  # fmt: skip
+    model = Pose2Mesh(cfg, mesh, reg)
+    assert isinstance(model.meshnet, FCBaseline)
+    out = model(torch.randn(4, 17, 2))
+    assert out["vertices"].shape == (4, mesh.num_vertices, 3)
+    out["vertices"].square().mean().backward()  # gradients reach the MLP
+    assert model.meshnet.mlp[0].weight.grad.abs().sum() > 0
+    loaded = Pose2Mesh.load(model.eval().save(tmp_path / "fc.pt"))
+    assert loaded.config.fc_hidden == (16,)
+    a, b = loaded.predict(_pixels()), model.predict(_pixels())
+    torch.testing.assert_close(a.vertices, b.vertices)
+    with pytest.raises(ValueError, match="variant must be"):
+        Pose2Mesh(Pose2MeshConfig(joint_set="h36m", num_levels=2, variant="mlp"), mesh, reg)

@@ -17,7 +17,7 @@ from meshgraph.coarsening import MeshHierarchy
 from meshgraph.data.camera import normalize_keypoints
 from meshgraph.io import atomic_write
 from meshgraph.mesh import MeshTopology
-from meshgraph.models.networks import MeshNet, PoseNet
+from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet
 
 __all__ = ["Pose2Mesh", "Pose2MeshConfig", "Prediction", "fit_weak_perspective"]
 
@@ -46,7 +46,9 @@ class Pose2MeshConfig:
         decoder_channels: MeshNet decoder widths, finest first (``None``: derived).
         coarse_level: Level of the fully connected lift (``None``: the coarsest).
         K: Chebyshev order.
-        variant: ``"coarse_to_fine"`` or ``"direct"``.
+        variant: ``"coarse_to_fine"``, ``"direct"`` (all blocks at full resolution) or ``"fc"``
+            (the paper's fully connected baseline, :class:`~meshgraph.models.FCBaseline`).
+        fc_hidden: Hidden widths of the ``"fc"`` variant.
         norm: Block normalisation.
         aspect: Input box aspect ratio (width / height) of the normalisation.
         box_scale: Input box enlargement of the normalisation.
@@ -67,6 +69,7 @@ class Pose2MeshConfig:
     coarse_level: int | None = None
     K: int = 3
     variant: str = "coarse_to_fine"
+    fc_hidden: tuple[int, ...] = (1024, 1024)
     norm: str = "batch"
     aspect: float = 0.75
     box_scale: float = 1.25
@@ -168,17 +171,27 @@ class Pose2Mesh(nn.Module):
             dropout=config.posenet_dropout,
             norm=config.posenet_norm,
         )
-        self.meshnet = MeshNet(
-            self.joint_set,
-            hierarchy,
-            coarse_level=config.coarse_level,
-            joint_channels=config.joint_channels,
-            coarse_channels=config.coarse_channels,
-            decoder_channels=config.decoder_channels,
-            K=config.K,
-            variant=config.variant,
-            norm=config.norm,
-        )
+        if config.variant not in ("coarse_to_fine", "direct", "fc"):
+            raise ValueError(
+                f"variant must be 'coarse_to_fine', 'direct' or 'fc', got {config.variant!r}"
+            )
+        self.meshnet: nn.Module
+        if config.variant == "fc":  # the paper's fully connected baseline (no graph, no hierarchy)
+            self.meshnet = FCBaseline(
+                self.joint_set.num_joints, topology.num_vertices, hidden=config.fc_hidden
+            )
+        else:
+            self.meshnet = MeshNet(
+                self.joint_set,
+                hierarchy,
+                coarse_level=config.coarse_level,
+                joint_channels=config.joint_channels,
+                coarse_channels=config.coarse_channels,
+                decoder_channels=config.decoder_channels,
+                K=config.K,
+                variant=config.variant,
+                norm=config.norm,
+            )
         self.register_buffer("mesh_regressor", mesh_regressor.detach().float().clone())
         self.register_buffer("faces", topology.faces.clone(), persistent=False)
 
@@ -295,7 +308,7 @@ class Pose2Mesh(nn.Module):
         if ckpt.get("version") != _VERSION:
             raise ValueError(f"checkpoint version {ckpt.get('version')}, expected {_VERSION}")
         cfg = dict(ckpt["config"])
-        for key in ("joint_channels", "decoder_channels"):
+        for key in ("joint_channels", "decoder_channels", "fc_hidden"):
             if cfg.get(key) is not None:
                 cfg[key] = tuple(cfg[key])
         config = Pose2MeshConfig(**cfg)
