@@ -117,3 +117,24 @@ def test_bad_configuration(hand, tmp_path):
     with pytest.raises(ValueError, match="takes hand joints"):
         Trainer(model, body_ds, TrainConfig(), tmp_path)
     assert os.path.isdir(tmp_path)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Trainer(model, ds, TrainConfig(lr_schedule="linear"), tmp_path)
+
+
+def test_cosine_schedule_per_step(hand, tmp_path):
+    """Each stage anneals from lr to lr * lr_decay along a half cosine, one value per step."""
+    import math
+
+    model, ds = _setup(hand)
+    seen: list[tuple[int, float]] = []
+    cfg = TrainConfig(**(CFG | {"lr_schedule": "cosine", "lr": 0.01, "lr_decay": 0.05}))
+
+    def record(t: Trainer) -> None:
+        seen.append((t.stage, t.optimizer.param_groups[0]["lr"]))
+
+    Trainer(model, ds, cfg, tmp_path, progress=False, on_step=record).fit()
+    per_stage = {1: 6, 2: 12}  # steps: 1 epoch of 6, then 2 epochs of 6
+    for stage, n in per_stage.items():
+        lrs = [lr for s, lr in seen if s == stage]
+        expected = [0.0005 + 0.0095 * 0.5 * (1 + math.cos(math.pi * i / n)) for i in range(n)]
+        assert lrs == pytest.approx(expected, rel=1e-12)
