@@ -8,6 +8,7 @@ the right and image y down (OpenCV convention).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -111,38 +112,44 @@ def _uniform(lo: float, hi: float, n: int, gen: torch.Generator) -> Tensor:
 
 def sample_cameras(
     centres: Tensor,
-    generator: torch.Generator,
+    generator: torch.Generator | Sequence[torch.Generator],
     ranges: CameraRanges | None = None,
 ) -> Camera:
     """Random cameras looking at ``centres`` ``(B, 3)`` (the subject in front of each camera).
 
     Args:
         centres: Points the cameras aim at (e.g. each subject's root joint).
-        generator: Source of randomness (the same seed gives the same cameras).
+        generator: Source of randomness (the same seed gives the same cameras), or one
+            generator per camera (:func:`~meshgraph.data.noise.draw_rows`).
         ranges: The ranges; default :class:`CameraRanges`.
 
     Returns:
         A :class:`Camera` batch (float64 parameters; cast as needed).
     """
+    from meshgraph.data.noise import draw_rows
+
     r = ranges or CameraRanges()
     n = centres.shape[0]
     centres = centres.detach().to(torch.float64).cpu()
-    az = torch.deg2rad(_uniform(*r.azimuth, n, generator))
-    el = torch.deg2rad(_uniform(*r.elevation, n, generator))
-    dist = _uniform(*r.distance, n, generator)
+    az, el, dist, roll, f, shift = draw_rows(generator, n, lambda m, g: [
+        torch.deg2rad(_uniform(*r.azimuth, m, g)),
+        torch.deg2rad(_uniform(*r.elevation, m, g)),
+        _uniform(*r.distance, m, g),
+        torch.deg2rad(_uniform(*r.roll, m, g)),
+        _uniform(*r.focal, m, g),
+        torch.rand(m, 2, generator=g, dtype=torch.float64) * 2 - 1,
+    ])  # fmt: skip
     direction = torch.stack([torch.cos(el) * torch.sin(az), -torch.cos(el) * torch.cos(az),
                              torch.sin(el)], dim=1)  # fmt: skip
     eye = centres + dist.unsqueeze(1) * direction  # azimuth 0: in front of the subject (-y)
     rot = look_at(eye, centres)
-    roll = torch.deg2rad(_uniform(*r.roll, n, generator))
     c, s = torch.cos(roll), torch.sin(roll)
     zero, one = torch.zeros_like(c), torch.ones_like(c)
     rz = torch.stack([c, -s, zero, s, c, zero, zero, zero, one], dim=1).view(n, 3, 3)
     rot = rz @ rot
     trans = -(rot @ eye.unsqueeze(-1)).squeeze(-1)
-    f = _uniform(*r.focal, n, generator)
     w, h = r.image_size
-    shift = (torch.rand(n, 2, generator=generator, dtype=torch.float64) * 2 - 1) * r.offset
+    shift = shift * r.offset
     principal = torch.stack([w / 2 + shift[:, 0] * w, h / 2 + shift[:, 1] * h], dim=1)
     return Camera(rot, trans, torch.stack([f, f], dim=1), principal, r.image_size)
 

@@ -19,6 +19,7 @@ Two models, both driven by a :class:`torch.Generator` (a fixed seed gives the sa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -28,6 +29,7 @@ from meshgraph.bodies.joint_sets import COCO, JointSet, get_joint_set
 __all__ = [
     "COCO_SIGMAS",
     "H36M_DETECTOR_STD",
+    "draw_rows",
     "gaussian_noise",
     "oks_distance",
     "posefix_noise",
@@ -51,6 +53,30 @@ _MISS = (0.02, 0.05, 0.10)
 _INVERSION = (0.01, 0.03, 0.06)
 
 
+#: A generator, or one generator per row of the batch (each row then draws its numbers from
+#: its own generator, exactly as a one-row call with that generator would).
+Generators = torch.Generator | Sequence[torch.Generator]
+
+
+def draw_rows(
+    generator: Generators, b: int, draws: Callable[[int, torch.Generator], list[Tensor]]
+) -> list[Tensor]:
+    """Random tensors for a batch of ``b`` rows from one generator or one per row.
+
+    ``draws(n, g)`` returns tensors whose first dimension is ``n``, drawn from ``g`` in a fixed
+    order. With a sequence of generators each row ``i`` gets ``draws(1, generator[i])``, so a
+    batched call gives the same numbers as ``b`` one-row calls (per-sample reproducibility)
+    while the arithmetic that follows runs once on the whole batch.
+    """
+    if isinstance(generator, torch.Generator):
+        return draws(b, generator)
+    gens = list(generator)
+    if len(gens) != b:
+        raise ValueError(f"got {len(gens)} generators for a batch of {b}")
+    rows = [draws(1, g) for g in gens]
+    return [torch.cat(parts) for parts in zip(*rows, strict=True)]
+
+
 def _box_size(keypoints: Tensor) -> tuple[Tensor, Tensor]:
     lo, hi = keypoints.amin(1), keypoints.amax(1)
     size = (hi - lo).clamp_min(1.0)
@@ -59,7 +85,7 @@ def _box_size(keypoints: Tensor) -> tuple[Tensor, Tensor]:
 
 def gaussian_noise(
     keypoints: Tensor,
-    generator: torch.Generator,
+    generator: Generators,
     std: Tensor | tuple[float, ...] | float = 2.0,
     probability: float = 1.0,
     reference: float = 256.0,
@@ -68,7 +94,7 @@ def gaussian_noise(
 
     Args:
         keypoints: ``(B, J, 2)`` pixels.
-        generator: Random source.
+        generator: Random source, or one per sample (see :func:`draw_rows`).
         std: Standard deviation per joint (``(J,)``) or for all, in pixels of a ``reference``
             -pixel box; scaled by ``max(box width, box height) / reference`` per sample.
         probability: Chance that a joint is perturbed at all.
@@ -83,8 +109,13 @@ def gaussian_noise(
         raise ValueError(f"std must be a scalar or have {j} entries, got {std_t.numel()}")
     w, h = _box_size(keypoints)
     scale = (torch.maximum(w, h) / reference).view(b, 1, 1).cpu()
-    noise = torch.randn(b, j, 2, generator=generator, dtype=keypoints.dtype) * std_t.view(1, -1, 1)
-    hit = torch.rand(b, j, 1, generator=generator, dtype=keypoints.dtype) < probability
+    dtype = keypoints.dtype
+    normal, uniform = draw_rows(generator, b, lambda n, g: [
+        torch.randn(n, j, 2, generator=g, dtype=dtype),
+        torch.rand(n, j, 1, generator=g, dtype=dtype),
+    ])  # fmt: skip
+    noise = normal * std_t.view(1, -1, 1)
+    hit = uniform < probability
     return keypoints + (noise * scale * hit).to(keypoints.device)
 
 
@@ -98,16 +129,16 @@ def oks_distance(area: Tensor, sigma: Tensor, oks: float) -> Tensor:
     return 2.0 * sigma * area.sqrt() * math.sqrt(-2.0 * math.log(oks))
 
 
-def _random_offset(b: int, j: int, lo: Tensor, hi: Tensor, gen: torch.Generator) -> Tensor:
+def _random_offset(u_angle: Tensor, u_length: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     """Offsets with uniformly random direction and a length uniform in ``[lo, hi)``."""
-    angle = torch.rand(b, j, generator=gen, dtype=lo.dtype) * (2 * math.pi)
-    length = lo + (hi - lo) * torch.rand(b, j, generator=gen, dtype=lo.dtype)
+    angle = u_angle * (2 * math.pi)
+    length = lo + (hi - lo) * u_length
     return torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1) * length.unsqueeze(-1)
 
 
 def posefix_noise(
     keypoints: Tensor,
-    generator: torch.Generator,
+    generator: Generators,
     joint_set: str | JointSet = COCO,
     area: Tensor | None = None,
     scale: float = 1.0,
@@ -116,7 +147,7 @@ def posefix_noise(
 
     Args:
         keypoints: ``(B, 19, 2)`` (COCO-19) or ``(B, 17, 2)`` pixels.
-        generator: Random source.
+        generator: Random source, or one per sample (see :func:`draw_rows`).
         joint_set: ``"coco"``.
         area: ``(B,)`` person areas in pixels^2 (default: 0.53 x the keypoint box area, the
             mean ratio of segmentation to box area of COCO people).
@@ -143,15 +174,18 @@ def posefix_noise(
     p_jit = torch.tensor(_JITTER, dtype=dtype)[group] * scale
     p_miss = torch.tensor(_MISS, dtype=dtype)[group] * scale
     p_inv = torch.tensor(_INVERSION, dtype=dtype)[group] * scale
-    u = torch.rand(b, 17, generator=generator, dtype=dtype)
+    # one uniform per joint picks its error kind, then (direction, length) for 4 offsets
+    u, *r = draw_rows(generator, b, lambda n, g: [
+        torch.rand(n, 17, generator=g, dtype=dtype) for _ in range(9)
+    ])  # fmt: skip
     inv = u < p_inv
     miss = (u >= p_inv) & (u < p_inv + p_miss)
     jit = (u >= p_inv + p_miss) & (u < p_inv + p_miss + p_jit)
     zero = torch.zeros_like(d85)
-    good_off = _random_offset(b, 17, zero, d85, generator)
-    jit_off = _random_offset(b, 17, d85, d50, generator)
-    miss_off = _random_offset(b, 17, d50, d10, generator)
-    inv_off = _random_offset(b, 17, zero, d85, generator)
+    good_off = _random_offset(r[0], r[1], zero, d85)
+    jit_off = _random_offset(r[2], r[3], d85, d50)
+    miss_off = _random_offset(r[4], r[5], d50, d10)
+    inv_off = _random_offset(r[6], r[7], zero, d85)
     flip = torch.as_tensor(js.flip_permutation()[:17])
     counterpart = kp[:, :17][:, flip]
     # joints without a counterpart (the nose) are missed instead of inverted

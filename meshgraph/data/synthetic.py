@@ -42,7 +42,7 @@ from torch import Tensor
 
 from meshgraph.bodies.anny_model import AnnyModel
 from meshgraph.bodies.joint_sets import get_joint_set
-from meshgraph.data.camera import Camera, CameraRanges, normalize_keypoints, project, sample_cameras
+from meshgraph.data.camera import CameraRanges, normalize_keypoints, project, sample_cameras
 from meshgraph.data.noise import H36M_DETECTOR_STD, gaussian_noise, posefix_noise
 from meshgraph.data.poses import (
     BODY_CANONICAL,
@@ -240,15 +240,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             joints = torch.einsum("jv,bvc->bjc", self.regressor.to(dtype), verts)
             mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(dtype), verts)
         root_world = joints[:, self.joint_set.root].double()
-        cams = [sample_cameras(root_world[k : k + 1], g, self.camera_ranges)
-                for k, g in enumerate(cam_gens)]  # fmt: skip
-        cam = Camera(
-            torch.cat([c.rotation for c in cams]),
-            torch.cat([c.translation for c in cams]),
-            torch.cat([c.focal for c in cams]),
-            torch.cat([c.principal for c in cams]),
-            self.camera_ranges.image_size,
-        )
+        cam = sample_cameras(root_world, cam_gens, self.camera_ranges)  # one generator per sample
         kp = project(joints.double(), cam)
         rot = cam.rotation
         root_cam = cam.to_camera(root_world[:, None])[:, 0]
@@ -276,17 +268,15 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
     def _noisy(self, clean: Tensor, indices: list[int]) -> Tensor:
         if self.noise == "none":
             return clean
-        out = []
-        for k, i in enumerate(indices):
-            g = torch.Generator().manual_seed(_sample_seed(self.noise_seed, i, 2 + self._epoch))
-            x = clean[k : k + 1].double()
-            if self.noise == "posefix":
-                x = posefix_noise(x, g, self.joint_set)
-            else:
-                std = H36M_DETECTOR_STD if self.joint_set.name == "h36m" else 2.0
-                x = gaussian_noise(x, g, std=std)
-            out.append(x.float())
-        return torch.cat(out)
+        gens = [torch.Generator().manual_seed(_sample_seed(self.noise_seed, i, 2 + self._epoch))
+                for i in indices]  # fmt: skip
+        x = clean.double()
+        if self.noise == "posefix":
+            x = posefix_noise(x, gens, self.joint_set)
+        else:
+            std = H36M_DETECTOR_STD if self.joint_set.name == "h36m" else 2.0
+            x = gaussian_noise(x, gens, std=std)
+        return x.float()
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
         """A whole batch at once (used by :class:`torch.utils.data.DataLoader`)."""

@@ -175,3 +175,30 @@ def test_posefix_noise_categories():
     with pytest.raises(ValueError, match="COCO"):
         posefix_noise(kp, gen, joint_set="h36m")
     assert COCO.num_joints == 19
+
+
+def test_per_row_generators_match_one_row_calls():
+    """A batch with one generator per row gives each row the numbers of a one-row call."""
+    from meshgraph.data.noise import draw_rows
+
+    kp = 200 + 50 * torch.randn(4, 19, 2, dtype=torch.float64)
+    centres = torch.randn(4, 3, dtype=torch.float64)
+
+    def gens():
+        return [torch.Generator().manual_seed(s) for s in (3, 1, 4, 1)]
+
+    for fn in (
+        lambda x, g: posefix_noise(x, g, "coco"),
+        lambda x, g: gaussian_noise(x, g, std=2.0, probability=0.7),
+    ):
+        batched = fn(kp, gens())
+        rows = torch.cat([fn(kp[i : i + 1], g) for i, g in enumerate(gens())])
+        torch.testing.assert_close(batched, rows, rtol=0, atol=0)
+    cams = sample_cameras(centres, gens())
+    for i, g in enumerate(gens()):
+        one = sample_cameras(centres[i : i + 1], g)
+        torch.testing.assert_close(cams.rotation[i : i + 1], one.rotation, rtol=0, atol=0)
+        torch.testing.assert_close(cams.principal[i : i + 1], one.principal, rtol=0, atol=0)
+        torch.testing.assert_close(cams.focal[i : i + 1], one.focal, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="3 generators for a batch of 4"):
+        draw_rows(gens()[:3], 4, lambda n, g: [torch.rand(n, generator=g)])
