@@ -127,10 +127,17 @@ def test_cosine_schedule_per_step(hand, tmp_path):
 
     model, ds = _setup(hand)
     seen: list[tuple[int, float]] = []
-    cfg = TrainConfig(**(CFG | {"lr_schedule": "cosine", "lr": 0.01, "lr_decay": 0.05}))
+    cfg = TrainConfig(**(CFG | {"lr_schedule": "cosine", "lr": 0.01, "lr_decay": 0.05,
+                                "posenet_lr_scale": 0.1}))  # fmt: skip
 
     def record(t: Trainer) -> None:
-        seen.append((t.stage, t.optimizer.param_groups[0]["lr"]))
+        groups = t.optimizer.param_groups
+        if t.stage == 2:  # PoseNet's group runs at a tenth of the rate
+            assert groups[0]["lr"] == pytest.approx(0.1 * groups[1]["lr"], rel=1e-12)
+            assert {id(p) for p in groups[0]["params"]} == {
+                id(p) for p in t.model.posenet.parameters()
+            }
+        seen.append((t.stage, groups[-1]["lr"]))
 
     Trainer(model, ds, cfg, tmp_path, progress=False, on_step=record).fit()
     per_stage = {1: 6, 2: 12}  # steps: 1 epoch of 6, then 2 epochs of 6
