@@ -105,6 +105,66 @@ def chebconv_workload(
     return step
 
 
+def pose2mesh_model(
+    mesh: MeshTopology,
+    variant: str = "coarse_to_fine",
+    layout: str = "compact",
+    num_levels: int = 8,
+) -> torch.nn.Module:
+    """An untrained Pose2Mesh (COCO input, PoseNet width 1024) for ``mesh``.
+
+    The mesh-joint regressor is a fixed random one: it does not change the cost.
+    """
+    from meshgraph.models import Pose2Mesh, Pose2MeshConfig
+
+    gen = torch.Generator().manual_seed(0)
+    reg = torch.rand(17, mesh.num_vertices, generator=gen)
+    reg = reg / reg.sum(1, keepdim=True)
+    cfg = Pose2MeshConfig(joint_set="coco", num_levels=num_levels, layout=layout, variant=variant)
+    torch.manual_seed(0)
+    return Pose2Mesh(cfg, mesh, reg)
+
+
+def pose2mesh_workload(
+    model: torch.nn.Module, batch: int, train: bool = False, device: str = "cpu"
+) -> Callable[[], None]:
+    """One inference (``train=False``) or one training step of a Pose2Mesh model.
+
+    Inference: eval mode, no autograd. Training: train mode, the L1 vertex and joint losses
+    against fixed targets, backward and an Adam step.
+    """
+    dev = torch.device(device)
+    model = model.to(dev)
+    gen = torch.Generator().manual_seed(0)
+    nj = model.joint_set.num_joints
+    x = torch.randn(batch, nj, 2, generator=gen).mul_(0.3).to(dev)
+    if not train:
+        model.eval()
+
+        def infer() -> None:
+            with torch.no_grad():
+                model(x)
+            sync(dev)
+
+        return infer
+    model.train()
+    target_v = torch.zeros(batch, model.num_vertices, 3, device=dev)
+    target_j = torch.zeros(batch, nj, 3, device=dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        out = model(x)
+        loss = (out["vertices"] - target_v).abs().mean() + (
+            out["joints_3d"] - target_j
+        ).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sync(dev)
+
+    return step
+
+
 def _status_kib(field: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -161,6 +221,15 @@ def _peak_child(spec: dict) -> float:
     if kind == "chebconv":
         mesh = bench_mesh(spec.pop("mesh"))
         step = chebconv_workload(mesh=mesh, **spec)
+    elif kind == "pose2mesh":  # an untrained model for a benchmark mesh
+        mesh = bench_mesh(spec.pop("mesh"))
+        model = pose2mesh_model(mesh, spec.pop("variant"), spec.pop("layout"))
+        step = pose2mesh_workload(model, **spec)
+    elif kind == "pose2mesh_file":  # a saved model (e.g. from the ablation)
+        from meshgraph.models import Pose2Mesh
+
+        model = Pose2Mesh.load(spec.pop("path"))
+        step = pose2mesh_workload(model, **spec)
     else:
         raise ValueError(kind)
     return measure_peak_growth_in_this_process(step, spec.get("device", "cpu"))

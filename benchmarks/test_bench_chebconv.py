@@ -45,3 +45,19 @@ def test_chebconv_peak_memory_body(benchmark, impl, device):
     benchmark.group = f"chebconv-peak-memory-body-B32-C64-{device}"
     result = benchmark.pedantic(peak_memory_mib, args=(spec,), rounds=1, iterations=1)
     benchmark.extra_info.update(peak_mib=result, mesh=mesh_source("body"), impl=impl)
+
+
+SCALING = {"1k": (25, 40), "4k": (50, 80), "14k": (38, 361), "50k": (200, 250)}
+
+
+@pytest.mark.parametrize("impl", ["meshgraph-sparse", "pyg"])
+@pytest.mark.parametrize("size", list(SCALING))
+def test_chebconv_scaling(benchmark, size, impl, device):
+    """Cost against mesh size (torus meshes of 1k to 50k vertices), batch 8, 64 channels."""
+    from meshgraph.generators import torus_mesh
+
+    mesh = torus_mesh(*SCALING[size])
+    benchmark.group = f"chebconv-scaling-B8-C64-forward_backward-{device}"
+    benchmark.extra_info.update(num_vertices=mesh.num_vertices, impl=impl, K=3)
+    step = chebconv_workload(impl, mesh, 8, 64, K=3, backward=True, device=device)
+    benchmark.pedantic(step, warmup_rounds=1, rounds=3, iterations=1)

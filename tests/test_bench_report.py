@@ -1,0 +1,58 @@
+"""benchmarks/report.py: tables, ratios and scaling exponents from pytest-benchmark JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.report import load, main, scaling_exponent, to_markdown
+
+
+def _bench(group, extra, median, params=None):
+    return {"group": group, "name": "test_x", "params": params or {}, "extra_info": extra,
+            "stats": {"median": median}}  # fmt: skip
+
+
+def _write(path, benches, cpu="Test CPU"):
+    machine = {"cpu": cpu, "torch_threads": 2, "torch": "2.13.0"}
+    path.write_text(json.dumps({"machine_info": machine, "benchmarks": benches}))
+    return path
+
+
+def test_ratios_memory_and_scaling_by_hand(tmp_path):
+    g = "chebconv-body-B32-C64-forward_backward-cpu"
+    benches = [
+        _bench(g, {"impl": "pyg"}, 4.0),
+        _bench(g, {"impl": "meshgraph-sparse"}, 0.5),
+        _bench("chebconv-peak-memory-body-B32-C64-cpu", {"impl": "pyg", "peak_mib": 2000.0}, 9),
+        _bench(
+            "chebconv-peak-memory-body-B32-C64-cpu",
+            {"impl": "meshgraph-sparse", "peak_mib": 800.0},
+            9,
+        ),
+    ]
+    # time = 3e-6 * V^1.5 exactly: the fitted exponent must be 1.5
+    for v in (1000, 4000, 16000):
+        benches.append(_bench("coarsen-scaling-8-levels", {"num_vertices": v}, 3e-6 * v**1.5))
+    run = load(_write(tmp_path / "a.json", benches))
+    assert run["groups"][g]["meshgraph-sparse"]["value"] == 0.5
+    assert scaling_exponent(run["groups"]["coarsen-scaling-8-levels"]) == pytest.approx(1.5)
+    md = to_markdown([run])
+    assert "| meshgraph-sparse | 500.00 ms | 0.12 |" in md  # 0.5 / 4.0
+    assert "| meshgraph-sparse | 800 MiB | 0.40 |" in md  # peak memory, 800 / 2000
+    assert "V^1.50" in md
+
+
+def test_two_files_side_by_side(tmp_path):
+    g = "pose2mesh-body-inference-B64-cpu"
+    compact, direct = {"variant": "coarse_to_fine-compact"}, {"variant": "direct"}
+    a = _write(tmp_path / "cpu.json", [_bench(g, compact, 2.0), _bench(g, direct, 14.0)])
+    b = _write(
+        tmp_path / "gpu.json", [_bench(g, compact, 0.02), _bench(g, direct, 0.03)], "GPU box"
+    )
+    assert main([str(a), str(b), "--out", str(tmp_path / "r"), "--name", "cmp"]) == 0
+    md = (tmp_path / "r" / "cmp.md").read_text()
+    assert "| direct | 14.0 s | 7.00 | 30.00 ms | 1.50 | 0.00 |" in md
+    assert "GPU box" in md
+    assert (tmp_path / "r" / "cmp.png").stat().st_size > 0
