@@ -260,6 +260,14 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     body = build_body(cfg)
+    from meshgraph.bodies.anny_model import AnnyModel
+
+    if not isinstance(body, AnnyModel):
+        raise ValueError(
+            f"training on {body.name} is not supported yet: the synthetic data generator samples "
+            "poses with Anny's skeleton. SMPL-family models load, build Pose2Mesh networks "
+            "(Pose2Mesh.from_body) and predict; train them with your own data loop."
+        )
     joint_set = cfg.joint_set or ("hand" if cfg.kind == "hand" else "coco")
     mesh_js = "hand" if cfg.kind == "hand" else "h36m"
     fields = {k: v for k, v in cfg.model.items() if k not in ("joint_set", "mesh_joint_set")}
