@@ -11,7 +11,7 @@ IMPLS = ["meshgraph-sparse", "meshgraph-dense", "meshgraph-torch_sparse", "pyg"]
 
 
 @pytest.mark.parametrize("mode", ["forward", "forward_backward"])
-@pytest.mark.parametrize("channels", [64])
+@pytest.mark.parametrize("channels", [64, 256])
 @pytest.mark.parametrize("batch", [1, 32])
 @pytest.mark.parametrize("mesh_name", ["hand", "body"])
 @pytest.mark.parametrize("impl", IMPLS)
