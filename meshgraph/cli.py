@@ -5,7 +5,8 @@ Subcommands:
 * ``meshgraph coarsen MESH``: build a heavy-edge hierarchy of a mesh file, save it (``.npz``)
   and a picture of its levels (PNG), print the level sizes.
 * ``meshgraph train --kind body|hand``: train and evaluate Pose2Mesh on synthetic data
-  (``--preset quick`` in minutes on a CPU, ``--preset full`` for the long schedule;
+  (``--preset quick`` in minutes on a CPU, ``--preset long`` at most 2 hours on a CPU,
+  ``--preset full`` the full-mesh schedule for a GPU;
   ``--resume`` continues a killed run; under ``torchrun`` it trains on every process).
 * ``meshgraph evaluate MODEL.pt``: metrics on a held-out synthetic set.
 * ``meshgraph predict MODEL.pt KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
@@ -97,9 +98,14 @@ def _train(args: argparse.Namespace) -> int:
     if args.test_samples is not None:
         overrides["test_samples"] = args.test_samples
     cfg = preset(args.kind, args.preset, **overrides)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     distributed = _init_distributed(args.device)
     try:
-        run(cfg, args.out or f"outputs/pose2mesh_{args.kind}", resume=args.resume)
+        out = args.out or f"outputs/pose2mesh_{args.kind}"
+        run(cfg, out, resume=args.resume, progress=not args.no_progress)
     finally:
         if distributed:
             import torch.distributed as dist
@@ -234,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train and evaluate Pose2Mesh on synthetic data")
     p.add_argument("--kind", choices=["body", "hand"], default="body")
-    p.add_argument("--preset", choices=["quick", "full"], default="quick")
+    p.add_argument("--preset", choices=["quick", "long", "full"], default="quick")
     p.add_argument("--body", choices=["anny", "smpl", "smplh", "mano"], default="anny")
     p.add_argument("--model-path", default=None, help="licensed SMPL/SMPL-H/MANO file or folder")
     p.add_argument("--topology", default=None, help="Anny topology ('full' for the full mesh)")
@@ -253,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-samples", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
     p.add_argument("--out", default=None, help="output folder (default outputs/pose2mesh_KIND)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.set_defaults(func=_train)

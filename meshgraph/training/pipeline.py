@@ -108,8 +108,8 @@ PRESETS: dict[str, dict[str, RunConfig]] = {
                 "coarse_channels": 64,
             },
             train={
-                "posenet_epochs": 40,
-                "epochs": 32,
+                "posenet_epochs": 32,
+                "epochs": 24,
                 "samples_per_epoch": 16384,
                 "batch_size": 64,
                 "posenet_lr_scale": 0.1,

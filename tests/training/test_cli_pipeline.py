@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("anny")
 
@@ -18,8 +19,12 @@ TINY = ["--posenet-epochs", "1", "--epochs", "1", "--samples-per-epoch", "32", "
 
 def test_train_evaluate_predict(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--kind", "hand", "--out", str(out), *TINY]) == 0
-    printed = capsys.readouterr().out
+    threads = str(torch.get_num_threads())  # --threads sets it: keep the current value
+    args = ["train", "--kind", "hand", "--out", str(out), "--no-progress", "--threads", threads]
+    assert main([*args, *TINY]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "it/s" not in captured.err and "s/it" not in captured.err  # no progress bar
     assert "mean-mesh baseline" in printed and "pa_mpvpe" in printed
     for name in ("model.pt", "checkpoint.pt", "metrics.csv", "losses.png", "results.json",
                  "results.csv", "prediction.obj", "prediction.ply", "ground_truth.obj",
