@@ -88,6 +88,8 @@ def _train(args: argparse.Namespace) -> int:
     model: dict = {"layout": args.layout, "variant": args.variant}
     if args.posenet_width is not None:
         model["posenet_width"] = args.posenet_width
+    if args.canonical_frame:
+        model["canonical_frame"] = True
     overrides: dict = {"model": model, "train": train, "device": args.device, "seed": args.seed}
     if args.body != "anny":
         overrides.update(body=args.body, model_path=args.model_path, anny_topology=None)
@@ -250,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant", choices=["coarse_to_fine", "direct", "fc"], default="coarse_to_fine"
     )
     p.add_argument("--posenet-width", type=int, default=None)
+    p.add_argument(
+        "--canonical-frame",
+        action="store_true",
+        help="MeshNet works in the body frame of the 3D joints (not in the paper)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="stage-2 epochs")
     p.add_argument("--posenet-epochs", type=int, default=None, help="stage-1 epochs")
     p.add_argument("--samples-per-epoch", type=int, default=None)

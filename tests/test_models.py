@@ -84,3 +84,55 @@ def test_fc_baseline(mesh):
     assert fc(torch.randn(4, 17, 2), torch.randn(4, 17, 3)).shape == (4, mesh.num_vertices, 3)
     with pytest.raises(ValueError, match="17 joints"):
         fc(torch.randn(4, 19, 2), torch.randn(4, 19, 3))
+
+
+def _random_rotation(gen):
+    q, r = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    return q if torch.det(q) > 0 else -q
+
+
+@pytest.mark.parametrize("js", ["coco", "h36m", "hand"])
+def test_joint_frame_is_a_rotation_that_follows_the_joints(js):
+    from meshgraph.bodies import get_joint_set
+    from meshgraph.models import joint_frame
+
+    gen = torch.Generator().manual_seed(0)
+    n = get_joint_set(js).num_joints
+    joints = torch.randn(5, n, 3, generator=gen, dtype=torch.float64)
+    frame = joint_frame(joints, js)
+    eye = torch.eye(3, dtype=torch.float64).expand(5, 3, 3)
+    torch.testing.assert_close(frame.transpose(1, 2) @ frame, eye)
+    torch.testing.assert_close(torch.linalg.det(frame), torch.ones(5, dtype=torch.float64))
+    q = _random_rotation(gen)
+    torch.testing.assert_close(joint_frame(joints @ q.T, js), q @ frame)  # equivariant
+    # degenerate: every joint on one line still gives a rotation
+    line = torch.linspace(0, 1, n, dtype=torch.float64)[None, :, None] * torch.ones(1, n, 3)
+    f = joint_frame(line, js)[0]
+    torch.testing.assert_close(f.T @ f, torch.eye(3, dtype=torch.float64))
+
+
+def test_canonical_frame_meshnet_is_rotation_equivariant(mesh):
+    """Rotating the 3D input joints rotates the predicted mesh by the same rotation."""
+    h = MeshHierarchy.build(mesh, 3)
+    net = MeshNet("h36m", h, decoder_channels=[8, 8, 16], coarse_channels=16,
+                  canonical_frame=True).double().eval()  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    kp = torch.randn(3, 17, 2, generator=gen, dtype=torch.float64)
+    joints = torch.randn(3, 17, 3, generator=gen, dtype=torch.float64)
+    q = _random_rotation(gen)
+    with torch.no_grad():
+        out = net(kp, joints)
+        rotated = net(kp, joints @ q.T)
+    torch.testing.assert_close(rotated, out @ q.T)
+    plain = MeshNet("h36m", h, decoder_channels=[8, 8, 16], coarse_channels=16).double().eval()
+    with torch.no_grad():  # without the frame the network is not equivariant
+        assert not torch.allclose(plain(kp, joints @ q.T), plain(kp, joints) @ q.T, atol=1e-6)
+    with pytest.raises(ValueError, match="canonical_frame needs"):
+        MeshNet(_custom_joint_set(), h, canonical_frame=True)
+
+
+def _custom_joint_set():
+    from meshgraph.bodies import JointSet
+
+    return JointSet("tri", ("a", "b", "c"), ((0, 1), (1, 2)))

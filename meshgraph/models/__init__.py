@@ -1,7 +1,13 @@
 """Pose2Mesh networks: PoseNet, MeshNet, the FC baseline and the full model."""
 
 from meshgraph.models.autoencoder import MeshAutoencoder
-from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet, default_decoder_channels
+from meshgraph.models.networks import (
+    FCBaseline,
+    MeshNet,
+    PoseNet,
+    default_decoder_channels,
+    joint_frame,
+)
 from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig, Prediction, fit_weak_perspective
 
 __all__ = [
@@ -14,4 +20,5 @@ __all__ = [
     "Prediction",
     "default_decoder_channels",
     "fit_weak_perspective",
+    "joint_frame",
 ]

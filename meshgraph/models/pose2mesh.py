@@ -49,6 +49,8 @@ class Pose2MeshConfig:
         variant: ``"coarse_to_fine"``, ``"direct"`` (all blocks at full resolution) or ``"fc"``
             (the paper's fully connected baseline, :class:`~meshgraph.models.FCBaseline`).
         fc_hidden: Hidden widths of the ``"fc"`` variant.
+        canonical_frame: MeshNet works in the body frame of PoseNet's joints (not in the
+            paper; see :class:`~meshgraph.models.MeshNet`).
         norm: Block normalisation.
         aspect: Input box aspect ratio (width / height) of the normalisation.
         box_scale: Input box enlargement of the normalisation.
@@ -70,6 +72,7 @@ class Pose2MeshConfig:
     K: int = 3
     variant: str = "coarse_to_fine"
     fc_hidden: tuple[int, ...] = (1024, 1024)
+    canonical_frame: bool = False
     norm: str = "batch"
     aspect: float = 0.75
     box_scale: float = 1.25
@@ -191,6 +194,7 @@ class Pose2Mesh(nn.Module):
                 K=config.K,
                 variant=config.variant,
                 norm=config.norm,
+                canonical_frame=config.canonical_frame,
             )
         self.register_buffer("mesh_regressor", mesh_regressor.detach().float().clone())
         self.register_buffer("faces", topology.faces.clone(), persistent=False)

@@ -108,8 +108,8 @@ PRESETS: dict[str, dict[str, RunConfig]] = {
                 "coarse_channels": 64,
             },
             train={
-                "posenet_epochs": 32,
-                "epochs": 24,
+                "posenet_epochs": 24,
+                "epochs": 16,
                 "samples_per_epoch": 16384,
                 "batch_size": 64,
                 "posenet_lr_scale": 0.1,
@@ -168,8 +168,8 @@ PRESETS: dict[str, dict[str, RunConfig]] = {
                 "mesh_joint_set": "hand",
             },
             train={
-                "posenet_epochs": 20,
-                "epochs": 24,
+                "posenet_epochs": 8,
+                "epochs": 12,
                 "samples_per_epoch": 16384,
                 "batch_size": 64,
                 "posenet_lr_scale": 0.1,
