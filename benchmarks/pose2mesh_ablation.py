@@ -11,7 +11,9 @@ PoseNet weights, the same seed and the same data, so the rows differ only in the
 * ``fc``: the paper's fully connected baseline (an MLP from the joints to the vertices);
 * ``coarse_to_fine (compact)``: MeshNet on the compact hierarchy (the default);
 * ``coarse_to_fine (binary_tree)``: MeshNet on the release's binary-tree layout;
-* ``direct``: every Chebyshev block at full resolution.
+* ``direct``: every Chebyshev block at full resolution;
+* ``coarse_to_fine (compact, canonical frame)``: not in the paper: MeshNet works in the body
+  frame of PoseNet's joints (:func:`meshgraph.models.joint_frame`).
 
 For each: MPJPE, PA-MPJPE (joints regressed from the mesh) and MPVPE on the held-out set with
 ground-truth 2D, the parameter count, inference throughput at batch 64 (meshes/s, median of
@@ -40,11 +42,16 @@ VARIANTS = {
     "coarse_to_fine (compact)": {"variant": "coarse_to_fine", "layout": "compact"},
     "coarse_to_fine (binary_tree)": {"variant": "coarse_to_fine", "layout": "binary_tree"},
     "direct": {"variant": "direct", "layout": "compact"},
+    "coarse_to_fine (compact, canonical frame)": {
+        "variant": "coarse_to_fine",
+        "layout": "compact",
+        "canonical_frame": True,
+    },
 }
 
 
 def _slug(name: str) -> str:
-    return name.replace(" (", "-").replace(")", "").replace(" ", "_")
+    return name.replace(" (", "-").replace(")", "").replace(", ", "-").replace(" ", "_")
 
 
 def train_variants(args: argparse.Namespace) -> dict[str, dict]:
@@ -159,7 +166,8 @@ def chart(results: dict[str, dict], path: Path) -> None:
         ("peak memory at batch 64 (MiB)", [results[n]["peak_mib_b64"] for n in names]),
     )
     for ax, (title, values) in zip(axes, panels, strict=True):
-        ax.barh(range(len(names)), values, color=["0.6", "tab:blue", "tab:orange", "tab:red"])
+        colors = ["0.6", "tab:blue", "tab:orange", "tab:red", "tab:green"][: len(names)]
+        ax.barh(range(len(names)), values, color=colors)
         ax.set_yticks(range(len(names)), names if ax is axes[0] else [""] * len(names))
         ax.invert_yaxis()
         ax.set_title(title, fontsize=9)

@@ -56,3 +56,28 @@ def test_two_files_side_by_side(tmp_path):
     assert "| direct | 14.0 s | 7.00 | 30.00 ms | 1.50 | 0.00 |" in md
     assert "GPU box" in md
     assert (tmp_path / "r" / "cmp.png").stat().st_size > 0
+
+
+def test_ablation_script_runs_end_to_end(tmp_path):
+    """The ablation script on a tiny schedule: every variant, table, chart (needs anny)."""
+    pytest.importorskip("anny")
+    from benchmarks.pose2mesh_ablation import VARIANTS
+    from benchmarks.pose2mesh_ablation import main as ablation
+
+    out = tmp_path / "ablation"
+    args = ["--posenet-epochs", "1", "--epochs", "1", "--samples-per-epoch", "16",
+            "--test-samples", "4", "--rounds", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert ablation(args) == 0
+    data = json.loads((out / "ablation.json").read_text())
+    for name in VARIANTS:
+        r = data["results"][name]
+        assert r["parameters"] > 0 and r["meshes_per_second_b64"] > 0 and r["peak_mib_b64"] > 0
+        assert set(r["metrics"]) >= {"mpjpe", "pa_mpjpe", "mpvpe"}
+    assert data["results"]["mean-mesh baseline"]["metrics"]["mpvpe"] > 0
+    table = (out / "ablation.md").read_text()
+    assert all(f"| {name} |" in table for name in VARIANTS)
+    assert (out / "ablation.png").stat().st_size > 0
+    # a second run reuses the trained variants (nothing is trained again)
+    stamp = (out / "fc" / "result.json").stat().st_mtime_ns
+    assert ablation(args) == 0
+    assert (out / "fc" / "result.json").stat().st_mtime_ns == stamp
