@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from meshgraph import MeshTopology
-from meshgraph._optional import WITH_ANNY
+from meshgraph._optional import WITH_ANNY, WITH_TORCH_SPARSE
 from meshgraph.generators import torus_mesh
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,6 +245,10 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "optional_backends": {
+            "torch_sparse": WITH_TORCH_SPARSE,
+            "anny_meshes": WITH_ANNY and os.environ.get("MESHGRAPH_BENCH_ANNY", "1") != "0",
+        },
     }
     try:
         import torch_geometric

@@ -105,9 +105,16 @@ def to_markdown(runs: list[dict[str, Any]]) -> str:
     """The report's Markdown (one or two runs)."""
     lines = []
     for i, run in enumerate(runs):
-        lines.append(
-            f"Run {'AB'[i]}: `{Path(run['path']).name}` on {_machine_line(run['machine'])}."
-        )
+        tag = "AB"[i]
+        lines.append(f"Run {tag}: `{Path(run['path']).name}` on {_machine_line(run['machine'])}.")
+        missing = [k for k, v in run["machine"].get("optional_backends", {}).items() if not v]
+        if "torch_sparse" in missing:
+            lines.append(
+                f"Run {tag}: torch_sparse is not installed: its ChebConv rows were skipped."
+            )
+        if "anny_meshes" in missing:
+            lines.append(f"Run {tag}: anny is not installed (or MESHGRAPH_BENCH_ANNY=0): torus "
+                         "meshes of the same sizes stand in for the Anny meshes.")  # fmt: skip
     lines.append("")
     groups = sorted({g for run in runs for g in run["groups"]})
     for group in groups:

