@@ -139,7 +139,7 @@ def table(results: dict[str, dict], info: dict) -> str:
     lines = [head, "|" + "---|" * 7]
     for name, r in results.items():
         m = r["metrics"]
-        cells = [f"{m.get(k, float('nan')):.1f}" for k in ("mpjpe", "pa_mpjpe", "mpvpe")]
+        cells = [f"{m[k]:.1f}" if k in m else "-" for k in ("mpjpe", "pa_mpjpe", "mpvpe")]
         if "parameters" in r:
             cells += [f"{r['parameters'] / 1e6:.2f}", f"{r['meshes_per_second_b64']:.0f}",
                       f"{r['peak_mib_b64']:.0f}"]  # fmt: skip
