@@ -131,7 +131,8 @@ def pose2mesh_workload(
     """One inference (``train=False``) or one training step of a Pose2Mesh model.
 
     Inference: eval mode, no autograd. Training: train mode, the L1 vertex and joint losses
-    against fixed targets, backward and an Adam step.
+    against fixed targets, backward and an Adam step; at batch 1 the batch-norm layers keep
+    their running statistics (one sample has no batch statistics), as when fine-tuning.
     """
     dev = torch.device(device)
     model = model.to(dev)
@@ -148,6 +149,10 @@ def pose2mesh_workload(
 
         return infer
     model.train()
+    if batch == 1:  # batch norm cannot estimate statistics from one sample: keep them frozen
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
     target_v = torch.zeros(batch, model.num_vertices, 3, device=dev)
     target_j = torch.zeros(batch, nj, 3, device=dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)

@@ -91,7 +91,9 @@ def scaling_exponent(rows: dict[str, dict[str, Any]], key: str | None = None) ->
 def _fmt(value: float, unit: str) -> str:
     if unit == "MiB":
         return f"{value:,.0f} MiB"
-    return f"{value * 1000:,.2f} ms" if value < 10 else f"{value:,.1f} s"
+    if value < 1:
+        return f"{value * 1000:,.2f} ms"
+    return f"{value:,.2f} s" if value < 10 else f"{value:,.1f} s"
 
 
 def _machine_line(m: dict[str, Any]) -> str:
