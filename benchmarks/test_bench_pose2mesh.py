@@ -45,12 +45,13 @@ def test_pose2mesh(benchmark, name, batch, mode, device):
 
 
 @pytest.mark.parametrize("mode", ["inference", "train"])
+@pytest.mark.parametrize("batch", [1, 64])
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_pose2mesh_peak_memory(benchmark, name, mode, device):
-    """Peak memory growth of the first call at batch 64, in a fresh process."""
+def test_pose2mesh_peak_memory(benchmark, name, batch, mode, device):
+    """Peak memory growth of the first call, in a fresh process."""
     variant, layout = VARIANTS[name]
     spec = {"kind": "pose2mesh", "mesh": "body", "variant": variant, "layout": layout,
-            "batch": 64, "train": mode == "train", "device": device}  # fmt: skip
-    benchmark.group = f"pose2mesh-peak-memory-body-{mode}-B64-{device}"
+            "batch": batch, "train": mode == "train", "device": device}  # fmt: skip
+    benchmark.group = f"pose2mesh-peak-memory-body-{mode}-B{batch}-{device}"
     result = benchmark.pedantic(peak_memory_mib, args=(spec,), rounds=1, iterations=1)
     benchmark.extra_info.update(peak_mib=result, mesh=mesh_source("body"), variant=name)
