@@ -22,6 +22,7 @@ each batch (the global batch size stays ``batch_size``), gradients are averaged 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import sys
@@ -289,12 +290,11 @@ class Trainer:
         keys: list[str] = []
         for r in self.history:
             keys += [k for k in r if k not in keys]
-        tmp = self.out_dir / "metrics.csv.tmp"
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.history)
-        os.replace(tmp, self.out_dir / "metrics.csv")
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write(self.out_dir / "metrics.csv", lambda fh: fh.write(text.getvalue().encode()))
         self._tensorboard(row)
         self._plot()
 
