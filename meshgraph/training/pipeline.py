@@ -79,67 +79,47 @@ class RunConfig:
 #: the 3D joints (``canonical_frame``, not in the paper): in the body ablation (same PoseNet,
 #: data and 512 stage-2 steps) it lowered PA-MPJPE from 100 to 92 mm and MPVPE from 177 to
 #: 163 mm (``python -m benchmarks.pose2mesh_ablation``).
+#: Settings every preset shares (see above for the measurements behind them).
+_MODEL = {"posenet_dropout": 0.1, "coarse_channels": 64, "canonical_frame": True}
+_HAND_MODEL = {**_MODEL, "mesh_joint_set": "hand"}
+_TRAIN = {"batch_size": 64, "posenet_lr_scale": 0.1}
+_COSINE = {**_TRAIN, "lr_schedule": "cosine", "lr_decay": 0.02}
+_SIMPLE_BODY = "notoes_collapse10pc"  # Anny's 1,229-vertex body topology
+
 PRESETS: dict[str, dict[str, RunConfig]] = {
     "body": {
         "quick": RunConfig(
             kind="body",
-            anny_topology="notoes_collapse10pc",
-            model={
-                "num_levels": 6,
-                "posenet_width": 1024,
-                "posenet_dropout": 0.1,
-                "coarse_channels": 64,
-                "canonical_frame": True,
-            },
+            anny_topology=_SIMPLE_BODY,
+            model={**_MODEL, "num_levels": 6, "posenet_width": 1024},
             train={
+                **_COSINE,
                 "posenet_epochs": 16,
                 "epochs": 12,
                 "samples_per_epoch": 4096,
-                "batch_size": 64,
-                "posenet_lr_scale": 0.1,
-                "lr_schedule": "cosine",
-                "lr_decay": 0.02,
                 "edge_loss_start": 3,
             },
         ),
         "long": RunConfig(
             kind="body",
-            anny_topology="notoes_collapse10pc",
-            model={
-                "num_levels": 6,
-                "posenet_width": 1024,
-                "posenet_dropout": 0.1,
-                "coarse_channels": 64,
-                "canonical_frame": True,
-            },
+            anny_topology=_SIMPLE_BODY,
+            model={**_MODEL, "num_levels": 6, "posenet_width": 1024},
             train={
+                **_COSINE,
                 "posenet_epochs": 24,
                 "epochs": 16,
                 "samples_per_epoch": 16384,
-                "batch_size": 64,
-                "posenet_lr_scale": 0.1,
-                "lr_schedule": "cosine",
-                "lr_decay": 0.02,
                 "edge_loss_start": 4,
             },
         ),
         "full": RunConfig(
             kind="body",
-            model={
-                "num_levels": 8,
-                "posenet_width": 2048,
-                "posenet_dropout": 0.1,
-                "coarse_channels": 64,
-                "canonical_frame": True,
-            },
+            model={**_MODEL, "num_levels": 8, "posenet_width": 2048},
             train={
+                **_COSINE,
                 "posenet_epochs": 20,
                 "epochs": 15,
                 "samples_per_epoch": 32768,
-                "batch_size": 64,
-                "posenet_lr_scale": 0.1,
-                "lr_schedule": "cosine",
-                "lr_decay": 0.02,
                 "edge_loss_start": 7,
             },
         ),
@@ -147,63 +127,35 @@ PRESETS: dict[str, dict[str, RunConfig]] = {
     "hand": {
         "quick": RunConfig(
             kind="hand",
-            model={
-                "num_levels": 6,
-                "posenet_width": 1024,
-                "posenet_dropout": 0.1,
-                "coarse_channels": 64,
-                "mesh_joint_set": "hand",
-                "canonical_frame": True,
-            },
+            model={**_HAND_MODEL, "num_levels": 6, "posenet_width": 1024},
             train={
+                **_TRAIN,
                 "posenet_epochs": 3,
                 "epochs": 5,
                 "samples_per_epoch": 4096,
-                "batch_size": 64,
-                "posenet_lr_scale": 0.1,
                 "lr_decay_epochs": (4,),
                 "edge_loss_start": 2,
             },
         ),
         "long": RunConfig(
             kind="hand",
-            model={
-                "num_levels": 6,
-                "posenet_width": 1024,
-                "posenet_dropout": 0.1,
-                "coarse_channels": 64,
-                "mesh_joint_set": "hand",
-                "canonical_frame": True,
-            },
+            model={**_HAND_MODEL, "num_levels": 6, "posenet_width": 1024},
             train={
+                **_COSINE,
                 "posenet_epochs": 8,
                 "epochs": 12,
                 "samples_per_epoch": 16384,
-                "batch_size": 64,
-                "posenet_lr_scale": 0.1,
-                "lr_schedule": "cosine",
-                "lr_decay": 0.02,
                 "edge_loss_start": 4,
             },
         ),
         "full": RunConfig(
             kind="hand",
-            model={
-                "num_levels": 7,
-                "posenet_width": 2048,
-                "posenet_dropout": 0.1,
-                "coarse_channels": 64,
-                "mesh_joint_set": "hand",
-                "canonical_frame": True,
-            },
+            model={**_HAND_MODEL, "num_levels": 7, "posenet_width": 2048},
             train={
+                **_COSINE,
                 "posenet_epochs": 30,
                 "epochs": 40,
                 "samples_per_epoch": 32768,
-                "batch_size": 64,
-                "posenet_lr_scale": 0.1,
-                "lr_schedule": "cosine",
-                "lr_decay": 0.02,
                 "edge_loss_start": 15,
             },
         ),
