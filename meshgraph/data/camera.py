@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from meshgraph.data.noise import draw_rows
+
 __all__ = [
     "Camera",
     "CameraRanges",
@@ -126,8 +128,6 @@ def sample_cameras(
     Returns:
         A :class:`Camera` batch (float64 parameters; cast as needed).
     """
-    from meshgraph.data.noise import draw_rows
-
     r = ranges or CameraRanges()
     n = centres.shape[0]
     centres = centres.detach().to(torch.float64).cpu()
