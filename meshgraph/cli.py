@@ -108,6 +108,10 @@ def _train(args: argparse.Namespace) -> int:
     try:
         out = args.out or f"outputs/pose2mesh_{args.kind}"
         run(cfg, out, resume=args.resume, progress=not args.no_progress)
+        if distributed:  # no rank tears the group down while another still uses it
+            import torch.distributed as dist
+
+            dist.barrier()
     finally:
         if distributed:
             import torch.distributed as dist

@@ -42,6 +42,7 @@ if dist.get_rank() == 0:
     with open(sys.argv[1] + "/history.json", "w") as fh:
         json.dump(hist, fh)
     torch.save(model.state_dict(), sys.argv[1] + "/weights.pt")
+dist.barrier()  # no rank tears gloo down while the other still talks to it
 dist.destroy_process_group()
 """
 
