@@ -92,21 +92,23 @@ def _train(args: argparse.Namespace) -> int:
         model["canonical_frame"] = True
     overrides: dict = {"model": model, "train": train, "device": args.device, "seed": args.seed}
     if args.body != "anny":
-        overrides.update(body=args.body, model_path=args.model_path, anny_topology=None)
+        overrides.update(body=args.body, model_path=args.model_path, anny_topology=None,
+                         regressors=_regressors(args.regressor))  # fmt: skip
     elif args.topology is not None:
         overrides["anny_topology"] = None if args.topology == "full" else args.topology
     if args.joint_set is not None:
         overrides["joint_set"] = args.joint_set
     if args.test_samples is not None:
         overrides["test_samples"] = args.test_samples
-    cfg = preset(args.kind, args.preset, **overrides)
+    kind = args.kind or ("hand" if args.body == "mano" else "body")
+    cfg = preset(kind, args.preset, **overrides)
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
     distributed = _init_distributed(args.device)
     try:
-        out = args.out or f"outputs/pose2mesh_{args.kind}"
+        out = args.out or f"outputs/pose2mesh_{kind}"
         run(cfg, out, resume=args.resume, progress=not args.no_progress)
         if distributed:  # no rank tears the group down while another still uses it
             import torch.distributed as dist
@@ -120,7 +122,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _body_for(model_cfg: object, model_path: str | None) -> object:
+def _regressors(items: list[str] | None) -> dict[str, str]:
+    """``NAME=PATH`` options -> a dict (SMPL-family joint regressors)."""
+    out = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(
+                f"--regressor takes NAME=PATH (e.g. h36m=J_regressor_h36m.npy), got {item!r}"
+            )
+        out[name] = path
+    return out
+
+
+def _body_for(
+    model_cfg: object, model_path: str | None, regressors: dict[str, str] | None = None
+) -> object:
     """Rebuild the body model a trained Pose2Mesh was made for (from its config)."""
     from meshgraph.bodies.anny_model import AnnyModel
 
@@ -135,7 +152,7 @@ def _body_for(model_cfg: object, model_path: str | None) -> object:
         raise ValueError(f"the model was trained on {name}: pass --model-path to its files")
     from meshgraph.bodies.smpl import SMPLModel
 
-    return SMPLModel(name, model_path)
+    return SMPLModel(name, model_path, regressors=regressors or None)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -145,7 +162,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from meshgraph.training.pipeline import HELD_OUT_SEED
 
     model = Pose2Mesh.load(args.model, map_location=args.device)
-    body = _body_for(model.config, args.model_path)
+    body = _body_for(model.config, args.model_path, _regressors(args.regressor))
     rows = {}
     for label, noise in (("ground-truth 2D", "none"), ("noisy 2D", "auto")):
         data = SyntheticPoseMeshDataset(body, args.samples, joint_set=model.joint_set.name,  # type: ignore[arg-type]
@@ -245,10 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_coarsen)
 
     p = sub.add_parser("train", help="train and evaluate Pose2Mesh on synthetic data")
-    p.add_argument("--kind", choices=["body", "hand"], default="body")
+    p.add_argument("--kind", choices=["body", "hand"], default=None,
+                   help="body or hand (default: hand for --body mano, else body)")  # fmt: skip
     p.add_argument("--preset", choices=["quick", "long", "full"], default="quick")
     p.add_argument("--body", choices=["anny", "smpl", "smplh", "mano"], default="anny")
     p.add_argument("--model-path", default=None, help="licensed SMPL/SMPL-H/MANO file or folder")
+    p.add_argument("--regressor", action="append", metavar="NAME=PATH",
+                   help="SMPL family: a joint regressor .npy replacing the built-in one, e.g. "
+                   "h36m=J_regressor_h36m_correct.npy (repeatable)")  # fmt: skip
     p.add_argument("--topology", default=None, help="Anny topology ('full' for the full mesh)")
     p.add_argument("--joint-set", choices=["coco", "h36m", "hand"], default=None)
     p.add_argument("--layout", choices=LAYOUTS, default="compact")
@@ -281,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model-path", default=None, help="body model files for SMPL-family models")
+    p.add_argument(
+        "--regressor",
+        action="append",
+        metavar="NAME=PATH",
+        help="the joint regressors the model was trained with (repeatable)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="also write the metrics here")
     p.set_defaults(func=_evaluate)

@@ -118,6 +118,8 @@ class AnnyModel(BodyModel):
             self.name = f"anny-hand.{side}" if topo == f"hand.{side}" else f"anny-hand-{topo}"
             self.joint_set_names = ("hand",)
         self.kind, self.anny_topology = kind, topo
+        self.is_hand = kind != "body"
+        self.side = kind.split(".")[1] if self.is_hand else None
         self.model = anny.Anny(rig=rig, topology=topo).to(dtype)
         self.model.requires_grad_(False)
         self.bone_labels: list[str] = list(self.model.bone_labels)
@@ -199,6 +201,11 @@ class AnnyModel(BodyModel):
     def bone_heads(self, output: dict[str, Tensor]) -> Tensor:
         """``(B, nb, 3)`` posed bone heads (joint centres) from :meth:`run`'s output."""
         return output["bone_poses"][..., :3, 3]
+
+    def rest_joints(self) -> Tensor:
+        """``(num_bones, 3)`` bone heads in the rest pose, default phenotypes."""
+        with torch.no_grad():
+            return self.bone_heads(self.run(torch.zeros(1, self.num_bones, 3)))[0]
 
     # ------------------------------------------------------------------ regressors
     def _bone(self, label: str) -> int:

@@ -91,6 +91,9 @@ class BodyModel(nn.Module, abc.ABC):
 
     name: str = "body"
     joint_set_names: tuple[str, ...] = ()
+    #: Whether the model is a single hand, and which (``"L"``/``"R"``; ``None`` for bodies).
+    is_hand: bool = False
+    side: str | None = None
     faces: Tensor
 
     def __init__(self) -> None:
@@ -106,6 +109,23 @@ class BodyModel(nn.Module, abc.ABC):
     def topology(self) -> MeshTopology:
         """The mesh topology (built once)."""
         return MeshTopology(self.faces.cpu(), num_vertices=self.num_vertices)
+
+    @property
+    def world_rotation(self) -> Tensor:
+        """``(3, 3)`` rotation from the model's coordinates to meshgraph's world frame.
+
+        The world frame: x is the subject's left, y points backwards, z up. The identity
+        unless a model says otherwise (SMPL is y-up).
+        """
+        return torch.eye(3, dtype=torch.float64)
+
+    def rest_joints(self) -> Tensor:
+        """``(num_bones, 3)`` rest-pose joints of the model's rig (the synthetic data needs it).
+
+        Raises:
+            NotImplementedError: For a model without a rig.
+        """
+        raise NotImplementedError(f"{type(self).__name__} exposes no rig")
 
     @abc.abstractmethod
     def template_vertices(self) -> Tensor:

@@ -14,9 +14,26 @@ Parameters:
 * ``translation``: ``(B, 3)``.
 
 Joint sets: MANO provides ``"hand"`` (its 16 regressed joints in Hand-21 order, plus the
-fingertip vertices smplx uses). SMPL and SMPL-H provide the joint sets whose regressors you pass
-in ``regressors`` (e.g. ``{"h36m": "J_regressor_h36m.npy"}``, a ``(17, 6890)`` array, as
-distributed with Pose2Mesh and SPIN).
+fingertip vertices smplx uses). SMPL and SMPL-H on their 6,890-vertex mesh provide ``"coco"``
+and ``"h36m"`` built from their own joints and smplx's face-keypoint vertices:
+
+* COCO: nose, eyes and ears are smplx's keypoint vertices; shoulders, elbows, wrists, hips,
+  knees and ankles are SMPL's joints; pelvis and neck are the mid-hips and mid-shoulders.
+* Human3.6M: SMPL's hip, knee, ankle, shoulder, elbow and wrist joints; Pelvis = mid-hips,
+  Neck = mid-shoulders, Torso = their midpoint, Nose = the nose vertex, Head = the head-top
+  vertex (the head vertex farthest from the neck along the neck-to-head direction at rest).
+
+These approximate the regressors released with Pose2Mesh and SPIN (``J_regressor_h36m.npy``,
+``J_regressor_coco.npy``, fitted to marker data); pass those in ``regressors`` (e.g.
+``{"h36m": "J_regressor_h36m_correct.npy"}``, a ``(17, 6890)`` array) to use them instead.
+Any joint set can be given that way, for any mesh size.
+
+Rigs: :attr:`SMPLModel.bone_labels` names the pose joints as smplx does (``pelvis``,
+``left_hip``, ..., ``right_thumb3``; MANO: ``right_wrist``, ``right_index1``, ...),
+:attr:`~SMPLModel.bone_parents` is the kinematic tree and :meth:`~SMPLModel.rest_joints` the
+rest joints, which is what the synthetic data generator needs (its pose tables reach these rigs
+through :data:`meshgraph.data.poses.BONE_MAPS`). SMPL and SMPL-H are y-up and face +z;
+:attr:`~SMPLModel.world_rotation` turns them into meshgraph's z-up world.
 """
 
 from __future__ import annotations
@@ -44,6 +61,30 @@ _WHERE = {
 # MANO's joints in smplx order: wrist, index 1-3, middle 1-3, pinky 1-3, ring 1-3, thumb 1-3.
 _MANO_TO_HAND21 = {"thumb": (13, 14, 15), "index": (1, 2, 3), "middle": (4, 5, 6),
                    "ring": (10, 11, 12), "pinky": (7, 8, 9)}  # fmt: skip
+_BODY_JOINTS = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist",
+)  # fmt: skip
+# smplx's hand joint order: index, middle, pinky, ring, thumb; three joints each
+_HAND_JOINTS = tuple(f"{f}{k}" for f in ("index", "middle", "pinky", "ring", "thumb")
+                     for k in (1, 2, 3))  # fmt: skip
+_SMPL_VERTICES = 6890
+# SMPL's 6,890-vertex mesh: smplx's face keypoint vertices (smplx.vertex_ids, "smplh")
+_FACE = {"nose": 332, "reye": 6260, "leye": 2800, "rear": 4071, "lear": 583}
+# meshgraph's world: x = the subject's left, y = backwards, z = up; SMPL: y up, facing +z
+_Y_UP_TO_Z_UP = ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0))
+
+
+def _labels(kind: str, is_rhand: bool) -> list[str]:
+    if kind == "smpl":
+        return [*_BODY_JOINTS, "left_hand", "right_hand"]
+    if kind == "smplh":
+        hands = [f"{side}_{j}" for side in ("left", "right") for j in _HAND_JOINTS]
+        return [*_BODY_JOINTS, *hands]
+    side = "right" if is_rhand else "left"
+    return [f"{side}_wrist", *(f"{side}_{j}" for j in _HAND_JOINTS)]
 
 
 def _expected_file(kind: str, model_path: Path, gender: str, is_rhand: bool) -> Path:
@@ -139,7 +180,46 @@ class SMPLModel(BodyModel):
         names = tuple(self._extra)
         if kind == "mano" and "hand" not in names:
             names = (*names, "hand")
+        if kind != "mano" and self.num_vertices == _SMPL_VERTICES:
+            names = (*names, *(n for n in ("coco", "h36m") if n not in names))
         self.joint_set_names = names
+        self.is_hand = kind == "mano"
+        self.side = ("R" if is_rhand else "L") if kind == "mano" else None
+        self.bone_labels: list[str] = _labels(kind, is_rhand)
+        parents = [int(p) for p in model.parents.tolist()]
+        parents[0] = -1
+        if len(parents) != len(self.bone_labels):
+            raise ValueError(
+                f"the {kind.upper()} file has {len(parents)} joints, expected "
+                f"{len(self.bone_labels)}"
+            )
+        self.bone_parents: list[int] = parents
+
+    @property
+    def num_bones(self) -> int:
+        """Number of pose joints (24, 52 or 16)."""
+        return self.num_pose_joints
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the model."""
+        return self.model.v_template.dtype
+
+    @property
+    def world_rotation(self) -> Tensor:
+        """``(3, 3)`` rotation from smplx's coordinates to meshgraph's world frame.
+
+        SMPL and SMPL-H are y-up and face +z: this is ``(x, y, z) -> (x, -z, y)``. MANO has
+        no up direction (the identity).
+        """
+        if self.kind == "mano":
+            return torch.eye(3, dtype=torch.float64)
+        return torch.tensor(_Y_UP_TO_Z_UP, dtype=torch.float64)
+
+    def rest_joints(self) -> Tensor:
+        """``(num_bones, 3)`` joints of the mean shape at rest (the skeleton's heads)."""
+        reg = self.model.J_regressor.detach().double()
+        return reg @ self.model.v_template.detach().double()
 
     def template_vertices(self) -> Tensor:
         """``(V, 3)`` template vertices."""
@@ -177,6 +257,8 @@ class SMPLModel(BodyModel):
     def _build_regressor(self, joint_set: JointSet) -> Tensor:
         if joint_set.name in self._extra:
             return self._extra[joint_set.name]
+        if joint_set.name in ("coco", "h36m"):
+            return self._body_regressor(joint_set).to(self.model.v_template.dtype)
         # MANO -> Hand-21: its regressed joints plus smplx's fingertip vertices
         from smplx.vertex_ids import vertex_ids
 
@@ -194,6 +276,48 @@ class SMPLModel(BodyModel):
                 )
             rows[1 + 4 * f + 3, tips[finger]] = 1.0
         return rows.to(self.model.v_template.dtype)
+
+    def _head_top(self) -> int:
+        """The head vertex farthest from the neck along the neck-to-head direction at rest."""
+        head, neck = _BODY_JOINTS.index("head"), _BODY_JOINTS.index("neck")
+        joints = self.rest_joints()
+        up = joints[head] - joints[neck]
+        up = up / up.norm()
+        weights = self.model.lbs_weights.detach()[:, head]
+        cand = torch.nonzero(weights > 0.5).flatten()
+        if cand.numel() == 0:
+            raise ValueError("no vertex is skinned mainly to the head joint: no head top")
+        verts = self.model.v_template.detach().double()[cand]
+        return int(cand[((verts - joints[head]) @ up).argmax()])
+
+    def _body_regressor(self, joint_set: JointSet) -> Tensor:
+        """COCO or H36M rows from SMPL's joints and vertices (see the module docstring)."""
+        base = self.model.J_regressor.detach().cpu().double()
+        v = self.num_vertices
+        j = {name: base[i] for i, name in enumerate(_BODY_JOINTS)}
+
+        def vertex(i: int) -> Tensor:
+            row = torch.zeros(v, dtype=torch.float64)
+            row[i] = 1.0
+            return row
+
+        side = {"left": "L", "right": "R"}
+        pelvis = (j["left_hip"] + j["right_hip"]) / 2
+        neck = (j["left_shoulder"] + j["right_shoulder"]) / 2
+        if joint_set.name == "coco":
+            rows = {"nose": vertex(_FACE["nose"]), "pelvis": pelvis, "neck": neck}
+            for s, c in side.items():
+                rows[f"{s}_eye"] = vertex(_FACE[f"{c.lower()}eye"])
+                rows[f"{s}_ear"] = vertex(_FACE[f"{c.lower()}ear"])
+                for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
+                    rows[f"{s}_{part}"] = j[f"{s}_{part}"]
+        else:
+            rows = {"Pelvis": pelvis, "Neck": neck, "Torso": (pelvis + neck) / 2,
+                    "Nose": vertex(_FACE["nose"]), "Head": vertex(self._head_top())}  # fmt: skip
+            for s, c in side.items():
+                for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
+                    rows[f"{c}_{part.capitalize()}"] = j[f"{s}_{part}"]
+        return torch.stack([rows[name] for name in joint_set.names])
 
 
 class _UnusedKeypointIds(dict):

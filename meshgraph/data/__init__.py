@@ -9,10 +9,16 @@ from meshgraph.data.camera import (
     sample_cameras,
 )
 from meshgraph.data.noise import gaussian_noise, oks_distance, posefix_noise
-from meshgraph.data.poses import BodyPoseSampler, HandPoseSampler, ShapeSampler
-from meshgraph.data.synthetic import SyntheticPoseMeshDataset, collate
+from meshgraph.data.poses import BetaSampler, BodyPoseSampler, HandPoseSampler, ShapeSampler
+from meshgraph.data.synthetic import (
+    SyntheticPoseMeshDataset,
+    collate,
+    default_pose_sampler,
+    default_shape_sampler,
+)
 
 __all__ = [
+    "BetaSampler",
     "BodyPoseSampler",
     "Camera",
     "CameraRanges",
@@ -20,6 +26,8 @@ __all__ = [
     "ShapeSampler",
     "SyntheticPoseMeshDataset",
     "collate",
+    "default_pose_sampler",
+    "default_shape_sampler",
     "gaussian_noise",
     "look_at",
     "normalize_keypoints",

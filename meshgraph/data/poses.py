@@ -21,10 +21,22 @@ the A-pose to the side, then swings it forward). A pose is a canonical pose (sta
 walking, running, sitting, crouching, arms raised, reaching; for hands open, fist, pinch,
 point) with Gaussian perturbations, clipped to the limits. The tables (:data:`BODY_LIMITS`,
 :data:`HAND_CURL`) document every range.
+
+Other skeletons (SMPL, SMPL-H, MANO) use the same tables through a *bone map*
+(:data:`BONE_MAPS`): table bone -> the rig's joint. Several table bones mapped to one joint
+compose as Anny's parent and child bones do, so a rig with fewer joints than Anny still makes
+the same poses (SMPL's ``spine1`` does Anny's ``spine05`` and ``spine04``, its shoulder both
+``upperarm01`` and the ``upperarm02`` twist). Where a rig's rest pose differs from
+Anny's (SMPL's T-pose: arms horizontal and straight; Anny: arms 48 degrees below horizontal,
+elbows bent 42 degrees, :data:`ANNY_REST_ANGLES`), the difference, measured on the rig's rest
+joints, is added to the shoulder's ``y`` and the elbow's ``flex``, so that a canonical pose
+looks the same on every rig. ``world_rotation`` takes the rig's coordinates to the frame above
+(SMPL is y-up, facing +z).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -33,11 +45,14 @@ from torch import Tensor
 from meshgraph.bodies.base import axis_angle_to_matrix
 
 __all__ = [
+    "ANNY_REST_ANGLES",
     "BODY_CANONICAL",
     "BODY_LIMITS",
+    "BONE_MAPS",
     "HAND_CANONICAL",
     "HAND_CURL",
     "PHENOTYPE_RANGES",
+    "BetaSampler",
     "BodyPoseSampler",
     "HandPoseSampler",
     "ShapeSampler",
@@ -123,6 +138,44 @@ PHENOTYPE_RANGES: dict[str, tuple[float, float]] = {
     "proportions": (0.0, 1.0),
 }
 
+#: Anny's rest pose (degrees), measured on its rest bone heads: the upper arm's angle below the
+#: horizontal in the frontal plane, and the elbow's bend (angle between upper arm and forearm).
+ANNY_REST_ANGLES: dict[str, float] = {"arm_elevation": 48.0, "elbow": 42.1}
+
+_SMPL_SIDES = {"L": "left", "R": "right"}
+_SMPL_FINGERS = ("thumb", "index", "middle", "ring", "pinky")  # Anny's finger1 .. finger5
+
+
+def _smpl_body_map() -> dict[str, str]:
+    out = {"spine05": "spine1", "spine04": "spine1", "spine03": "spine2", "spine02": "spine2",
+           "spine01": "spine3", "neck01": "neck", "neck02": "neck", "head": "head"}  # fmt: skip
+    pairs = (("upperleg01", "hip"), ("lowerleg01", "knee"), ("foot", "ankle"),
+             ("clavicle", "collar"), ("upperarm01", "shoulder"), ("upperarm02", "shoulder"),
+             ("lowerarm01", "elbow"), ("lowerarm02", "elbow"), ("wrist", "wrist"))  # fmt: skip
+    for s, side in _SMPL_SIDES.items():
+        for table, joint in pairs:
+            out[f"{table}.{s}"] = f"{side}_{joint}"
+    return out
+
+
+def _smpl_hand_map() -> dict[str, str]:
+    out = {}
+    for s, side in _SMPL_SIDES.items():
+        out[f"wrist.{s}"] = f"{side}_wrist"
+        for f, finger in enumerate(_SMPL_FINGERS, 1):
+            for k in range(1, 4):
+                out[f"finger{f}-{k}.{s}"] = f"{side}_{finger}{k}"
+    return out
+
+
+#: Bone maps of the SMPL family (joint names as :class:`~meshgraph.bodies.SMPLModel` labels
+#: them): table bone -> rig joint. Table bones missing from a map are not sampled.
+BONE_MAPS: dict[str, dict[str, str]] = {
+    "smpl": _smpl_body_map(),
+    "smplh": {**_smpl_body_map(), **_smpl_hand_map()},
+    "mano": _smpl_hand_map(),
+}
+
 
 def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
     """Axis-angle vectors ``(..., 3)`` of rotation matrices ``(..., 3, 3)`` (angles < pi)."""
@@ -157,27 +210,101 @@ def _axis_rotation(axis: Tensor, degrees: Tensor) -> Tensor:
     return axis_angle_to_matrix(axis * torch.deg2rad(degrees).unsqueeze(-1))
 
 
+class _Rig:
+    """Name lookup and world frame shared by the samplers.
+
+    ``bone_map`` ``None`` means the rig is Anny's (the table names are its bone labels).
+    """
+
+    def __init__(
+        self,
+        labels: list[str],
+        parents: list[int],
+        heads: Tensor,
+        bone_map: dict[str, str] | None,
+        world_rotation: Tensor | None,
+    ) -> None:
+        if len(parents) != len(labels) or heads.shape != (len(labels), 3):
+            raise ValueError(
+                f"{len(labels)} bone labels, {len(parents)} parents and rest heads of shape "
+                f"{tuple(heads.shape)} do not describe one skeleton"
+            )
+        self.labels, self.parents, self.bone_map = labels, parents, bone_map
+        self.world = None
+        heads = heads.detach().double().cpu()
+        if world_rotation is not None:
+            w = torch.as_tensor(world_rotation, dtype=torch.float64).cpu()
+            eye = torch.eye(3, dtype=torch.float64)
+            if w.shape != (3, 3) or not torch.allclose(w @ w.T, eye, atol=1e-6):
+                raise ValueError("world_rotation must be a 3x3 rotation matrix")
+            self.world = w
+            heads = heads @ w.T
+        self.heads = heads
+
+    def find(self, key: str) -> int | None:
+        """Bone index of table bone ``key``; ``None`` if the rig does not map it."""
+        if self.bone_map is None:
+            return self.labels.index(key) if key in self.labels else None
+        if key not in self.bone_map:
+            return None
+        name = self.bone_map[key]
+        if name not in self.labels:
+            raise ValueError(f"the bone map sends {key!r} to {name!r}, which the rig lacks")
+        return self.labels.index(name)
+
+    def index(self, key: str) -> int:
+        found = self.find(key)
+        if found is None:
+            raise ValueError(f"the rig has no bone {key!r}")
+        return found
+
+    def direction(self, bone: int) -> Tensor:
+        """Unit direction of ``bone`` at rest: towards its first child (or from its parent)."""
+        kids = [k for k, p in enumerate(self.parents) if p == bone]
+        if kids:
+            d = self.heads[kids[0]] - self.heads[bone]
+        else:
+            d = self.heads[bone] - self.heads[self.parents[bone]]
+        return d / d.norm()
+
+    def to_rig(self, rot: Tensor) -> Tensor:
+        """World-frame local rotations -> the rig's frame (``W^T R W``)."""
+        if self.world is None:
+            return rot
+        return self.world.T @ rot @ self.world
+
+
 @dataclass
 class _JointSpec:
     bone: int
+    key: str  # table bone, with side suffix where sided
     axes: dict[str, Tensor]  # axis name -> unit vector (3,)
     limits: dict[str, tuple[float, float]]
     mirror: bool
+    offset: dict[str, float] = field(default_factory=dict)  # rest-pose offsets, left convention
 
 
 @dataclass
 class BodyPoseSampler:
-    """Random anatomically limited poses of the Anny body rig.
+    """Random anatomically limited poses of a body rig (Anny's, or SMPL's through a bone map).
 
     Args:
-        bone_labels: The rig's bone names (``AnnyModel.bone_labels``).
-        rest_heads: ``(num_bones, 3)`` bone heads at rest (for the arm and hand axes).
+        bone_labels: The rig's bone names (``AnnyModel.bone_labels``, ``SMPLModel.bone_labels``).
+        rest_heads: ``(num_bones, 3)`` bone heads (joints) at rest, in the rig's coordinates.
         bone_parents: Parent index of every bone.
         canonical: Names of the canonical poses to mix (default: all), with equal weights.
         noise_std: Standard deviation (degrees) of the perturbation around the canonical pose.
         global_rotation: Random rotation of the whole body about the vertical axis (the camera
             supplies the viewpoint, so the default is none).
-        finger_curl: Range of random finger curl of the body's hands.
+        finger_curl: Range of random finger curl of the body's hands (rigs with fingers).
+        bone_map: Table bone -> rig bone, e.g. ``BONE_MAPS["smpl"]``; ``None`` for Anny's
+            rig (see the module docstring).
+        world_rotation: ``(3, 3)`` rotation from the rig's coordinates to the tables' frame
+            (x left, y backwards, z up); ``None`` if they coincide (Anny).
+
+    Raises:
+        ValueError: For an unknown canonical pose, or a rig that lacks a bone the tables (or
+            the bone map) need.
     """
 
     bone_labels: list[str]
@@ -187,6 +314,8 @@ class BodyPoseSampler:
     noise_std: float = 12.0
     global_rotation: bool = False
     finger_curl: tuple[float, float] = (0.0, 0.8)
+    bone_map: dict[str, str] | None = None
+    world_rotation: Tensor | None = None
     _specs: list[_JointSpec] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -195,38 +324,52 @@ class BodyPoseSampler:
             raise ValueError(
                 f"unknown canonical poses {sorted(unknown)}; known: {list(BODY_CANONICAL)}"
             )
-        heads = self.rest_heads.detach().double().cpu()
+        rig = _Rig(self.bone_labels, self.bone_parents, self.rest_heads, self.bone_map,
+                   self.world_rotation)  # fmt: skip
+        self._rig = rig
         fwd = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)
         ex, ey, ez = torch.eye(3, dtype=torch.float64)
         self._specs = []
         for name, limits in BODY_LIMITS.items():
-            sides = [name] if name in self.bone_labels else [f"{name}.L", f"{name}.R"]
-            for bone_name in sides:
-                if bone_name not in self.bone_labels:
-                    raise ValueError(f"the rig has no bone {bone_name!r}")
-                b = self.bone_labels.index(bone_name)
-                t = self._direction(b, heads)
+            if self.bone_map is None:
+                keys = [name] if name in self.bone_labels else [f"{name}.L", f"{name}.R"]
+            else:
+                keys = [k for k in (name, f"{name}.L", f"{name}.R") if k in self.bone_map]
+            for key in keys:
+                b = rig.index(key)
+                t = rig.direction(b)
                 flex = torch.linalg.cross(t, fwd)
                 flex = flex / flex.norm() if flex.norm() > 0.3 else ex
                 axes = {"x": ex, "y": ey, "z": ez, "flex": flex, "twist": t}
-                self._specs.append(_JointSpec(b, axes, limits, bone_name.endswith(".R")))
-        self._fingers = self._finger_specs(heads)
+                self._specs.append(_JointSpec(b, key, axes, limits, key.endswith(".R")))
+        if self.bone_map is not None:
+            self._match_rest_pose()
+        self._fingers = self._finger_specs()
 
-    def _direction(self, bone: int, heads: Tensor) -> Tensor:
-        kids = [k for k, p in enumerate(self.bone_parents) if p == bone]
-        if kids:
-            d = heads[kids[0]] - heads[bone]
-        else:
-            d = heads[bone] - heads[self.bone_parents[bone]]
-        return d / d.norm()
+    def _match_rest_pose(self) -> None:
+        """Offsets that turn the rig's rest arms into Anny's (see :data:`ANNY_REST_ANGLES`)."""
+        specs = {s.key: s for s in self._specs}
+        for side in ("L", "R"):
+            arm, elbow = specs.get(f"upperarm01.{side}"), specs.get(f"lowerarm01.{side}")
+            if arm is None:
+                continue
+            u = arm.axes["twist"]
+            elevation = math.degrees(math.atan2(-float(u[2]), abs(float(u[0]))))
+            arm.offset["y"] = ANNY_REST_ANGLES["arm_elevation"] - elevation
+            if elbow is not None:
+                bend = math.degrees(math.acos(float((u @ elbow.axes["twist"]).clamp(-1, 1))))
+                elbow.offset["flex"] = ANNY_REST_ANGLES["elbow"] - bend
 
-    def _finger_specs(self, heads: Tensor) -> list[tuple[int, Tensor, float, bool]]:
-        """(bone, flexion axis, max degrees, is thumb) for the body's finger bones."""
+    def _finger_specs(self) -> list[tuple[int, Tensor, float, int, int]]:
+        """(bone, flexion axis, max degrees, finger, phalanx) of the body's finger bones."""
         out = []
         for side in ("L", "R"):
-            if f"wrist.{side}" not in self.bone_labels:
+            if (
+                self._rig.find(f"wrist.{side}") is None
+                or self._rig.find(f"finger2-1.{side}") is None
+            ):
                 continue
-            out.extend(_hand_finger_axes(self.bone_labels, self.bone_parents, heads, side))
+            out.extend(_hand_finger_axes(self._rig, side))
         return out
 
     def _angles(self, name: str, bone_name: str, canonical: dict) -> dict[str, float]:
@@ -254,111 +397,124 @@ class BodyPoseSampler:
             "yaw": torch.rand(n, generator=generator, dtype=torch.float64),
         }
 
+    def _build_tables(self) -> None:
+        axis_list = self._axis_list()
+        ncol = len(axis_list)
+        centres = torch.zeros(len(self.canonical), ncol, dtype=torch.float64)
+        lows = torch.zeros(ncol, dtype=torch.float64)
+        highs = torch.zeros(ncol, dtype=torch.float64)
+        axes = torch.zeros(ncol, 3, dtype=torch.float64)
+        for c, (k, axis_name) in enumerate(axis_list):
+            spec = self._specs[k]
+            base = spec.key[:-2] if spec.key.endswith((".L", ".R")) else spec.key
+            flips = spec.mirror and axis_name in ("y", "z", "twist")
+            off = spec.offset.get(axis_name, 0.0)
+            lo, hi = spec.limits[axis_name]
+            lo, hi = lo + off, hi + off
+            if flips:
+                lo, hi = -hi, -lo
+            lows[c], highs[c] = lo, hi
+            axes[c] = spec.axes[axis_name]
+            for p, name in enumerate(self.canonical):
+                angle = self._angles(base, spec.key, BODY_CANONICAL[name]).get(axis_name, 0.0)
+                centres[p, c] = angle + (-off if flips else off)
+        # per bone, the columns in the order they apply: two table bones on one rig bone
+        # compose as Anny's parent and child (the later table entry, the child, first)
+        compose: dict[int, list[int]] = {}
+        for k in reversed(range(len(self._specs))):
+            cols = [c for c, (kk, _) in enumerate(axis_list) if kk == k]
+            compose.setdefault(self._specs[k].bone, []).extend(cols)
+        order = sorted(compose, key=lambda b: min(compose[b]))
+        self._tables = (centres, lows, highs, axes, [(b, compose[b]) for b in order])
+
     def from_draws(self, draws: dict[str, Tensor]) -> Tensor:
         """``(n, num_bones, 3)`` axis-angle poses from :meth:`draw` output (vectorised)."""
-        axis_list = self._axis_list()
         which = draws["which"]
         n = which.shape[0]
         if not hasattr(self, "_tables"):
-            centres = torch.zeros(len(self.canonical), len(axis_list), dtype=torch.float64)
-            lows = torch.zeros(len(axis_list), dtype=torch.float64)
-            highs = torch.zeros(len(axis_list), dtype=torch.float64)
-            axes = torch.zeros(len(axis_list), 3, dtype=torch.float64)
-            for c, (k, axis_name) in enumerate(axis_list):
-                spec = self._specs[k]
-                bone_name = self.bone_labels[spec.bone]
-                base = bone_name[:-2] if bone_name.endswith((".L", ".R")) else bone_name
-                lo, hi = spec.limits[axis_name]
-                if spec.mirror and axis_name in ("y", "z", "twist"):
-                    lo, hi = -hi, -lo
-                lows[c], highs[c] = lo, hi
-                axes[c] = spec.axes[axis_name]
-                for p, name in enumerate(self.canonical):
-                    centres[p, c] = self._angles(base, bone_name, BODY_CANONICAL[name]).get(
-                        axis_name, 0.0
-                    )
-            self._tables = (centres, lows, highs, axes)
-        centres, lows, highs, axes = self._tables
-        deg = torch.maximum(
-            torch.minimum(centres[which] + self.noise_std * draws["normal"], highs), lows
-        )
+            self._build_tables()
+        centres, lows, highs, axes, compose = self._tables
+        deg = centres[which] + self.noise_std * draws["normal"]
+        deg = torch.maximum(torch.minimum(deg, highs), lows)
         mats = axis_angle_to_matrix(axes.unsqueeze(0) * torch.deg2rad(deg).unsqueeze(-1))
         nb = len(self.bone_labels)
         rot = torch.eye(3, dtype=torch.float64).repeat(n, nb, 1, 1)
-        done: set[int] = set()
-        for c, (k, _) in enumerate(axis_list):
-            bone = self._specs[k].bone
-            rot[:, bone] = mats[:, c] if bone not in done else mats[:, c] @ rot[:, bone]
-            done.add(bone)
+        for bone, cols in compose:
+            r = mats[:, cols[0]]
+            for c in cols[1:]:
+                r = mats[:, c] @ r
+            rot[:, bone] = r
         if self._fingers:
             lo, hi = self.finger_curl
             curl = lo + (hi - lo) * draws["curl"]
-            f_axes = torch.stack([axis for _, axis, _, _ in self._fingers])
-            f_max = torch.tensor([m for _, _, m, _ in self._fingers], dtype=torch.float64)
+            f_axes = torch.stack([f[1] for f in self._fingers])
+            f_max = torch.tensor([f[2] for f in self._fingers], dtype=torch.float64)
             f_mats = axis_angle_to_matrix(
                 f_axes.unsqueeze(0) * torch.deg2rad(curl[:, None] * f_max).unsqueeze(-1)
             )
-            for c, (bone, _, _, _) in enumerate(self._fingers):
-                rot[:, bone] = f_mats[:, c]
+            for c, finger in enumerate(self._fingers):
+                rot[:, finger[0]] = f_mats[:, c]
         if self.global_rotation:
             yaw = torch.deg2rad(360 * draws["yaw"])
             z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
             rot[:, 0] = axis_angle_to_matrix(z * yaw.unsqueeze(-1))
-        return matrix_to_axis_angle(rot)
+        return matrix_to_axis_angle(self._rig.to_rig(rot))
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``(n, num_bones, 3)`` axis-angle poses (float64)."""
         return self.from_draws(self.draw(n, generator))
 
 
-def _palm_normal(labels: list[str], heads: Tensor, side: str) -> Tensor:
+def _palm_normal(rig: _Rig, side: str) -> Tensor:
     """Unit normal of the palm plane: (index base - wrist) x (pinky base - wrist)."""
-    wrist = heads[labels.index(f"wrist.{side}")]
-    index_base = heads[labels.index(f"finger2-1.{side}")]
-    pinky_base = heads[labels.index(f"finger5-1.{side}")]
+    heads = rig.heads
+    wrist = heads[rig.index(f"wrist.{side}")]
+    index_base = heads[rig.index(f"finger2-1.{side}")]
+    pinky_base = heads[rig.index(f"finger5-1.{side}")]
     normal = torch.linalg.cross(index_base - wrist, pinky_base - wrist)
     return normal / normal.norm()
 
 
-def _hand_finger_axes(
-    labels: list[str], parents: list[int], heads: Tensor, side: str
-) -> list[tuple[int, Tensor, float, bool]]:
-    """Flexion axes of the finger bones: perpendicular to the finger and the palm normal.
+def _hand_finger_axes(rig: _Rig, side: str) -> list[tuple[int, Tensor, float, int, int]]:
+    """(bone, flexion axis, max degrees, finger 0-4, phalanx 1-3) of the finger bones.
 
-    The palm normal is the cross product of the index and pinky metacarpal directions, its
-    sign chosen so that flexing moves a fingertip towards the thumb side of the palm plane
-    (towards the palm).
+    The flexion axis is perpendicular to the finger and the palm normal. The palm normal is
+    the cross product of the index and pinky metacarpal directions, its sign chosen so that
+    flexing moves a fingertip towards the thumb side of the palm plane (towards the palm).
     """
-    normal = _palm_normal(labels, heads, side)
+    normal = _palm_normal(rig, side)
     if side == "L":
         normal = -normal
     out = []
     for f in range(1, 6):
         for k in range(1, 4):
-            name = f"finger{f}-{k}.{side}"
-            b = labels.index(name)
-            kids = [c for c, p in enumerate(parents) if p == b]
-            d = (heads[kids[0]] - heads[b]) if kids else (heads[b] - heads[parents[b]])
-            d = d / d.norm()
-            axis = torch.linalg.cross(d, normal)
+            b = rig.index(f"finger{f}-{k}.{side}")
+            axis = torch.linalg.cross(rig.direction(b), normal)
             axis = axis / axis.norm()
             max_deg = HAND_CURL["thumb" if f == 1 else "finger"][k - 1]
-            out.append((b, axis, max_deg, f == 1))
+            out.append((b, axis, max_deg, f - 1, k))
     return out
 
 
 @dataclass
 class HandPoseSampler:
-    """Random poses of an Anny hand rig: canonical finger curls, perturbed, plus wrist motion.
+    """Random hand poses: canonical finger curls, perturbed, plus wrist motion.
 
     Args:
-        bone_labels: The hand rig's bone names.
-        rest_heads: ``(21, 3)`` bone heads at rest.
+        bone_labels: The hand rig's bone names (Anny's hand, or MANO's through a bone map).
+        rest_heads: ``(num_bones, 3)`` bone heads at rest.
         bone_parents: Parents.
         side: ``"R"`` or ``"L"``.
         canonical: Canonical hand poses to mix (default all of :data:`HAND_CANONICAL`).
         curl_std: Standard deviation of the per-finger curl perturbation.
         spread_deg: Range of random finger spreading (abduction) in degrees.
+        bone_map: Table bone -> rig bone, e.g. ``BONE_MAPS["mano"]``; ``None`` for Anny's
+            hands.
+        world_rotation: ``(3, 3)`` rotation from the rig's coordinates to the tables' frame;
+            ``None`` if they coincide.
+
+    Raises:
+        ValueError: For an unknown canonical pose or a rig without the wrist and finger bones.
     """
 
     bone_labels: list[str]
@@ -368,14 +524,20 @@ class HandPoseSampler:
     canonical: tuple[str, ...] = tuple(HAND_CANONICAL)
     curl_std: float = 0.12
     spread_deg: float = 10.0
+    bone_map: dict[str, str] | None = None
+    world_rotation: Tensor | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.canonical) - set(HAND_CANONICAL)
         if unknown:
             raise ValueError(f"unknown canonical hand poses {sorted(unknown)}")
-        heads = self.rest_heads.detach().double().cpu()
-        self._fingers = _hand_finger_axes(self.bone_labels, self.bone_parents, heads, self.side)
-        self._palm_normal = _palm_normal(self.bone_labels, heads, self.side)
+        if self.side not in ("L", "R"):
+            raise ValueError(f"side must be 'L' or 'R', got {self.side!r}")
+        self._rig = _Rig(self.bone_labels, self.bone_parents, self.rest_heads, self.bone_map,
+                         self.world_rotation)  # fmt: skip
+        self._fingers = _hand_finger_axes(self._rig, self.side)
+        self._palm_normal = _palm_normal(self._rig, self.side)
+        self._wrist = self._rig.index(f"wrist.{self.side}")
 
     def draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
         """The random numbers of ``n`` poses (:meth:`from_draws` turns them into poses)."""
@@ -387,7 +549,7 @@ class HandPoseSampler:
         }
 
     def from_draws(self, draws: dict[str, Tensor]) -> Tensor:
-        """``(n, 21, 3)`` axis-angle poses from :meth:`draw` output (vectorised)."""
+        """``(n, num_bones, 3)`` axis-angle poses from :meth:`draw` output (vectorised)."""
         which = draws["which"]
         n = which.shape[0]
         nb = len(self.bone_labels)
@@ -395,20 +557,20 @@ class HandPoseSampler:
         curl = (base[which] + self.curl_std * draws["curl"]).clamp(0, 1)
         spread = self.spread_deg * (2 * draws["spread"] - 1)
         rot = torch.eye(3, dtype=torch.float64).repeat(n, nb, 1, 1)
-        for bone, axis, max_deg, _ in self._fingers:
-            finger = int(self.bone_labels[bone][6]) - 1  # "fingerF-K.S"
-            k = int(self.bone_labels[bone][8])
+        for bone, axis, max_deg, finger, k in self._fingers:
             r = _axis_rotation(axis.expand(n, 3), curl[:, finger] * max_deg)
             if k == 1:  # spreading at the finger base, about the palm normal
                 r = r @ _axis_rotation(self._palm_normal.expand(n, 3), spread[:, finger])
             rot[:, bone] = r
-        wrist = self.bone_labels.index(f"wrist.{self.side}")
         wr = (25 * draws["wrist"]).clamp(-50, 50)
-        rot[:, wrist] = axis_angle_to_matrix(torch.deg2rad(wr))
-        return matrix_to_axis_angle(rot)
+        rot[:, self._wrist] = axis_angle_to_matrix(torch.deg2rad(wr))
+        return matrix_to_axis_angle(self._rig.to_rig(rot))
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        """``(n, 21, 3)`` axis-angle poses (float64); the root (global) rotation is identity."""
+        """``(n, num_bones, 3)`` axis-angle poses (float64).
+
+        For a hand-only rig (Anny's hand, MANO) the wrist motion is the root rotation.
+        """
         return self.from_draws(self.draw(n, generator))
 
 
@@ -441,3 +603,33 @@ class ShapeSampler:
         lo = torch.tensor([self._ranges[k][0] for k in PHENOTYPE_RANGES], dtype=torch.float64)
         hi = torch.tensor([self._ranges[k][1] for k in PHENOTYPE_RANGES], dtype=torch.float64)
         return lo + (hi - lo) * torch.rand(n, 6, generator=generator, dtype=torch.float64)
+
+
+@dataclass
+class BetaSampler:
+    """Random SMPL-family shape coefficients ``(B, num_betas)``: Gaussian, clipped.
+
+    The betas of SMPL, SMPL-H and MANO are PCA coefficients in units of standard deviations
+    of their training scans, so a standard normal covers the population.
+
+    Args:
+        num_betas: Number of coefficients (the model's ``num_betas``).
+        std: Standard deviation.
+        clip: Largest absolute value (extreme shapes beyond it are rare and implausible).
+    """
+
+    num_betas: int = 10
+    std: float = 1.0
+    clip: float = 2.5
+
+    def __post_init__(self) -> None:
+        if self.num_betas <= 0 or self.std < 0 or self.clip <= 0:
+            raise ValueError(
+                f"num_betas and clip must be positive and std non-negative, got "
+                f"{self.num_betas}, {self.clip}, {self.std}"
+            )
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``(n, num_betas)`` betas (float64)."""
+        x = torch.randn(n, self.num_betas, generator=generator, dtype=torch.float64)
+        return (self.std * x).clamp(-self.clip, self.clip)

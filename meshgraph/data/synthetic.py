@@ -1,5 +1,9 @@
 """A synthetic 2D-pose -> 3D-mesh dataset made by posing a body model and filming it.
 
+The body model is Anny (body or hand) or one of the SMPL family (SMPL, SMPL-H, MANO from the
+user's licensed files): the pose tables of :mod:`meshgraph.data.poses` drive either rig, and
+the model's vertices are turned into meshgraph's z-up world before the camera films them.
+
 Every sample is a deterministic function of ``(seed, index)``: a pose (canonical pose plus
 anatomical perturbation), a shape, and a random camera looking at the subject. The joints of
 the chosen joint set are regressed from the posed mesh, projected to pixels, perturbed with
@@ -17,7 +21,8 @@ A sample is a dict of tensors:
 * ``vertices`` ``(V, 3)``: root-relative vertices in camera axes, metres;
 * ``root`` ``(3,)``: the root joint in camera coordinates (metres);
 * ``camera_rotation`` ``(3, 3)``, ``camera_translation`` ``(3,)``, ``focal`` ``(2,)``,
-  ``principal`` ``(2,)``; ``pose`` ``(num_bones, 3)``, ``shape`` ``(6,)``.
+  ``principal`` ``(2,)``; ``pose`` ``(num_bones, 3)``, ``shape`` ``(6,)`` (Anny's phenotypes;
+  ``(num_betas,)`` for the SMPL family).
 
 Generation is batched: a :class:`torch.utils.data.DataLoader` calls :meth:`__getitems__` with a
 batch's indices and the body model runs once per batch. An optional on-disk cache stores the
@@ -40,22 +45,30 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from meshgraph.bodies.anny_model import AnnyModel
+from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import get_joint_set
 from meshgraph.data.camera import CameraRanges, normalize_keypoints, project, sample_cameras
 from meshgraph.data.noise import H36M_DETECTOR_STD, gaussian_noise, posefix_noise
 from meshgraph.data.poses import (
+    ANNY_REST_ANGLES,
     BODY_CANONICAL,
     BODY_LIMITS,
+    BONE_MAPS,
     HAND_CANONICAL,
     HAND_CURL,
+    BetaSampler,
     BodyPoseSampler,
     HandPoseSampler,
     ShapeSampler,
 )
 from meshgraph.io import atomic_write
 
-__all__ = ["SyntheticPoseMeshDataset", "collate"]
+__all__ = [
+    "SyntheticPoseMeshDataset",
+    "collate",
+    "default_pose_sampler",
+    "default_shape_sampler",
+]
 
 _VERSION = 1
 _NOISE_KINDS = ("auto", "none", "gaussian", "posefix")
@@ -70,6 +83,44 @@ def _sample_seed(seed: int, index: int, stream: int) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
+def _bone_map(model: BodyModel) -> dict[str, str] | None:
+    from meshgraph.bodies.anny_model import AnnyModel
+
+    if isinstance(model, AnnyModel):
+        return None
+    kind = getattr(model, "kind", model.name)
+    if kind not in BONE_MAPS:
+        raise ValueError(
+            f"no bone map for the {model.name} rig; pass a pose_sampler built with a bone_map "
+            f"(known rigs: Anny, {', '.join(BONE_MAPS)})"
+        )
+    return BONE_MAPS[kind]
+
+
+def default_pose_sampler(model: BodyModel) -> BodyPoseSampler | HandPoseSampler:
+    """The pose sampler the dataset uses for ``model`` (Anny, SMPL, SMPL-H or MANO).
+
+    Raises:
+        ValueError: If the model has no rig the pose tables know.
+    """
+    for attr in ("bone_labels", "bone_parents"):
+        if not hasattr(model, attr):
+            raise ValueError(f"{model.name} exposes no rig ({attr}): cannot sample its poses")
+    heads = model.rest_joints()
+    world = None if _bone_map(model) is None else model.world_rotation
+    args = (model.bone_labels, heads, model.bone_parents)
+    if model.is_hand:
+        return HandPoseSampler(*args, side=model.side or "R", bone_map=_bone_map(model),
+                               world_rotation=world)  # fmt: skip
+    return BodyPoseSampler(*args, bone_map=_bone_map(model), world_rotation=world)
+
+
+def default_shape_sampler(model: BodyModel) -> ShapeSampler | BetaSampler:
+    """Adult Anny phenotypes for Anny; Gaussian betas for the SMPL family."""
+    num_betas = getattr(model, "num_betas", None)
+    return ShapeSampler() if num_betas is None else BetaSampler(num_betas)
+
+
 def collate(samples: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
     """Stack a list of samples into a batch dict (the :meth:`__getitems__` output as is)."""
     if isinstance(samples, dict):
@@ -78,19 +129,21 @@ def collate(samples: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
 
 
 class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
-    """Synthetic (2D keypoints, 3D joints, mesh) samples from an Anny body or hand.
+    """Synthetic (2D keypoints, 3D joints, mesh) samples from a body or hand model.
 
     Args:
-        model: An :class:`~meshgraph.bodies.AnnyModel` (``"body"`` or a hand).
+        model: An :class:`~meshgraph.bodies.AnnyModel` (``"body"`` or a hand) or an
+            :class:`~meshgraph.bodies.SMPLModel` (SMPL, SMPL-H, MANO).
         length: Number of samples.
         joint_set: Input joint set: ``"coco"`` or ``"h36m"`` for bodies, ``"hand"`` for hands.
         seed: Seed of poses, shapes and cameras.
         noise: ``"auto"`` (PoseFix-style for COCO, Gaussian otherwise), ``"gaussian"``,
             ``"posefix"`` or ``"none"``.
         noise_seed: Seed of the 2D noise (default ``seed``).
-        pose_sampler: Default: a :class:`BodyPoseSampler` or :class:`HandPoseSampler` for the
-            model.
-        shape_sampler: Default: adults, :class:`ShapeSampler`.
+        pose_sampler: Default: :func:`default_pose_sampler` (a :class:`BodyPoseSampler` or
+            :class:`HandPoseSampler` for the model's rig).
+        shape_sampler: Default: :func:`default_shape_sampler` (adult Anny phenotypes, or
+            SMPL betas).
         camera_ranges: Default: :class:`CameraRanges` (or its ``hand()`` ranges).
         cache_dir: Optional folder of the on-disk cache.
         shard_size: Samples per cache shard.
@@ -103,7 +156,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        model: AnnyModel,
+        model: BodyModel,
         length: int,
         *,
         joint_set: str = "coco",
@@ -111,14 +164,14 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         noise: str = "auto",
         noise_seed: int | None = None,
         pose_sampler: BodyPoseSampler | HandPoseSampler | None = None,
-        shape_sampler: ShapeSampler | None = None,
+        shape_sampler: ShapeSampler | BetaSampler | None = None,
         camera_ranges: CameraRanges | None = None,
         cache_dir: str | os.PathLike | None = None,
         shard_size: int = 512,
         progress: bool = True,
     ) -> None:
-        if not isinstance(model, AnnyModel):
-            raise TypeError(f"model must be an AnnyModel, got {type(model).__name__}")
+        if not isinstance(model, BodyModel):
+            raise TypeError(f"model must be a BodyModel, got {type(model).__name__}")
         if length <= 0:
             raise ValueError(f"length must be positive, got {length}")
         if noise not in _NOISE_KINDS:
@@ -131,7 +184,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
                 f"{model.name} provides joint sets {list(model.joint_set_names)}, "
                 f"not {self.joint_set.name!r}"
             )
-        self.is_hand = model.kind != "body"
+        self.is_hand = model.is_hand
         self.mesh_joint_set = get_joint_set("hand" if self.is_hand else "h36m")
         self.seed = int(seed)
         self.noise_seed = self.seed if noise_seed is None else int(noise_seed)
@@ -141,16 +194,10 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         if noise == "posefix" and self.joint_set.name != "coco":
             raise ValueError("posefix noise needs the coco joint set")
         self.noise = noise
-        with torch.no_grad():
-            heads = model.bone_heads(model.run(torch.zeros(1, model.num_bones, 3)))[0]
-        if pose_sampler is None:
-            if self.is_hand:
-                side = model.kind.split(".")[1]
-                pose_sampler = HandPoseSampler(model.bone_labels, heads, model.bone_parents, side)
-            else:
-                pose_sampler = BodyPoseSampler(model.bone_labels, heads, model.bone_parents)
-        self.pose_sampler = pose_sampler
-        self.shape_sampler = shape_sampler or ShapeSampler()
+        self.pose_sampler = pose_sampler or default_pose_sampler(model)
+        self.shape_sampler = shape_sampler or default_shape_sampler(model)
+        world = model.world_rotation.double()
+        self._world = None if torch.equal(world, torch.eye(3, dtype=world.dtype)) else world
         self.camera_ranges = camera_ranges or (
             CameraRanges.hand() if self.is_hand else CameraRanges()
         )
@@ -171,13 +218,13 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             "version": _VERSION,
             "model": self.model.name,
             "num_vertices": self.model.num_vertices,
+            "template": hashlib.sha256(
+                self.model.template_vertices().detach().float().cpu().numpy().tobytes()
+            ).hexdigest()[:16],
             "joint_set": self.joint_set.name,
             "seed": self.seed,
             "camera": asdict(self.camera_ranges),
-            "shape": {
-                "adults_only": self.shape_sampler.adults_only,
-                "ranges": self.shape_sampler.ranges,
-            },
+            "shape": {"type": type(self.shape_sampler).__name__, **asdict(self.shape_sampler)},
             "pose": {
                 "type": type(sampler).__name__,
                 "canonical": list(sampler.canonical),
@@ -193,7 +240,14 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
                     )
                     if hasattr(sampler, k)
                 },
-                "tables": [BODY_LIMITS, BODY_CANONICAL, HAND_CURL, HAND_CANONICAL],
+                "bone_map": getattr(sampler, "bone_map", None),
+                "tables": [
+                    BODY_LIMITS,
+                    BODY_CANONICAL,
+                    HAND_CURL,
+                    HAND_CANONICAL,
+                    ANNY_REST_ANGLES,
+                ],
             },
         }
 
@@ -237,6 +291,8 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         dtype = self.model.dtype
         with torch.no_grad():
             verts = self.model(pose.to(dtype), shape.to(dtype))
+            if self._world is not None:  # into meshgraph's z-up world
+                verts = verts @ self._world.to(dtype).T
             joints = torch.einsum("jv,bvc->bjc", self.regressor.to(dtype), verts)
             mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(dtype), verts)
         root_world = joints[:, self.joint_set.root].double()

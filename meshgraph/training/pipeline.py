@@ -46,6 +46,8 @@ class RunConfig:
         kind: ``"body"`` or ``"hand"``.
         body: ``"anny"`` (default), or ``"smpl"``, ``"smplh"``, ``"mano"`` with ``model_path``.
         model_path: Licensed SMPL/SMPL-H/MANO file or folder (not needed for Anny).
+        regressors: SMPL family: joint-set name -> ``.npy`` regressor file (e.g. Pose2Mesh's
+            ``J_regressor_h36m_correct.npy``), replacing the built-in approximations.
         anny_topology: Anny topology (``None``: the full mesh).
         joint_set: Input joint set (``None``: ``"coco"`` for bodies, ``"hand"`` for hands).
         model: :class:`~meshgraph.models.Pose2MeshConfig` fields.
@@ -59,6 +61,7 @@ class RunConfig:
     kind: str = "body"
     body: str = "anny"
     model_path: str | None = None
+    regressors: dict[str, str] = field(default_factory=dict)
     anny_topology: str | None = None
     joint_set: str | None = None
     model: dict[str, Any] = field(default_factory=dict)
@@ -173,7 +176,7 @@ def build_body(cfg: RunConfig) -> BodyModel:
         raise ValueError(f"--body {cfg.body} needs --model-path (the licensed model file)")
     from meshgraph.bodies.smpl import SMPLModel
 
-    return SMPLModel(cfg.body, cfg.model_path)
+    return SMPLModel(cfg.body, cfg.model_path, regressors=dict(cfg.regressors) or None)
 
 
 def _figure(path: Path, batch: dict, pred: torch.Tensor, faces: np.ndarray, bones: list) -> None:
@@ -221,13 +224,11 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     body = build_body(cfg)
-    from meshgraph.bodies.anny_model import AnnyModel
-
-    if not isinstance(body, AnnyModel):
+    if body.is_hand != (cfg.kind == "hand"):
+        what = "a hand" if body.is_hand else "a body"
         raise ValueError(
-            f"training on {body.name} is not supported yet: the synthetic data generator samples "
-            "poses with Anny's skeleton. SMPL-family models load, build Pose2Mesh networks "
-            "(Pose2Mesh.from_body) and predict; train them with your own data loop."
+            f"{body.name} is {what} model: use kind {'hand' if body.is_hand else 'body'!r} "
+            f"(--kind {'hand' if body.is_hand else 'body'})"
         )
     joint_set = cfg.joint_set or ("hand" if cfg.kind == "hand" else "coco")
     mesh_js = "hand" if cfg.kind == "hand" else "h36m"

@@ -112,7 +112,7 @@ def test_bad_arguments(body):
         SyntheticPoseMeshDataset(body, 10, noise="salt")
     with pytest.raises(IndexError, match="out of range"):
         SyntheticPoseMeshDataset(body, 10)[10]
-    with pytest.raises(TypeError, match="AnnyModel"):
+    with pytest.raises(TypeError, match="BodyModel"):
         SyntheticPoseMeshDataset(object(), 10)
 
 
