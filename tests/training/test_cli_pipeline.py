@@ -72,15 +72,3 @@ def test_mesh_autoencoder_example_runs(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_vertices"] == 1229 and metrics["mean_vertex_error_mm"] > 0
     assert (tmp_path / "reconstruction.png").stat().st_size > 0
-
-
-def test_training_a_non_anny_body_says_why(tmp_path, monkeypatch, capsys):
-    from types import SimpleNamespace
-
-    from meshgraph.training import pipeline
-
-    licensed = SimpleNamespace(name="smpl")  # stands in for an SMPLModel (no licensed files here)
-    monkeypatch.setattr(pipeline, "build_body", lambda cfg: licensed)
-    args = ["train", "--body", "smpl", "--model-path", str(tmp_path), "--out", str(tmp_path)]
-    assert main([*args, *TINY]) == 2
-    assert "synthetic data generator samples poses with Anny's skeleton" in capsys.readouterr().err
