@@ -6,8 +6,8 @@ PA-MPVPE, F@5 mm and F@15 mm), loss curves, a predicted mesh and a figure. Measu
 25.9 mm, PA-MPVPE 12.2 mm with ground-truth 2D, 4.2 times better than the mean mesh.
 ``--preset long`` (47 minutes here) reaches PA-MPVPE 4.8 mm; ``--preset full`` is the GPU
 schedule; ``--device cuda``, ``--layout binary_tree``, ``--variant direct|fc``,
-``--resume``; see ``meshgraph train --help`` for every flag. (``--body mano --model-path``
-loads licensed MANO files, but the synthetic training data needs Anny's skeleton.)
+``--resume``; see ``meshgraph train --help`` for every flag. ``--body mano --model-path DIR``
+trains on licensed MANO files instead of Anny (never downloaded; see docs/pose2mesh.rst).
 """
 
 from __future__ import annotations
