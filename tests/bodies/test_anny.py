@@ -152,3 +152,15 @@ def test_regressor_cache_is_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(again, "_fit_regressor", lambda js: (_ for _ in ()).throw(AssertionError))
     torch.testing.assert_close(again.joint_regressor("hand"), r)
     assert np.isfinite(r.numpy()).all()
+
+
+def test_anny_rig_facts(anny_body, anny_hand):
+    assert not anny_body.is_hand and anny_body.side is None
+    assert anny_hand.is_hand and anny_hand.side == "R"
+    torch.testing.assert_close(anny_body.world_rotation, torch.eye(3, dtype=torch.float64))
+    heads = anny_body.rest_joints()
+    assert heads.shape == (anny_body.num_bones, 3)
+    # z is up in Anny's world: the head is above the feet, the left hip at +x
+    labels = anny_body.bone_labels
+    assert heads[labels.index("head"), 2] > heads[labels.index("foot.L"), 2] + 1.2
+    assert heads[labels.index("upperleg01.L"), 0] > heads[labels.index("upperleg01.R"), 0]

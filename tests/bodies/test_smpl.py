@@ -155,3 +155,23 @@ def test_bad_parameters(smpl_file):
         model(torch.zeros(1, 23, 3))
     with pytest.raises(ValueError, match="NaN"):
         model(torch.zeros(1, 24, 3), torch.full((1, 10), float("nan")))
+
+
+def test_rig_of_smpl_files(smpl_file, mano_file):
+    path, data = smpl_file
+    model = SMPLModel("smpl", path, dtype=torch.float64)
+    assert model.num_bones == len(model.bone_labels) == 24
+    assert model.bone_labels[0] == "pelvis" and model.bone_labels[23] == "right_hand"
+    parents = data["kintree_table"][0].astype(np.int64)
+    assert model.bone_parents == [-1, *parents[1:].tolist()]
+    ref = data["J_regressor"] @ data["v_template"]
+    np.testing.assert_allclose(model.rest_joints().numpy(), ref, atol=1e-6)
+    assert not model.is_hand and model.side is None
+    # SMPL is y-up: its up axis becomes meshgraph's z, its forward axis (+z) becomes -y
+    w = model.world_rotation.numpy()
+    np.testing.assert_allclose(w @ [0.0, 1.0, 0.0], [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(w @ [0.0, 0.0, 1.0], [0.0, -1.0, 0.0])
+    assert model.joint_set_names == ()  # not SMPL's 6,890 vertices: no built-in body sets
+    mano = SMPLModel("mano", mano_file[0], is_rhand=True)
+    assert mano.is_hand and mano.side == "R" and mano.bone_labels[0] == "right_wrist"
+    np.testing.assert_array_equal(mano.world_rotation.numpy(), np.eye(3))
