@@ -16,6 +16,7 @@ noisy 2D input, compares with the mean-mesh baseline, and writes to the output f
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import time
@@ -28,6 +29,7 @@ import torch
 
 from meshgraph.bodies.base import BodyModel
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
+from meshgraph.io import atomic_write
 from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig
 from meshgraph.training.evaluate import evaluate, mean_mesh_baseline
 from meshgraph.training.trainer import TrainConfig, Trainer
@@ -276,14 +278,16 @@ def run(
         "baseline_over_model_mpvpe": baseline["mpvpe"] / max(clean["mpvpe"], 1e-9),
         "run": asdict(cfg),
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    with open(out / "results.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["input", *clean.keys()])
-        writer.writerow(["ground-truth 2D", *(f"{v:.4f}" for v in clean.values())])
-        writer.writerow(["noisy 2D", *(f"{v:.4f}" for v in noisy.values())])
-        writer.writerow(["mean-mesh baseline", *(f"{baseline.get(k, float('nan')):.4f}"
-                                                 for k in clean)])  # fmt: skip
+    text = json.dumps(results, indent=2, default=str)
+    atomic_write(out / "results.json", lambda fh: fh.write(text.encode()))
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["input", *clean.keys()])
+    writer.writerow(["ground-truth 2D", *(f"{v:.4f}" for v in clean.values())])
+    writer.writerow(["noisy 2D", *(f"{v:.4f}" for v in noisy.values())])
+    writer.writerow(["mean-mesh baseline", *(f"{baseline.get(k, float('nan')):.4f}"
+                                             for k in clean)])  # fmt: skip
+    atomic_write(out / "results.csv", lambda fh: fh.write(table.getvalue().encode()))
     # one predicted mesh and a figure
     batch = test_noisy.__getitems__([0])
     with torch.no_grad():
