@@ -110,6 +110,16 @@ def _tube(a: np.ndarray, b: np.ndarray, rings: int, radius: float) -> np.ndarray
     return a[None, None] + t * (b - a)[None, None] + circle[None]  # (rings, SEGMENTS, 3)
 
 
+def _shape_modes(verts: np.ndarray, num_betas: int, rng: np.random.Generator) -> np.ndarray:
+    """Smooth shape directions: per beta, a random stretch of the mesh about its centre (about
+    3 % per unit beta), so that shapes stay humanoid (real betas are smooth too)."""
+    centred = verts - verts.mean(0)
+    stretch = (
+        0.03 * rng.standard_normal((num_betas, 3)) / np.sqrt(np.arange(1, num_betas + 1))[:, None]
+    )
+    return np.einsum("vc,bc->vcb", centred, stretch)
+
+
 def build(kind: str, num_betas: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
     """The model dict (smplx's keys) of a humanoid ``kind`` model."""
     names, joints, parents = skeleton(kind)
@@ -154,7 +164,7 @@ def build(kind: str, num_betas: int = 10, seed: int = 0) -> dict[str, np.ndarray
         offset = (k // len(tubes)) % (SEGMENTS - 1)
         first = (k % len(tubes)) * rings * SEGMENTS + (rings - 1) * SEGMENTS + offset
         second = first + 1
-        verts.append(b + 0.001 * (k + 1) * (b - a) / np.linalg.norm(b - a))
+        verts.append(b + 0.002 * (offset + 1) * (b - a) / np.linalg.norm(b - a))
         weights_of.append(bone)
         faces.append((first, second, len(verts) - 1))
         k += 1
@@ -198,7 +208,7 @@ def build(kind: str, num_betas: int = 10, seed: int = 0) -> dict[str, np.ndarray
     kintree[0, 0] = 4294967295
     out = {
         "v_template": verts,
-        "shapedirs": 0.005 * rng.standard_normal((n_verts, 3, num_betas)),
+        "shapedirs": _shape_modes(verts, num_betas, rng),
         "posedirs": np.zeros((n_verts, 3, n_pose)),
         "J_regressor": jreg,
         "weights": weights,
