@@ -136,8 +136,11 @@ def build(kind: str, num_betas: int = 10, seed: int = 0) -> dict[str, np.ndarray
         if j not in children:
             p = parents[j]
             d = joints[j] - joints[p]
-            length = 0.15 if names[j] == "head" else 0.5 * np.linalg.norm(d)
-            tubes.append((joints[j], joints[j] + length * d / np.linalg.norm(d), j, -1))
+            if names[j] == "head":  # the skull goes up from the head joint
+                tip = joints[j] + np.array([0.0, 0.15, 0.0])
+            else:
+                tip = joints[j] + 0.5 * d
+            tubes.append((joints[j], tip, j, -1))
     rings = n_verts // (SEGMENTS * len(tubes))
     verts, weights_of, faces, end_ring, start_ring = [], [], [], {}, {}
     for a, b, bone, joint in tubes:
