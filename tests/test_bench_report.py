@@ -86,3 +86,41 @@ def test_ablation_script_runs_end_to_end(tmp_path):
     stamp = (out / "fc" / "result.json").stat().st_mtime_ns
     assert ablation(args) == 0
     assert (out / "fc" / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_error_breakdown_script(tmp_path, anny_hand):
+    """The error-source script agrees with evaluate() and splits every sample into groups."""
+    import torch
+
+    from benchmarks.pose2mesh_errors import error_breakdown
+    from benchmarks.pose2mesh_errors import main as errors
+    from meshgraph.data import SyntheticPoseMeshDataset
+    from meshgraph.models import Pose2Mesh
+    from meshgraph.training import evaluate
+
+    torch.manual_seed(0)
+    model = Pose2Mesh.from_body(anny_hand, joint_set="hand", mesh_joint_set="hand",
+                                num_levels=4, posenet_width=32, coarse_channels=8)  # fmt: skip
+    data = SyntheticPoseMeshDataset(anny_hand, 70, joint_set="hand", seed=5, noise="none")
+    res = error_breakdown(model, data, 70)
+    ref = evaluate(model, data)
+    assert res["mesh"]["mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-5)
+    assert res["mesh"]["pa_mpjpe"] == pytest.approx(ref["pa_mpjpe"], rel=1e-5)
+    assert res["posenet"]["mpjpe"] == pytest.approx(ref["posenet_mpjpe"], rel=1e-5)
+    # hand: the input and mesh joint sets are the same joints, so the two rows agree
+    assert res["mesh_on_input_joints"]["mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-4)
+    for key in ("by_pose", "by_elevation", "by_distance"):
+        assert sum(g["n"] for g in res[key].values()) == 70, key
+    assert set(res["by_pose"]) <= set(data.pose_sampler.canonical)
+    assert len(set(data.canonical_names(range(70)))) > 2  # a mixture of canonical poses
+    from meshgraph.data import HandPoseSampler
+
+    fists = HandPoseSampler(anny_hand.bone_labels, anny_hand.rest_joints(),
+                            anny_hand.bone_parents, canonical=("fist",))  # fmt: skip
+    only = SyntheticPoseMeshDataset(anny_hand, 8, joint_set="hand", pose_sampler=fists)
+    assert only.canonical_names(range(8)) == ["fist"] * 8
+    path = tmp_path / "model.pt"
+    model.save(path)
+    assert errors([str(path), "--samples", "8"]) == 0
+    assert json.loads((tmp_path / "errors.json").read_text())["n"] == 8
+    assert "PA-MPJPE" in (tmp_path / "errors.md").read_text()

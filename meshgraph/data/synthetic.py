@@ -321,6 +321,14 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             "shape": shape.float(),
         }
 
+    def canonical_names(self, indices: Sequence[int]) -> list[str]:
+        """The canonical pose each sample of ``indices`` was perturbed from (``"sitting"``, ...)."""
+        names = []
+        for i in self._check_indices(indices):
+            g = torch.Generator().manual_seed(_sample_seed(self.seed, i, 0))
+            names.append(self.pose_sampler.canonical[int(self.pose_sampler.draw(1, g)["which"])])
+        return names
+
     def _noisy(self, clean: Tensor, indices: list[int]) -> Tensor:
         if self.noise == "none":
             return clean
