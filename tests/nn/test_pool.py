@@ -74,6 +74,42 @@ def test_binary_tree_pooling_of_real_vertices_matches_compact_where_no_fakes():
     torch.testing.assert_close(pooled_t, pooled_c)
 
 
+def test_cluster_max_pool_gradient_when_the_max_is_zero():
+    """Hand-worked: the whole gradient goes to the maximum, shared among ties only (a zero
+    maximum used to lose a share to the scatter's initial value)."""
+    cluster = torch.tensor([0, 0, 1, 1, 2])
+    x = torch.tensor([[0.0], [-1.0], [0.0], [0.0], [-3.0]], requires_grad=True)
+    out = cluster_pool(x, cluster, 4)
+    assert out.flatten().tolist() == [0.0, 0.0, -3.0, 0.0]  # cluster 3 is empty: zero
+    out.sum().backward()
+    assert x.grad.flatten().tolist() == [1.0, 0.0, 0.5, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("reduce", ["max", "mean"])
+def test_pair_pooling_equals_the_scatter_pooling(reduce):
+    """Heavy-edge clusters (1 or 2 members) take the two-gather path: same values, same
+    gradients as the general scatter pooling, ties included (integer features)."""
+    from meshgraph.nn.pool import _cluster_pairs
+
+    h = MeshHierarchy.build(icosphere(3), 4)
+    for level in range(3):
+        pool = MeshPool(h, level, reduce)
+        assert pool.pairs is not None
+        x = torch.randint(-2, 3, (2, h.sizes[level], 4)).double().requires_grad_()
+        w = torch.randn(2, h.sizes[level + 1], 4, dtype=torch.float64)
+        fast = pool(x)
+        (g_fast,) = torch.autograd.grad((fast * w).sum(), x)
+        ref = cluster_pool(x, h.clusters[level], h.sizes[level + 1], reduce)
+        (g_ref,) = torch.autograd.grad((ref * w).sum(), x)
+        torch.testing.assert_close(fast, ref)
+        torch.testing.assert_close(g_fast, g_ref)
+    # other cluster maps (a triple, an empty cluster) keep the general path
+    assert _cluster_pairs(torch.tensor([0, 0, 0, 1]), 2) is None
+    assert _cluster_pairs(torch.tensor([0, 0, 2]), 3) is None
+    pairs = _cluster_pairs(torch.tensor([1, 0, 1, 2]), 3)
+    assert pairs.tolist() == [[1, 0, 3], [1, 2, 3]]
+
+
 def test_gradients_flow():
     h = MeshHierarchy.build(icosphere(1), 3)
     x = torch.randn(2, h.sizes[0], 3, dtype=torch.float64, requires_grad=True)
