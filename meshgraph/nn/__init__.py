@@ -9,6 +9,7 @@ from meshgraph.nn.pool import (
     binary_tree_unpool,
     cluster_pool,
     cluster_unpool,
+    pair_pool,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "cluster_pool",
     "cluster_unpool",
     "interpolate_channels",
+    "pair_pool",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "binary_tree_unpool",
     "cluster_pool",
     "cluster_unpool",
+    "pair_pool",
 ]
 
 _REDUCES = ("max", "mean")
@@ -121,6 +122,37 @@ def binary_tree_unpool(x: Tensor) -> Tensor:
     return x.repeat_interleave(2, dim=-2)
 
 
+def pair_pool(x: Tensor, pairs: Tensor, reduce: str = "max") -> Tensor:
+    """Pool clusters of one or two vertices given as member pairs (heavy-edge matching).
+
+    ``out[:, c] = reduce(x[:, pairs[0, c]], x[:, pairs[1, c]])``; a singleton cluster lists
+    its vertex twice. Same values and gradients as :func:`cluster_pool` on such clusters, with
+    two gathers instead of a scatter.
+
+    Args:
+        x: ``(B, N, F)`` or ``(N, F)`` features.
+        pairs: ``(2, M)`` int64 member indices.
+        reduce: ``"max"`` or ``"mean"``.
+
+    Returns:
+        ``(B, M, F)`` or ``(M, F)``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[1.0], [5.0], [2.0]])
+        >>> pair_pool(x, torch.tensor([[0, 2], [1, 2]])).tolist()
+        [[5.0], [2.0]]
+    """
+    if reduce not in _REDUCES:
+        raise ValueError(f"reduce must be one of {_REDUCES}, got {reduce!r}")
+    if pairs.dim() != 2 or pairs.shape[0] != 2:
+        raise ValueError(f"pairs must have shape (2, M), got {tuple(pairs.shape)}")
+    first, second = x.index_select(-2, pairs[0]), x.index_select(-2, pairs[1])
+    if reduce == "max":
+        return torch.maximum(first, second)
+    return (first + second) * 0.5
+
+
 def _cluster_pairs(cluster: Tensor, num_clusters: int) -> Tensor | None:
     """``(2, M)``: the two members of every cluster (a singleton twice).
 
@@ -185,10 +217,7 @@ class MeshPool(nn.Module):
         if self.layout == "binary_tree":
             return binary_tree_pool(x, self.reduce)
         if self.pairs is not None:
-            first, second = x.index_select(-2, self.pairs[0]), x.index_select(-2, self.pairs[1])
-            if self.reduce == "max":
-                return torch.maximum(first, second)
-            return (first + second) * 0.5
+            return pair_pool(x, self.pairs, self.reduce)
         return cluster_pool(x, self.cluster, self.out_vertices, self.reduce)
 
     def __repr__(self) -> str:

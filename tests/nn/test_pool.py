@@ -13,6 +13,7 @@ from meshgraph.nn import (
     binary_tree_unpool,
     cluster_pool,
     cluster_unpool,
+    pair_pool,
 )
 
 
@@ -103,11 +104,17 @@ def test_pair_pooling_equals_the_scatter_pooling(reduce):
         (g_ref,) = torch.autograd.grad((ref * w).sum(), x)
         torch.testing.assert_close(fast, ref)
         torch.testing.assert_close(g_fast, g_ref)
+        torch.testing.assert_close(h.pool(x, level, reduce), ref)  # the hierarchy's pooling
     # other cluster maps (a triple, an empty cluster) keep the general path
     assert _cluster_pairs(torch.tensor([0, 0, 0, 1]), 2) is None
     assert _cluster_pairs(torch.tensor([0, 0, 2]), 3) is None
     pairs = _cluster_pairs(torch.tensor([1, 0, 1, 2]), 3)
     assert pairs.tolist() == [[1, 0, 3], [1, 2, 3]]
+    x = torch.tensor([[4.0], [1.0], [-2.0], [7.0]])
+    assert pair_pool(x, pairs).tolist() == [[1.0], [4.0], [7.0]]
+    assert pair_pool(x, pairs, "mean").tolist() == [[1.0], [1.0], [7.0]]
+    with pytest.raises(ValueError, match=r"\(2, M\)"):
+        pair_pool(x, pairs[0])
 
 
 def test_gradients_flow():
