@@ -9,11 +9,12 @@ ground truth, per-vertex error). Measured: PA-MPJPE 84.9 mm, MPVPE 153.0 mm with
 ground-truth 2D, 2.4 times better than the mean mesh.
 
 Useful flags (all of ``meshgraph train``): ``--preset long`` (about an hour here: PA-MPJPE
-60 mm, MPVPE 118 mm; with ``--posenet-epochs 44 --epochs 28``, 83 minutes: 55 and 111 mm), ``--preset full`` (the full 13,718-vertex mesh, for a GPU),
-``--layout binary_tree``, ``--variant direct|fc``, ``--device cuda``, ``--resume``,
-``--threads N``, ``--no-progress``, and ``--body smpl|smplh --model-path DIR`` to train on
-licensed SMPL or SMPL-H files instead of Anny (never downloaded; ``--regressor
-h36m=J_regressor_h36m_correct.npy`` uses the released regressor).
+60 mm, MPVPE 118 mm; with ``--posenet-epochs 44 --epochs 28``, 83 minutes: 55 and 111 mm),
+``--preset full`` (the full 13,718-vertex mesh, for a GPU), ``--layout binary_tree``,
+``--variant direct|fc``, ``--device cuda``, ``--resume``, ``--threads N``, ``--no-progress``,
+and ``--body smpl|smplh --model-path DIR`` to train on licensed SMPL or SMPL-H files instead
+of Anny (never downloaded; ``--regressor h36m=J_regressor_h36m_correct.npy`` uses the
+released regressor).
 """
 
 from __future__ import annotations
