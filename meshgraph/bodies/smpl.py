@@ -71,8 +71,6 @@ _BODY_JOINTS = (
 _HAND_JOINTS = tuple(f"{f}{k}" for f in ("index", "middle", "pinky", "ring", "thumb")
                      for k in (1, 2, 3))  # fmt: skip
 _SMPL_VERTICES = 6890
-# SMPL's 6,890-vertex mesh: smplx's face keypoint vertices (smplx.vertex_ids, "smplh")
-_FACE = {"nose": 332, "reye": 6260, "leye": 2800, "rear": 4071, "lear": 583}
 # meshgraph's world: x = the subject's left, y = backwards, z = up; SMPL: y up, facing +z
 _Y_UP_TO_Z_UP = ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0))
 
@@ -292,6 +290,9 @@ class SMPLModel(BodyModel):
 
     def _body_regressor(self, joint_set: JointSet) -> Tensor:
         """COCO or H36M rows from SMPL's joints and vertices (see the module docstring)."""
+        from smplx.vertex_ids import vertex_ids
+
+        face = vertex_ids["smplh"]  # SMPL's mesh: nose, eyes and ears (also SMPL-H's)
         base = self.model.J_regressor.detach().cpu().double()
         v = self.num_vertices
         j = {name: base[i] for i, name in enumerate(_BODY_JOINTS)}
@@ -305,15 +306,15 @@ class SMPLModel(BodyModel):
         pelvis = (j["left_hip"] + j["right_hip"]) / 2
         neck = (j["left_shoulder"] + j["right_shoulder"]) / 2
         if joint_set.name == "coco":
-            rows = {"nose": vertex(_FACE["nose"]), "pelvis": pelvis, "neck": neck}
+            rows = {"nose": vertex(face["nose"]), "pelvis": pelvis, "neck": neck}
             for s, c in side.items():
-                rows[f"{s}_eye"] = vertex(_FACE[f"{c.lower()}eye"])
-                rows[f"{s}_ear"] = vertex(_FACE[f"{c.lower()}ear"])
+                rows[f"{s}_eye"] = vertex(face[f"{c.lower()}eye"])
+                rows[f"{s}_ear"] = vertex(face[f"{c.lower()}ear"])
                 for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
                     rows[f"{s}_{part}"] = j[f"{s}_{part}"]
         else:
             rows = {"Pelvis": pelvis, "Neck": neck, "Torso": (pelvis + neck) / 2,
-                    "Nose": vertex(_FACE["nose"]), "Head": vertex(self._head_top())}  # fmt: skip
+                    "Nose": vertex(face["nose"]), "Head": vertex(self._head_top())}  # fmt: skip
             for s, c in side.items():
                 for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
                     rows[f"{c}_{part.capitalize()}"] = j[f"{s}_{part}"]
