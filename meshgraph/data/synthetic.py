@@ -106,13 +106,13 @@ def default_pose_sampler(model: BodyModel) -> BodyPoseSampler | HandPoseSampler:
     for attr in ("bone_labels", "bone_parents"):
         if not hasattr(model, attr):
             raise ValueError(f"{model.name} exposes no rig ({attr}): cannot sample its poses")
-    heads = model.rest_joints()
-    world = None if _bone_map(model) is None else model.world_rotation
-    args = (model.bone_labels, heads, model.bone_parents)
+    bone_map = _bone_map(model)
+    world = None if bone_map is None else model.world_rotation
+    args = (model.bone_labels, model.rest_joints(), model.bone_parents)
     if model.is_hand:
-        return HandPoseSampler(*args, side=model.side or "R", bone_map=_bone_map(model),
+        return HandPoseSampler(*args, side=model.side or "R", bone_map=bone_map,
                                world_rotation=world)  # fmt: skip
-    return BodyPoseSampler(*args, bone_map=_bone_map(model), world_rotation=world)
+    return BodyPoseSampler(*args, bone_map=bone_map, world_rotation=world)
 
 
 def default_shape_sampler(model: BodyModel) -> ShapeSampler | BetaSampler:
