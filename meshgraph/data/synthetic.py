@@ -196,6 +196,8 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         self.noise = noise
         self.pose_sampler = pose_sampler or default_pose_sampler(model)
         self.shape_sampler = shape_sampler or default_shape_sampler(model)
+        template = model.template_vertices().detach().float().cpu().numpy().tobytes()
+        self._template_hash = hashlib.sha256(template).hexdigest()[:16]  # the mesh, for the cache
         world = model.world_rotation.double()
         self._world = None if torch.equal(world, torch.eye(3, dtype=world.dtype)) else world
         self.camera_ranges = camera_ranges or (
@@ -218,9 +220,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             "version": _VERSION,
             "model": self.model.name,
             "num_vertices": self.model.num_vertices,
-            "template": hashlib.sha256(
-                self.model.template_vertices().detach().float().cpu().numpy().tobytes()
-            ).hexdigest()[:16],
+            "template": self._template_hash,
             "joint_set": self.joint_set.name,
             "seed": self.seed,
             "camera": asdict(self.camera_ranges),
