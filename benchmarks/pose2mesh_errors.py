@@ -54,6 +54,7 @@ def error_breakdown(
     model.eval()
     device = next(model.parameters()).device
     in_root, mesh_root = dataset.joint_set.root, dataset.mesh_joint_set.root
+    reg = dataset.regressor.double()  # the input joint set, from the predicted mesh
     parts: dict[str, list[torch.Tensor]] = {}
     for lo in range(0, n, 64):
         idx = list(range(lo, min(lo + 64, n)))
@@ -61,7 +62,6 @@ def error_breakdown(
         out = model(batch["keypoints_2d"].to(device))
         pj, gj = out["mesh_joints_3d"].double().cpu(), batch["mesh_joints_3d"].double()
         pin, gin = out["joints_3d"].double().cpu(), batch["joints_3d"].double()
-        reg = dataset.regressor.double()
         mesh_in = torch.einsum("jv,bvc->bjc", reg, out["vertices"].double().cpu())
         r = pj[:, mesh_root : mesh_root + 1] - gj[:, mesh_root : mesh_root + 1]
         rows = {
