@@ -45,3 +45,25 @@ def dense_cheb_conv(
     if bias is not None:
         out += bias
     return out
+
+
+def assert_matmul_close(actual: np.ndarray, a: np.ndarray, b: np.ndarray, eps: float) -> None:
+    """``actual`` equals ``a @ b`` (computed here in float64) to a rounding error of ``eps``.
+
+    The tolerance of each element follows the size of the terms summed into it,
+    ``|a| @ |b|``, not the size of the result: an element near zero summed from large terms
+    carries the rounding error of those terms. ``64 * eps`` per unit of term size covers the
+    rounding of the inputs to ``eps``'s precision and of any summation order (a BLAS kernel's
+    blocking differs between CPUs), and is still far below a wrong term.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ref = a @ b
+    scale = np.abs(a) @ np.abs(b)
+    actual = np.asarray(actual, dtype=np.float64)
+    assert actual.shape == ref.shape, (actual.shape, ref.shape)
+    err = np.abs(actual - ref)
+    bad = err > 64 * eps * scale
+    assert not bad.any(), (
+        f"{int(bad.sum())} elements off: worst error {err.max():.3g} against term size "
+        f"{scale.reshape(-1)[int(np.argmax(err))]:.3g}"
+    )

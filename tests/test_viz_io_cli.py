@@ -84,7 +84,7 @@ def test_level_positions_are_cluster_means():
     pos = level_positions(h, v)
     assert [p.shape[0] for p in pos] == h.real_sizes
     c = h.real_clusters[0].numpy()
-    np.testing.assert_allclose(pos[1][c[0]], v[c == c[0]].mean(0))
+    np.testing.assert_allclose(pos[1][c[0]], v[c == c[0]].mean(0), atol=1e-12)
     with pytest.raises(ValueError, match="shape"):
         level_positions(h, v[:-1])
 
