@@ -11,6 +11,9 @@ Subcommands:
 * ``meshgraph evaluate MODEL.pt``: metrics on a held-out synthetic set.
 * ``meshgraph predict MODEL.pt KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
   keypoints in pixels.
+
+Every failure ends as one line, ``meshgraph COMMAND: error: ...``, naming the file or the
+option, with exit status 2; ``MESHGRAPH_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ def _train(args: argparse.Namespace) -> int:
         overrides["joint_set"] = args.joint_set
     if args.test_samples is not None:
         overrides["test_samples"] = args.test_samples
+    _device_option(args.device)
     kind = args.kind or ("hand" if args.body == "mano" else "body")
     cfg = preset(kind, args.preset, **overrides)
     if args.threads is not None:
@@ -109,7 +113,7 @@ def _train(args: argparse.Namespace) -> int:
     distributed = _init_distributed(args.device)
     try:
         out = args.out or f"outputs/pose2mesh_{kind}"
-        run(cfg, out, resume=args.resume, progress=not args.no_progress)
+        run(cfg, out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
         if distributed:  # no rank tears the group down while another still uses it
             import torch.distributed as dist
 
@@ -120,6 +124,16 @@ def _train(args: argparse.Namespace) -> int:
 
             dist.destroy_process_group()
     return 0
+
+
+def _device_option(device: str) -> None:
+    """Refuse a ``--device`` this machine lacks before any work starts."""
+    from meshgraph.devices import check_device
+
+    try:
+        check_device(device)
+    except ValueError as err:
+        raise ValueError(f"--device {device}: {err}") from None
 
 
 def _regressors(items: list[str] | None) -> dict[str, str]:
@@ -161,6 +175,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from meshgraph.training.evaluate import evaluate
     from meshgraph.training.pipeline import HELD_OUT_SEED
 
+    _device_option(args.device)
     model = Pose2Mesh.load(args.model, map_location=args.device)
     body = _body_for(model.config, args.model_path, _regressors(args.regressor))
     rows = {}
@@ -173,18 +188,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     for label, res in rows.items():
         print(f"{label:<18}" + "".join(f"{res[k]:>14.3f}" for k in keys))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        from meshgraph.io import atomic_write
+
+        text = json.dumps(rows, indent=2)
+        atomic_write(args.json, lambda fh: fh.write(text.encode()))
     return 0
 
 
 def _load_keypoints(path: Path) -> object:
     import numpy as np
 
+    from meshgraph.io import load_array
+
     if not path.is_file():
         raise FileNotFoundError(f"no keypoint file at {path}")
-    if path.suffix == ".npy":
-        return np.load(path)
-    data = json.loads(path.read_text())
+    if path.suffix.lower() == ".npy":
+        return load_array(path, what="keypoint file")  # allow_pickle=False: runs no code
+    if path.suffix.lower() != ".json":
+        raise ValueError(f"{path}: keypoint files are .json or .npy, got {path.suffix or 'none'!r}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{path} is not a JSON keypoint file ({err})") from None
     if isinstance(data, dict):
         for key in ("keypoints", "keypoints_2d", "pose_keypoints_2d"):
             if key in data:
@@ -194,7 +219,10 @@ def _load_keypoints(path: Path) -> object:
             raise ValueError(
                 f"{path}: expected a list of [x, y(, confidence)] or a 'keypoints' key"
             )
-    arr = np.asarray(data, dtype=np.float64)
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: keypoints must be numbers in a (J, 2|3) list ({err})") from None
     if arr.ndim == 1 and arr.size % 3 == 0:  # OpenPose-style flat x, y, c list
         arr = arr.reshape(-1, 3)
     return arr
@@ -203,12 +231,16 @@ def _load_keypoints(path: Path) -> object:
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from meshgraph.io import atomic_write
     from meshgraph.models.pose2mesh import Pose2Mesh
     from meshgraph.viz import save_obj, save_ply
 
     model = Pose2Mesh.load(args.model, map_location="cpu")
     kp = _load_keypoints(Path(args.keypoints))
-    pred = model.predict(kp, confidence_threshold=args.threshold)
+    try:
+        pred = model.predict(kp, confidence_threshold=args.threshold)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{args.keypoints}: {err}") from None
     out = Path(args.out) if args.out else Path(args.keypoints).with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
     faces = model.faces.numpy()
@@ -226,7 +258,8 @@ def _predict(args: argparse.Namespace) -> int:
         except ImportError:
             pass
     camera = {"weak_perspective": pred.camera.tolist(), "note": "pixel = s * X[:2] + (tx, ty)"}
-    (out / "camera.json").write_text(json.dumps(camera, indent=2))
+    text = json.dumps(camera, indent=2)
+    atomic_write(out / "camera.json", lambda fh: fh.write(text.encode()))
     print(f"saved {out}/mesh*.obj, .ply, overlay*.png, camera.json")
     return 0
 
@@ -295,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
     p.add_argument("--out", default=None, help="output folder (default outputs/pose2mesh_KIND)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an OUT that holds another run (replacing its files)",
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained model on held-out synthetic data")
@@ -322,14 +360,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``meshgraph`` command; returns the exit status."""
+    """Run the ``meshgraph`` command; returns the exit status.
+
+    Every failure ends as one line on stderr, ``meshgraph COMMAND: error: ...``, naming the
+    file or the option at fault, with exit status 2 (130 when interrupted). Set
+    ``MESHGRAPH_DEBUG=1`` to get the full traceback instead.
+    """
+    import os
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
-        print(f"meshgraph {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"meshgraph {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get("MESHGRAPH_DEBUG"):
+            raise
+        print(f"meshgraph {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as one line; the type is named where the message alone would be unclear."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in text:
+        text = f"{err.filename}: {text}"
+    known = (OSError, ValueError, TypeError, ImportError, KeyError, RuntimeError)
+    if not isinstance(err, known) or isinstance(err, KeyError):
+        text = f"{type(err).__name__}: {text}"
+    if len(text) > 400:
+        text = text[:397] + "..."
+    return text
 
 
 if __name__ == "__main__":  # pragma: no cover

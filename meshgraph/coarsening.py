@@ -199,6 +199,34 @@ def coarsen(
     return graphs, clusters
 
 
+#: The binary-tree layout pads level 0 to ``sizes[-1] * 2 ** (num_levels - 1)`` vertices; a
+#: hierarchy whose padded level 0 would exceed this multiple of the mesh is refused.
+MAX_BINARY_TREE_PADDING = 16
+
+
+def _check_binary_tree_sizes(sizes: Sequence[int]) -> None:
+    """Refuse a binary-tree hierarchy whose padding would explode (levels the graph lacks).
+
+    Every level of the binary tree doubles the padded size; once the coarsening stops
+    shrinking the graph (nothing left to merge), further levels add nothing but padding.
+    """
+    padded = sizes[-1] * 2 ** (len(sizes) - 1)
+    if padded <= MAX_BINARY_TREE_PADDING * max(sizes[0], 1):
+        return
+    stalled = next((lv for lv in range(1, len(sizes)) if sizes[lv] >= sizes[lv - 1]), None)
+    why = (
+        f"; the coarsening stops shrinking at level {stalled} ({sizes[stalled]} vertices, "
+        "nothing left to merge)"
+        if stalled is not None
+        else ""
+    )
+    raise ValueError(
+        f"{len(sizes)} binary-tree levels would pad the {sizes[0]}-vertex graph to {padded} "
+        f"vertices (more than {MAX_BINARY_TREE_PADDING}x){why}; use fewer levels or the "
+        "compact layout"
+    )
+
+
 def _binary_tree_perms(sizes: Sequence[int], clusters: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Padded orders of every level: ``perm[l][p]`` is the real vertex at position ``p``.
 
@@ -249,6 +277,46 @@ def default_cache_dir() -> Path:
     """The hierarchy cache folder: ``$MESHGRAPH_CACHE_DIR`` or ``~/.cache/meshgraph``."""
     env = os.environ.get("MESHGRAPH_CACHE_DIR")
     return Path(env) if env else Path.home() / ".cache" / "meshgraph"
+
+
+def _checked_graph(z: dict[str, np.ndarray], level: int) -> sp.csr_matrix:
+    """Level ``level``'s stored CSR adjacency, checked: square, indices in range, symmetric."""
+    indptr = np.asarray(z[f"g{level}_indptr"])
+    indices = np.asarray(z[f"g{level}_indices"])
+    data = np.asarray(z[f"g{level}_data"])
+    if indptr.ndim != 1 or indptr.size < 2 or indptr.dtype.kind not in "iu":
+        raise ValueError(f"level {level}: the graph's indptr is not a 1-D integer array")
+    if indices.dtype.kind not in "iu" or data.dtype.kind not in "iuf":
+        raise ValueError(f"level {level}: the graph's indices or weights have a wrong dtype")
+    n = indptr.size - 1
+    nnz = indices.size
+    if indptr[0] != 0 or indptr[-1] != nnz or data.shape != indices.shape or indices.ndim != 1:
+        raise ValueError(f"level {level}: the graph's arrays do not fit together")
+    if (np.diff(indptr) < 0).any() or (nnz and (indices.min() < 0 or indices.max() >= n)):
+        raise ValueError(f"level {level}: the graph's indices are out of range")
+    if not np.isfinite(data).all() or (data < 0).any():
+        raise ValueError(f"level {level}: the graph's weights must be finite and non-negative")
+    graph = sp.csr_matrix((data.astype(np.float64), indices, indptr), shape=(n, n))
+    if abs(graph - graph.T).sum() > 1e-9 * max(abs(graph).sum(), 1.0):
+        raise ValueError(f"level {level}: the graph is not symmetric")
+    return graph
+
+
+def _checked_cluster(
+    z: dict[str, np.ndarray], level: int, n_fine: int, n_coarse: int
+) -> np.ndarray:
+    """The stored cluster map of ``level``: one parent in ``[0, n_coarse)`` per vertex, onto."""
+    c = np.asarray(z[f"c{level}"])
+    if c.dtype.kind not in "iu" or c.shape != (n_fine,):
+        raise ValueError(
+            f"level {level}: the cluster map must hold {n_fine} integers (one per vertex), got "
+            f"{c.dtype} {c.shape}"
+        )
+    if n_fine and (c.min() < 0 or c.max() >= n_coarse):
+        raise ValueError(f"level {level}: cluster ids out of range for {n_coarse} coarse vertices")
+    if np.unique(c).size != n_coarse:
+        raise ValueError(f"level {level}: some of the {n_coarse} coarse vertices have no children")
+    return c.astype(np.int64)
 
 
 def _atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -318,7 +386,8 @@ class MeshHierarchy:
             cache_dir: If set, the hierarchy is loaded from (or saved to) an ``.npz`` in this
                 folder, keyed by a hash of the graph and the options; ``True`` means
                 :func:`default_cache_dir`. A corrupt or mismatching file is rebuilt with a
-                warning.
+                warning; a folder that cannot be created or written gives a warning and the
+                hierarchy is computed without the cache.
 
         Returns:
             The hierarchy.
@@ -335,7 +404,11 @@ class MeshHierarchy:
             folder = default_cache_dir() if cache_dir is True else Path(cache_dir)
             key = cls.cache_key(topology, num_levels, layout=layout, compat=compat)
             path = folder / f"hierarchy-{key[:24]}.npz"
-            if path.exists():
+            try:
+                cached = path.exists()
+            except OSError:  # an unreadable cache folder: as if empty
+                cached = False
+            if cached:
                 try:
                     return cls.load(path, topology=topology, expected_key=key)
                 except Exception as err:
@@ -348,7 +421,14 @@ class MeshHierarchy:
         hierarchy = cls._from_coarsening(topology, graphs, clusters, layout, compat)
         hierarchy._key = cls.cache_key(topology, num_levels, layout=layout, compat=compat)
         if path is not None:
-            hierarchy.save(path)
+            try:
+                hierarchy.save(path)
+            except OSError as err:  # a read-only or full cache: work on without it
+                warnings.warn(
+                    f"could not write the hierarchy cache {path} ({err}); continuing without it",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         return hierarchy
 
     @classmethod
@@ -382,6 +462,7 @@ class MeshHierarchy:
                     )
                 tops.append(top)
             return cls(tops, real_clusters, real_clusters, sizes, layout, compat)
+        _check_binary_tree_sizes(sizes)
         perms = _binary_tree_perms(sizes, clusters)
         tops = [
             GraphTopology(_padded_adjacency(g, p), lambda_max=lam, rescale=rescale, validate=False)
@@ -582,14 +663,13 @@ class MeshHierarchy:
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
-            ValueError: If the file is not a meshgraph hierarchy, has another format version,
-                or does not match ``topology`` / ``expected_key``.
+            ValueError: If the file is not a meshgraph hierarchy (empty, truncated, inconsistent
+                arrays, pickled objects), has another format version, or does not match
+                ``topology`` / ``expected_key``.
         """
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no hierarchy file at {path}")
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        from meshgraph.io import load_arrays
+
+        arrays = load_arrays(path, what="hierarchy file")
         return cls.from_arrays(
             arrays, topology=topology, expected_key=expected_key, source=str(path)
         )
@@ -612,25 +692,43 @@ class MeshHierarchy:
         z = arrays
         if "format_version" not in z:
             raise ValueError(f"{source} is not a meshgraph hierarchy file")
-        version = int(z["format_version"])
-        if version != _FORMAT_VERSION:
-            raise ValueError(f"{source} has format version {version}, expected {_FORMAT_VERSION}")
-        key = str(z["key"]) if "key" in z else None
-        if expected_key is not None and key != expected_key:
-            raise ValueError(f"{source} was saved for another graph or other options")
-        layout = str(z["layout"])
-        compat = str(z["compat"]) or None
-        num_levels = int(z["num_levels"])
-        lambdas = [float(v) for v in z["lambdas"]]
-        graphs = []
-        for level in range(num_levels):
-            indptr = np.asarray(z[f"g{level}_indptr"])
-            n = indptr.shape[0] - 1
-            graphs.append(
-                sp.csr_matrix((z[f"g{level}_data"], z[f"g{level}_indices"], indptr), shape=(n, n))
-            )
-        clusters = [np.asarray(z[f"c{level}"]).astype(np.int64) for level in range(num_levels - 1)]
-        faces = z.get("faces")
+        try:
+            version = int(z["format_version"])
+            if version != _FORMAT_VERSION:
+                raise ValueError(f"format version {version}, expected {_FORMAT_VERSION}")
+            key = str(z["key"]) if "key" in z else None
+            if expected_key is not None and key != expected_key:
+                raise ValueError("it was saved for another graph or other options")
+            layout = str(z["layout"])
+            compat = str(z["compat"]) or None
+            if layout not in LAYOUTS:
+                raise ValueError(f"unknown layout {layout!r}")
+            _check_compat(compat)
+            num_levels = int(z["num_levels"])
+            if num_levels < 1:
+                raise ValueError(f"num_levels is {num_levels}")
+            lambdas = [float(v) for v in np.asarray(z["lambdas"]).reshape(-1)]
+            if len(lambdas) != num_levels or not all(np.isfinite(lambdas)):
+                raise ValueError(f"{len(lambdas)} finite lambda_max values for {num_levels} levels")
+            graphs = [_checked_graph(z, level) for level in range(num_levels)]
+            sizes = [g.shape[0] for g in graphs]
+            clusters = [
+                _checked_cluster(z, level, sizes[level], sizes[level + 1])
+                for level in range(num_levels - 1)
+            ]
+            faces = z.get("faces")
+            if faces is not None:
+                faces = np.asarray(faces)
+                if faces.dtype.kind not in "iu" or faces.ndim != 2 or faces.shape[1] != 3:
+                    raise ValueError(f"faces must be (F, 3) integers, got {faces.shape}")
+                if faces.size and (faces.min() < 0 or faces.max() >= sizes[0]):
+                    raise ValueError(f"face indices out of range for {sizes[0]} vertices")
+        except ValueError as err:
+            raise ValueError(f"{source} is not a usable meshgraph hierarchy: {err}") from None
+        except (KeyError, TypeError, IndexError) as err:
+            raise ValueError(
+                f"{source} is not a usable meshgraph hierarchy: missing or malformed {err}"
+            ) from None
         if topology is None:
             if faces is not None:
                 topology = MeshTopology(faces, num_vertices=graphs[0].shape[0])

@@ -1,18 +1,224 @@
-"""Reading triangle meshes from files."""
+"""Reading and writing files safely: meshes, tensors, arrays, atomic writes.
+
+Every file meshgraph reads from disk goes through a loader that never runs code from the file
+and turns a damaged file into an error that names it:
+
+* :func:`load_torch`: ``torch.load`` with ``weights_only=True`` (tensors and plain containers
+  only; a pickled object that is not on torch's allow-list is refused);
+* :func:`load_array` / :func:`load_arrays`: ``.npy`` / ``.npz`` with ``allow_pickle=False``;
+* :func:`check_pickle`: a ``.pkl`` (the format of the licensed SMPL files) is unpickled with an
+  allow-list of NumPy, SciPy-sparse and chumpy classes before smplx reads it;
+* :func:`load_mesh`: ``.obj`` read directly, other formats through trimesh.
+
+Writing: :func:`atomic_write` replaces a file in one step (a killed writer leaves the old
+file), and :func:`folder_lock` keeps two runs out of one output folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import pickle
+import socket
 import tempfile
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from meshgraph._optional import WITH_TRIMESH, require
 
-__all__ = ["atomic_write", "load_mesh"]
+__all__ = [
+    "FolderInUseError",
+    "UnsafeFileError",
+    "atomic_write",
+    "check_pickle",
+    "folder_lock",
+    "load_array",
+    "load_arrays",
+    "load_mesh",
+    "load_torch",
+]
+
+
+class UnsafeFileError(ValueError):
+    """A file holds Python objects that meshgraph refuses to unpickle (it could run code)."""
+
+
+def _existing_file(path: str | os.PathLike, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no {what} at {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file (expected {what})")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (expected {what})")
+    return path
+
+
+def load_torch(
+    path: str | os.PathLike, *, what: str = "torch file", map_location: Any = "cpu"
+) -> Any:
+    """``torch.load`` a file safely (``weights_only=True``), with errors that name the file.
+
+    Args:
+        path: The file (a checkpoint, a model, a dataset shard).
+        what: What the file should be, for the messages (``"Pose2Mesh model"``).
+        map_location: As for :func:`torch.load` (a device, a string, a dict or a callable).
+
+    Returns:
+        The loaded object: tensors in dicts, lists, tuples and plain Python values.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        UnsafeFileError: If it holds other Python objects (a crafted or foreign pickle).
+        ValueError: If it is empty, truncated or not a torch file.
+    """
+    import torch
+
+    path = _existing_file(path, what)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights only load failed" in str(err).lower():
+            raise UnsafeFileError(
+                f"{path}: refused to load this {what}: it holds Python objects other than "
+                f"tensors and plain containers, which could run code ({first})"
+            ) from None
+        raise ValueError(f"{path} is not a readable {what} ({first})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        msg = f"{path} is not a readable {what}: truncated or corrupt ({first})"
+        raise ValueError(msg) from None
+
+
+def load_array(path: str | os.PathLike, *, what: str = "NumPy array file") -> np.ndarray:
+    """Read a ``.npy`` array with ``allow_pickle=False``, with errors that name the file.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        UnsafeFileError: If it holds pickled Python objects.
+        ValueError: If it is empty, truncated or not a ``.npy`` array.
+    """
+    path = _existing_file(path, what)
+    try:
+        with open(path, "rb") as fh:  # closed here even when np.load fails half-way
+            out = np.load(fh, allow_pickle=False)
+            archive = isinstance(out, np.lib.npyio.NpzFile)
+            if archive:
+                out.close()
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise UnsafeFileError(
+                f"{path}: refused to load this {what}: it holds pickled Python objects"
+            ) from None
+        raise ValueError(f"{path} is not a readable {what} ({err})") from None
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable {what} ({err})") from None
+    if archive:
+        raise ValueError(f"{path} is an .npz archive, expected one array ({what})")
+    return out
+
+
+def load_arrays(path: str | os.PathLike, *, what: str = "NumPy .npz file") -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` with ``allow_pickle=False``, errors naming the file.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        UnsafeFileError: If an array holds pickled Python objects.
+        ValueError: If it is empty, truncated or not an ``.npz`` archive.
+    """
+    path = _existing_file(path, what)
+    try:
+        with open(path, "rb") as fh:  # closed here even when np.load fails half-way
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with z:
+                return {k: z[k] for k in z.files}
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise UnsafeFileError(
+                f"{path}: refused to load this {what}: it holds pickled Python objects"
+            ) from None
+        raise ValueError(f"{path} is not a readable {what} ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"{path} is not a readable {what}: truncated or corrupt ({err})") from None
+
+
+# (module, name) pairs a model pickle may name; chumpy classes (any module under chumpy) are
+# replaced by inert stand-ins during the check
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy", "bool_"),
+    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+    ("__builtin__", "object"), ("builtins", "object"), ("_codecs", "encode"),
+    ("__builtin__", "set"), ("builtins", "set"), ("builtins", "frozenset"),
+    ("builtins", "slice"), ("__builtin__", "slice"),
+}  # fmt: skip
+_SPARSE = {"csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array"}
+_SPARSE_MODULES = {"scipy.sparse", "scipy.sparse.csc", "scipy.sparse.csr", "scipy.sparse.coo",
+                   "scipy.sparse._csc", "scipy.sparse._csr", "scipy.sparse._coo"}  # fmt: skip
+
+
+class _Inert:
+    """Stands in for a chumpy object while a pickle is checked (stores its state, runs nothing)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _CheckingUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PICKLE_ALLOWED:
+            return super().find_class(module, name)
+        if module.startswith("numpy.dtypes") or (module == "numpy" and name.endswith("DType")):
+            return super().find_class(module, name)
+        if module in _SPARSE_MODULES and name in _SPARSE:
+            return super().find_class(module, name)
+        if module == "chumpy" or module.startswith("chumpy."):
+            return _Inert
+        raise UnsafeFileError(f"it names {module}.{name}, which is not a model-file class")
+
+
+def check_pickle(path: str | os.PathLike, *, what: str = "model file") -> Path:
+    """Check that a ``.pkl`` holds only arrays and the classes model files use, without running it.
+
+    The file is unpickled with an allow-list (NumPy arrays and dtypes, SciPy sparse matrices,
+    chumpy objects, replaced by inert stand-ins, and plain containers); anything else (a
+    function call, a module, a class of another package) is refused before it can run. The
+    licensed SMPL, SMPL-H and MANO ``.pkl`` files pass; smplx then reads them.
+
+    Args:
+        path: The ``.pkl`` file.
+        what: What the file should be, for the messages.
+
+    Returns:
+        The path.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        UnsafeFileError: If the pickle names anything outside the allow-list.
+        ValueError: If it is empty, truncated or not a pickle.
+    """
+    path = _existing_file(path, what)
+    data = path.read_bytes()
+    try:
+        _CheckingUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except UnsafeFileError as err:
+        raise UnsafeFileError(f"{path}: refused to load this {what}: {err}") from None
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable {what} ({type(err).__name__}: {err})") from None
+    return path
 
 
 def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -23,16 +229,21 @@ def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
             parts = line.split()
             if not parts:
                 continue
-            if parts[0] == "v":
-                if len(parts) < 4:
-                    raise ValueError(f"{path}:{lineno}: a vertex needs 3 coordinates")
-                verts.append([float(x) for x in parts[1:4]])
-            elif parts[0] == "f":
+            try:
+                if parts[0] == "v":
+                    if len(parts) < 4:
+                        raise ValueError("a vertex needs 3 coordinates")
+                    verts.append([float(x) for x in parts[1:4]])
+                    continue
+                if parts[0] != "f":
+                    continue
                 idx = [int(p.split("/")[0]) for p in parts[1:]]
-                if len(idx) < 3:
-                    raise ValueError(f"{path}:{lineno}: a face needs at least 3 vertices")
-                idx = [i - 1 if i > 0 else len(verts) + i for i in idx]  # 1-based or negative
-                faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
+            except ValueError as err:
+                raise ValueError(f"{path}:{lineno}: malformed line ({err})") from None
+            if len(idx) < 3:
+                raise ValueError(f"{path}:{lineno}: a face needs at least 3 vertices")
+            idx = [i - 1 if i > 0 else len(verts) + i for i in idx]  # 1-based or negative
+            faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
     return np.asarray(verts, dtype=np.float64).reshape(-1, 3), np.asarray(
         faces, dtype=np.int64
     ).reshape(-1, 3)
@@ -54,21 +265,54 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         FileNotFoundError: If the file does not exist.
         ImportError: If the format needs trimesh and it is not installed.
+        ValueError: If the file is empty or malformed, its format unknown, or its faces index
+            missing vertices (the message names the file).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no mesh file at {path}")
+    path = _existing_file(path, "mesh file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        with np.load(path) as z:
-            if "vertices" not in z.files or "faces" not in z.files:
-                raise ValueError(f"{path} must contain 'vertices' and 'faces' arrays")
-            return z["vertices"].astype(np.float64), z["faces"].astype(np.int64)
-    if suffix == ".obj" and not WITH_TRIMESH:
-        return _read_obj(path)
-    trimesh = require("trimesh")
-    mesh = trimesh.load(path, force="mesh", process=False)
-    return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+        z = load_arrays(path, what="mesh file")
+        if "vertices" not in z or "faces" not in z:
+            raise ValueError(f"{path} must contain 'vertices' and 'faces' arrays")
+        verts, faces = z["vertices"], z["faces"]
+    elif suffix == ".obj" and not WITH_TRIMESH:
+        try:
+            verts, faces = _read_obj(path)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not a text .obj file") from None
+    else:
+        trimesh = require("trimesh")
+        if suffix.lstrip(".") not in trimesh.available_formats():
+            raise ValueError(
+                f"{path}: unknown mesh format {suffix or '(no extension)'!r}; use .obj, .ply, "
+                ".stl, .off, .glb or .npz"
+            )
+        try:
+            mesh = trimesh.load(path, force="mesh", process=False)
+            verts = np.asarray(mesh.vertices, dtype=np.float64)
+            faces = np.asarray(mesh.faces, dtype=np.int64)
+        except Exception as err:  # trimesh raises many types on a malformed file
+            raise ValueError(f"{path} is not a readable {suffix} mesh ({err})") from None
+    verts = np.asarray(verts)
+    faces = np.asarray(faces)
+    if verts.dtype.kind not in "iuf" or faces.dtype.kind not in "iu":
+        raise ValueError(
+            f"{path}: vertices must be real numbers and faces integers, got {verts.dtype} and "
+            f"{faces.dtype}"
+        )
+    verts, faces = verts.astype(np.float64), faces.astype(np.int64)
+    if verts.ndim != 2 or verts.shape[1] != 3 or len(verts) == 0:
+        raise ValueError(f"{path}: no vertices, or not (V, 3) (got {verts.shape})")
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
+        raise ValueError(f"{path}: no triangle faces (got faces of shape {faces.shape})")
+    if faces.min() < 0 or faces.max() >= len(verts):
+        raise ValueError(
+            f"{path}: face indices must lie in [0, {len(verts) - 1}], got "
+            f"[{faces.min()}, {faces.max()}]"
+        )
+    if not np.isfinite(verts).all():
+        raise ValueError(f"{path}: vertices contain NaN or inf")
+    return verts, faces
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
@@ -104,3 +348,84 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class FolderInUseError(RuntimeError):
+    """Another live process holds the lock of an output folder."""
+
+
+_LOCK_NAME = ".meshgraph.lock"
+_HELD: dict[Path, int] = {}  # folders this process holds -> nesting depth
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, *, enabled: bool = True) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if needed) for the ``with`` block.
+
+    The lock is an advisory ``flock`` on ``folder/.meshgraph.lock``, which also records the
+    holder's process id and host: the operating system releases it when the holder exits or
+    is killed, so a dead run never keeps a folder. The same process may nest locks on one
+    folder (the pipeline holds it while its trainer takes it again).
+
+    Args:
+        folder: The output folder.
+        enabled: ``False`` makes this a no-op (ranks other than 0 of a distributed run).
+
+    Yields:
+        The folder.
+
+    Raises:
+        FolderInUseError: If another live process holds the folder.
+        OSError: If the folder cannot be created.
+    """
+    folder = Path(folder)
+    if not enabled:
+        yield folder
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder.resolve()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield folder
+        finally:
+            _HELD[key] -= 1
+        return
+    fh = open(key / _LOCK_NAME, "a+")  # held open for the whole block
+    try:
+        if not _try_lock(fh):
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown process"
+            raise FolderInUseError(
+                f"{folder} is in use by another meshgraph run ({holder}); wait for it to end "
+                "or choose another output folder"
+            )
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        _HELD[key] = 1
+        try:
+            yield folder
+        finally:
+            del _HELD[key]
+    finally:
+        fh.close()  # closing the file releases the lock
+
+
+def _try_lock(fh: Any) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -154,12 +154,30 @@ def _face_corners(vertices: Tensor, faces: Tensor) -> tuple[Tensor, Tensor, Tens
     return vertices[:, f[:, 0]], vertices[:, f[:, 1]], vertices[:, f[:, 2]]
 
 
-def _faces_of(topology: MeshTopology | Tensor) -> Tensor:
+def _faces_of(topology: MeshTopology | Tensor, num_vertices: int) -> Tensor:
+    """The ``(F, 3)`` faces, checked against the ``num_vertices`` of the vertex tensors."""
     if isinstance(topology, MeshTopology):
+        if topology.num_vertices != num_vertices:
+            raise ValueError(
+                f"the vertices have {num_vertices} vertices but the topology has "
+                f"{topology.num_vertices}"
+            )
         return topology.faces
-    if isinstance(topology, Tensor) and topology.dim() == 2 and topology.shape[1] == 3:
-        return topology.long()
-    raise TypeError("faces must be a MeshTopology or an (F, 3) integer tensor")
+    if (
+        not isinstance(topology, Tensor)
+        or topology.dim() != 2
+        or topology.shape[1] != 3
+        or topology.is_floating_point()
+        or topology.is_complex()
+        or topology.dtype == torch.bool
+    ):
+        raise TypeError("faces must be a MeshTopology or an (F, 3) integer tensor")
+    if topology.numel() and (int(topology.min()) < 0 or int(topology.max()) >= num_vertices):
+        raise ValueError(
+            f"face indices must lie in [0, {num_vertices - 1}] for {num_vertices} vertices, got "
+            f"[{int(topology.min())}, {int(topology.max())}]"
+        )
+    return topology.long()
 
 
 def normal_vector_loss(
@@ -179,13 +197,14 @@ def normal_vector_loss(
     Args:
         pred: ``(B, V, 3)`` predicted vertices.
         target: ``(B, V, 3)`` target vertices.
-        faces: A :class:`~meshgraph.mesh.MeshTopology` or ``(F, 3)`` faces.
+        faces: A :class:`~meshgraph.mesh.MeshTopology` of ``V`` vertices, or ``(F, 3)`` integer
+            faces indexing ``[0, V)``.
         mask: Optional validity, ``(B,)``, ``(B, F)`` or ``(B, F, 3)``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(B, F, 3)``).
         eps: Guards the normalisation of zero-length edges and normals.
     """
     _check_pair(pred, target)
-    f = _faces_of(faces)
+    f = _faces_of(faces, pred.shape[1])
     p0, p1, p2 = _face_corners(pred, f)
     t0, t1, t2 = _face_corners(target, f)
     n = nn.functional.normalize(torch.linalg.cross(t1 - t0, t2 - t0, dim=-1), dim=-1, eps=eps)
@@ -209,12 +228,13 @@ def edge_length_loss(
     Args:
         pred: ``(B, V, 3)`` predicted vertices.
         target: ``(B, V, 3)`` target vertices.
-        faces: A :class:`~meshgraph.mesh.MeshTopology` or ``(F, 3)`` faces.
+        faces: A :class:`~meshgraph.mesh.MeshTopology` of ``V`` vertices, or ``(F, 3)`` integer
+            faces indexing ``[0, V)``.
         mask: Optional validity, ``(B,)``, ``(B, F)`` or ``(B, F, 3)``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
     """
     _check_pair(pred, target)
-    f = _faces_of(faces)
+    f = _faces_of(faces, pred.shape[1])
     p0, p1, p2 = _face_corners(pred, f)
     t0, t1, t2 = _face_corners(target, f)
     lp = torch.stack([(p1 - p0).norm(dim=-1), (p2 - p0).norm(dim=-1), (p2 - p1).norm(dim=-1)], -1)

@@ -14,6 +14,8 @@ Alignment conventions:
   does after Procrustes alignment (``align=True``).
 
 All functions return one value per sample, ``(B,)``; take ``.mean()`` for the dataset figure.
+Inputs of different floating dtypes are compared in their common dtype (float32 with float64:
+float64), by every metric alike.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class ProcrustesResult(NamedTuple):
     translation: Tensor
 
 
-def _check_points(pred: Tensor, target: Tensor, same_n: bool = True) -> None:
+def _check_points(pred: Tensor, target: Tensor, same_n: bool = True) -> tuple[Tensor, Tensor]:
+    """Check both point sets; return them in their common dtype (float32 + float64 -> float64)."""
     for name, t in (("pred", pred), ("target", target)):
         if not isinstance(t, Tensor) or not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor")
@@ -57,6 +60,10 @@ def _check_points(pred: Tensor, target: Tensor, same_n: bool = True) -> None:
         raise ValueError(
             f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
         )
+    if pred.device != target.device:
+        raise ValueError(f"pred is on {pred.device} but target on {target.device}")
+    dtype = torch.promote_types(pred.dtype, target.dtype)
+    return pred.to(dtype), target.to(dtype)
 
 
 def procrustes_align(pred: Tensor, target: Tensor, eps: float = 1e-12) -> ProcrustesResult:
@@ -76,7 +83,7 @@ def procrustes_align(pred: Tensor, target: Tensor, eps: float = 1e-12) -> Procru
         :class:`ProcrustesResult` with ``aligned`` ``(B, N, 3)``, ``scale`` ``(B,)``,
         ``rotation`` ``(B, 3, 3)``, ``translation`` ``(B, 3)``.
     """
-    _check_points(pred, target)
+    pred, target = _check_points(pred, target)
     mu_p = pred.mean(dim=1, keepdim=True)
     mu_q = target.mean(dim=1, keepdim=True)
     p = pred - mu_p
@@ -106,11 +113,17 @@ def _root_align(pred: Tensor, target: Tensor, root: int | tuple[Tensor, Tensor] 
     if isinstance(root, int):
         if not -pred.shape[1] <= root < pred.shape[1]:
             raise ValueError(f"root index {root} out of range for {pred.shape[1]} points")
+        root %= pred.shape[1]  # a negative index counts from the end
         return pred - pred[:, root : root + 1], target - target[:, root : root + 1]
     root_p, root_t = root
     for name, r in (("pred root", root_p), ("target root", root_t)):
+        if not isinstance(r, Tensor) or not r.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor")
         if r.shape != (pred.shape[0], 3):
             raise ValueError(f"{name} must have shape ({pred.shape[0]}, 3), got {tuple(r.shape)}")
+        if not bool(torch.isfinite(r).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+    root_p, root_t = root_p.to(pred), root_t.to(pred)
     return pred - root_p.unsqueeze(1), target - root_t.unsqueeze(1)
 
 
@@ -131,7 +144,7 @@ def mpjpe(pred: Tensor, target: Tensor, root: int | None = 0) -> Tensor:
         >>> mpjpe(p, t)
         tensor([2.5000])
     """
-    _check_points(pred, target)
+    pred, target = _check_points(pred, target)
     p, t = _root_align(pred, target, root)
     return (p - t).norm(dim=-1).mean(dim=1)
 
@@ -139,7 +152,7 @@ def mpjpe(pred: Tensor, target: Tensor, root: int | None = 0) -> Tensor:
 def pa_mpjpe(pred: Tensor, target: Tensor) -> Tensor:
     """MPJPE after per-sample similarity Procrustes alignment, ``(B,)``."""
     aligned = procrustes_align(pred, target).aligned
-    return (aligned - target).norm(dim=-1).mean(dim=1)
+    return (aligned - target.to(aligned.dtype)).norm(dim=-1).mean(dim=1)
 
 
 def mpvpe(
@@ -156,7 +169,7 @@ def mpvpe(
         pred_root: Optional ``(B, 3)`` root of each predicted mesh (e.g. its regressed pelvis).
         target_root: Optional ``(B, 3)`` root of each target mesh. Give both or neither.
     """
-    _check_points(pred, target)
+    pred, target = _check_points(pred, target)
     if (pred_root is None) != (target_root is None):
         raise ValueError("give both pred_root and target_root, or neither")
     root = None if pred_root is None else (pred_root, target_root)
@@ -194,8 +207,8 @@ def f_score(pred: Tensor, target: Tensor, threshold: float, align: bool = True) 
     Returns:
         ``(B,)`` F-scores in ``[0, 1]``.
     """
-    _check_points(pred, target, same_n=align)
-    if threshold <= 0:
+    pred, target = _check_points(pred, target, same_n=align)
+    if not threshold > 0:  # also refuses NaN
         raise ValueError(f"threshold must be positive, got {threshold}")
     if align:
         pred = procrustes_align(pred, target).aligned
@@ -214,7 +227,9 @@ def pck(pred: Tensor, target: Tensor, threshold: float, root: int | None = 0) ->
         threshold: Distance threshold in the input units.
         root: Root joint for alignment (``None``: none).
     """
-    _check_points(pred, target)
+    pred, target = _check_points(pred, target)
+    if not threshold >= 0:  # also refuses NaN
+        raise ValueError(f"threshold must be non-negative, got {threshold}")
     p, t = _root_align(pred, target, root)
     return ((p - t).norm(dim=-1) <= threshold).to(pred.dtype).mean(dim=1)
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ from meshgraph._optional import require
 from meshgraph.bodies.base import BodyModel, axis_angle_to_matrix, fit_joint_regressor
 from meshgraph.bodies.joint_sets import JointSet
 from meshgraph.coarsening import _atomic_save_npz, default_cache_dir
+from meshgraph.io import load_arrays
 
 __all__ = ["AnnyModel"]
 
@@ -257,17 +259,20 @@ class AnnyModel(BodyModel):
 
     def _build_regressor(self, joint_set: JointSet) -> Tensor:
         path = self._regressor_path(joint_set)
-        if path is not None and path.exists():
+        if path is not None:
             try:
-                with np.load(path) as z:
-                    reg = z["regressor"]
-                if reg.shape == (joint_set.num_joints, self.num_vertices):
+                reg = load_arrays(path, what="regressor cache")["regressor"]
+                if reg.dtype.kind == "f" and reg.shape == (joint_set.num_joints, self.num_vertices):
                     return torch.from_numpy(reg).to(self.dtype)
             except (OSError, ValueError, KeyError):
-                pass  # refit below
+                pass  # missing, unreadable or unsafe: refit below
         reg = self._fit_regressor(joint_set)
         if path is not None:
-            _atomic_save_npz(path, {"regressor": reg})
+            try:
+                _atomic_save_npz(path, {"regressor": reg})
+            except OSError as err:  # a read-only or full cache: work on without it
+                warnings.warn(f"could not write the regressor cache {path} ({err}); continuing "
+                              "without it", RuntimeWarning, stacklevel=2)  # fmt: skip
         return torch.from_numpy(reg).to(self.dtype)
 
     def _regressor_path(self, joint_set: JointSet) -> Path | None:

@@ -49,6 +49,7 @@ from torch import Tensor
 from meshgraph._optional import require
 from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import JointSet, get_joint_set
+from meshgraph.io import check_pickle, load_array, load_arrays
 
 __all__ = ["SMPLModel"]
 
@@ -101,6 +102,20 @@ def _expected_file(kind: str, model_path: Path, gender: str, is_rhand: bool) -> 
     return model_path / names[0]
 
 
+def _check_model_file(path: Path, kind: str) -> None:
+    """Refuse a model file that could run code when smplx unpickles it.
+
+    ``.pkl``: unpickled first with an allow-list (arrays, sparse matrices, chumpy objects);
+    ``.npz``: every array read with ``allow_pickle=False`` (smplx reads it with pickles
+    allowed).
+    """
+    what = f"{kind.upper()} model file"
+    if path.suffix.lower() == ".npz":
+        load_arrays(path, what=what)
+    else:
+        check_pickle(path, what=what)
+
+
 class SMPLModel(BodyModel):
     """SMPL, SMPL-H or MANO behind the :class:`BodyModel` interface (needs smplx).
 
@@ -119,6 +134,9 @@ class SMPLModel(BodyModel):
         FileNotFoundError: If the model file is missing (the message says which file is
             expected where, and where it is obtained).
         ImportError: If smplx is not installed.
+        ValueError: If the model file is empty or corrupt, or holds Python objects other than
+            arrays (:class:`~meshgraph.io.UnsafeFileError`: checked before smplx unpickles
+            it, so a crafted file cannot run code).
     """
 
     def __init__(
@@ -145,6 +163,7 @@ class SMPLModel(BodyModel):
                 "and pass the file or its folder as model_path."
             )
         smplx = require("smplx")
+        _check_model_file(path, kind)
         self.kind = kind
         self.name = kind
         self.num_pose_joints = _KINDS[kind]
@@ -168,7 +187,12 @@ class SMPLModel(BodyModel):
         self._extra: dict[str, Tensor] = {}
         for name, value in (regressors or {}).items():
             js = get_joint_set(name)
-            arr = np.load(value) if isinstance(value, (str, os.PathLike)) else np.asarray(value)
+            if isinstance(value, (str, os.PathLike)):
+                arr = load_array(value, what=f"{js.name} joint regressor")
+            else:
+                arr = np.asarray(value)
+            if arr.dtype.kind not in "iuf":
+                raise TypeError(f"the {js.name} regressor must be real numbers, got {arr.dtype}")
             if arr.shape != (js.num_joints, self.num_vertices):
                 raise ValueError(
                     f"the {js.name} regressor must have shape ({js.num_joints}, "

@@ -183,7 +183,8 @@ def normalize_keypoints(
     1. A box around the visible joints, widened or heightened to ``width / height = aspect``
        (3:4) and enlarged by ``scale`` about its centre.
     2. Coordinates relative to the box, in ``[0, 1]``.
-    3. z-scored per sample and axis (over the visible joints); invisible joints get 0.
+    3. z-scored per sample and axis (over the visible joints); invisible joints get 0,
+       whatever they held (NaN included).
 
     Args:
         keypoints: ``(B, J, 2)`` pixel coordinates.
@@ -196,13 +197,22 @@ def normalize_keypoints(
         ``(normalised (B, J, 2), boxes (B, 4) as x0, y0, width, height)``.
 
     Raises:
-        ValueError: On NaN/inf, fewer than 2 visible joints, or all visible joints on one point.
+        TypeError: If ``keypoints`` is not a floating-point tensor.
+        ValueError: On a wrong shape, NaN/inf on a visible joint, fewer than 2 visible joints,
+            or all visible joints on one point or on one axis-parallel line.
     """
+    if not isinstance(keypoints, Tensor) or not keypoints.is_floating_point():
+        got = keypoints.dtype if isinstance(keypoints, Tensor) else type(keypoints).__name__
+        raise TypeError(f"keypoints must be a floating-point tensor, got {got}")
     if keypoints.dim() != 3 or keypoints.shape[-1] != 2:
         raise ValueError(f"keypoints must have shape (B, J, 2), got {tuple(keypoints.shape)}")
     if visible is None:
         visible = torch.ones(keypoints.shape[:2], dtype=torch.bool, device=keypoints.device)
     visible = visible.bool()
+    if visible.shape != keypoints.shape[:2]:
+        raise ValueError(
+            f"visible must have shape {tuple(keypoints.shape[:2])}, got {tuple(visible.shape)}"
+        )
     if not bool(torch.isfinite(keypoints[visible]).all()):
         raise ValueError("keypoints contain NaN or inf")
     count = visible.sum(1)
@@ -210,6 +220,9 @@ def normalize_keypoints(
         raise ValueError(
             f"sample {int(torch.nonzero(count < 2)[0])} has fewer than 2 visible joints"
         )
+    # invisible joints may hold anything (NaN from a detector): zero them before any arithmetic
+    zero = torch.zeros((), dtype=keypoints.dtype, device=keypoints.device)
+    keypoints = torch.where(visible.unsqueeze(-1), keypoints, zero)
     big = torch.finfo(keypoints.dtype).max
     m = visible.unsqueeze(-1)
     lo = torch.where(m, keypoints, big).amin(1)

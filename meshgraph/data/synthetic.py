@@ -61,7 +61,7 @@ from meshgraph.data.poses import (
     HandPoseSampler,
     ShapeSampler,
 )
-from meshgraph.io import atomic_write
+from meshgraph.io import atomic_write, load_torch
 
 __all__ = [
     "SyntheticPoseMeshDataset",
@@ -145,7 +145,8 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         shape_sampler: Default: :func:`default_shape_sampler` (adult Anny phenotypes, or
             SMPL betas).
         camera_ranges: Default: :class:`CameraRanges` (or its ``hand()`` ranges).
-        cache_dir: Optional folder of the on-disk cache.
+        cache_dir: Optional folder of the on-disk cache. A folder that cannot be created or
+            written gives a warning, and samples are generated without it (the same samples).
         shard_size: Samples per cache shard.
         progress: Show a progress bar while building the cache.
 
@@ -206,6 +207,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         self.regressor = model.joint_regressor(self.joint_set)
         self.mesh_regressor = model.joint_regressor(self.mesh_joint_set)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._cache_writable = True
         self.shard_size = int(shard_size)
         self.progress = progress
         self._shards: dict[int, dict[str, Tensor]] = {}
@@ -370,10 +372,15 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
 
     def _load_shard(self, shard: int) -> dict[str, Tensor] | None:
         path = self._shard_path(shard)
-        if not path.exists():
+        try:
+            if not path.exists():
+                return None
+        except OSError:  # an unreadable cache folder: as if empty
             return None
         try:
-            data = torch.load(path, weights_only=True)
+            data = load_torch(path, what="dataset cache shard")
+            if not isinstance(data, dict):
+                raise ValueError("it is not a shard")
             if data.get("config_hash") != self.config_hash() or data.get("shard") != shard:
                 raise ValueError("it was written for another configuration")
             n = min(self.shard_size, self.length - shard * self.shard_size)
@@ -396,7 +403,17 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         data = {k: torch.cat(v) for k, v in data.items()}
         data["config_hash"] = self.config_hash()
         data["shard"] = shard
-        atomic_write(self._shard_path(shard), lambda fh: torch.save(data, fh))
+        if self._cache_writable:
+            try:
+                atomic_write(self._shard_path(shard), lambda fh: torch.save(data, fh))
+            except OSError as err:  # a read-only or full cache: generate on, without writing
+                self._cache_writable = False
+                warnings.warn(
+                    f"could not write the dataset cache in {self.cache_dir} ({err}); "
+                    "continuing without writing it",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         return data
 
     def _build_cache(self) -> None:
@@ -414,6 +431,8 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
                 print(f"building {len(missing)} cache shards in {self.cache_dir}", file=sys.stderr)
         for s in missing:
             self._write_shard(s)
+            if not self._cache_writable:  # warned: shards are generated when first used
+                break
             if bar is not None:
                 bar.update(1)
         if bar is not None:

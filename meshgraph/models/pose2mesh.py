@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,7 +109,7 @@ def fit_weak_perspective(
     Args:
         points_3d: ``(B, J, 3)`` 3D points in camera axes.
         keypoints_2d: ``(B, J, 2)`` their pixels.
-        visible: Optional ``(B, J)`` mask of the points to fit on.
+        visible: Optional ``(B, J)`` mask of the points to fit on (the others may hold NaN).
 
     Returns:
         ``(B, 3)``.
@@ -119,6 +120,11 @@ def fit_weak_perspective(
         if visible is None
         else visible.to(x.dtype)
     )
+    used = w[..., None] > 0  # points left out may hold anything (NaN): zero them first
+    x = torch.where(used, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    keypoints_2d = torch.where(
+        used, keypoints_2d, torch.zeros((), dtype=keypoints_2d.dtype, device=keypoints_2d.device)
+    )
     n = w.sum(1, keepdim=True).clamp_min(1.0)
     xm = (x * w[..., None]).sum(1) / n
     um = (keypoints_2d * w[..., None]).sum(1) / n
@@ -127,6 +133,44 @@ def fit_weak_perspective(
     s = (dx * du).sum((1, 2)) / (dx * dx).sum((1, 2)).clamp_min(1e-12)
     t = um - s[:, None] * xm
     return torch.cat([s[:, None], t], dim=1)
+
+
+def _as_real_tensor(values: Tensor | np.ndarray, name: str) -> Tensor:
+    """A float64 tensor from real numbers; complex, boolean or non-numeric input is refused."""
+    if isinstance(values, Tensor):
+        if values.is_complex() or values.dtype == torch.bool:
+            raise TypeError(f"{name} must be real numbers, got dtype {values.dtype}")
+        return values.detach().cpu().to(torch.float64)
+    try:
+        arr = np.asarray(values)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array: {err}") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    return torch.from_numpy(arr.astype(np.float64))
+
+
+#: The visible joints must spread in two directions: the smaller principal spread must be at
+#: least this fraction of the larger one (a real body or hand is far above it).
+MIN_SPREAD_RATIO = 1e-3
+
+
+def _check_spread(kp: Tensor, visible: Tensor) -> None:
+    """Refuse samples whose visible joints lie on one point or one line (in any direction)."""
+    w = visible.to(kp.dtype)[..., None]
+    n = w.sum(1, keepdim=True)
+    centred = (kp - (kp * w).sum(1, keepdim=True) / n) * w
+    cov = centred.transpose(1, 2) @ centred / n  # (B, 2, 2)
+    eig = torch.linalg.eigvalsh(cov).clamp_min(0).sqrt()  # principal spreads, ascending
+    for b in range(kp.shape[0]):
+        small, large = float(eig[b, 0]), float(eig[b, 1])
+        if large == 0.0:
+            raise ValueError(f"sample {b}: all visible joints lie on one point")
+        if small <= MIN_SPREAD_RATIO * large:
+            raise ValueError(
+                f"sample {b}: all visible joints lie on one line (spread {small:.3g} across it "
+                f"against {large:.3g} along it, in pixels)"
+            )
 
 
 class Pose2Mesh(nn.Module):
@@ -238,14 +282,17 @@ class Pose2Mesh(nn.Module):
                 confidence per joint (joints below ``confidence_threshold`` are ignored).
             confidence_threshold: Visibility threshold on the confidences.
 
+        Joints below the threshold (or with a NaN confidence) are ignored whatever their
+        coordinates hold, NaN included.
+
         Raises:
-            ValueError: On a wrong joint count, NaN/inf, fewer than 4 visible joints, or all
-                visible joints on one point or one line.
+            TypeError: If the keypoints are not real numbers (complex, boolean, strings).
+            ValueError: On a wrong shape or joint count, NaN/inf on a visible joint, fewer
+                than 4 visible joints, or all visible joints on one point or one line (in any
+                direction: the smaller principal spread is at most
+                :data:`MIN_SPREAD_RATIO` of the larger).
         """
-        kp = torch.as_tensor(
-            np.asarray(keypoints) if not isinstance(keypoints, Tensor) else keypoints
-        )
-        kp = kp.to(torch.float64)
+        kp = _as_real_tensor(keypoints, "keypoints")
         if kp.dim() == 2:
             kp = kp.unsqueeze(0)
         j = self.joint_set.num_joints
@@ -255,18 +302,25 @@ class Pose2Mesh(nn.Module):
                 f"{self.joint_set.name} joint set ({', '.join(self.joint_set.names)}), "
                 f"got {tuple(kp.shape)}"
             )
+        if kp.shape[0] == 0:
+            raise ValueError("keypoints hold no sample (batch size 0)")
+        if not math.isfinite(confidence_threshold):
+            raise ValueError(f"confidence_threshold must be finite, got {confidence_threshold}")
         if kp.shape[2] == 3:
-            visible = kp[..., 2] >= confidence_threshold
+            visible = kp[..., 2] >= confidence_threshold  # a NaN confidence: not visible
             kp = kp[..., :2]
         else:
             visible = torch.ones(kp.shape[:2], dtype=torch.bool)
         if not bool(torch.isfinite(kp[visible]).all()):
-            raise ValueError("keypoints contain NaN or inf")
+            raise ValueError("keypoints contain NaN or inf on visible joints")
+        # joints that are not used may hold anything (NaN, inf): zero them before any arithmetic
+        kp = torch.where(visible[..., None], kp, torch.zeros((), dtype=kp.dtype))
         count = visible.sum(1)
         if bool((count < MIN_VISIBLE_JOINTS).any()):
             raise ValueError(
                 f"too few visible joints: {int(count.min())} (at least {MIN_VISIBLE_JOINTS} needed)"
             )
+        _check_spread(kp, visible)
         norm, _ = normalize_keypoints(
             kp, visible, aspect=self.config.aspect, scale=self.config.box_scale
         )
@@ -306,36 +360,73 @@ class Pose2Mesh(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> Pose2Mesh:
-        """Rebuild from :meth:`checkpoint` output."""
-        if ckpt.get("format") != _FORMAT:
+        """Rebuild from :meth:`checkpoint` output.
+
+        The model gets the floating dtype and the device of the saved weights (a float64
+        model reloads as float64).
+
+        Raises:
+            ValueError: If ``ckpt`` is not a complete Pose2Mesh checkpoint of this version.
+        """
+        if not isinstance(ckpt, dict) or ckpt.get("format") != _FORMAT:
             raise ValueError("not a meshgraph Pose2Mesh checkpoint")
         if ckpt.get("version") != _VERSION:
             raise ValueError(f"checkpoint version {ckpt.get('version')}, expected {_VERSION}")
+        missing = [k for k in ("config", "state_dict", "faces", "num_vertices", "hierarchy")
+                   if k not in ckpt]  # fmt: skip
+        if missing:
+            raise ValueError(f"incomplete Pose2Mesh checkpoint: no {', '.join(missing)}")
+        state = ckpt["state_dict"]
+        floats = [v for v in state.values() if isinstance(v, Tensor) and v.is_floating_point()]
+        if "mesh_regressor" not in state or not floats:
+            raise ValueError("incomplete Pose2Mesh checkpoint: the weights are missing")
         cfg = dict(ckpt["config"])
         for key in ("joint_channels", "decoder_channels", "fc_hidden"):
             if cfg.get(key) is not None:
                 cfg[key] = tuple(cfg[key])
-        config = Pose2MeshConfig(**cfg)
-        topology = MeshTopology(ckpt["faces"], num_vertices=int(ckpt["num_vertices"]))
+        try:
+            config = Pose2MeshConfig(**cfg)
+        except TypeError as err:
+            raise ValueError(f"the checkpoint's config does not fit this version: {err}") from None
+        topology = MeshTopology(ckpt["faces"].cpu(), num_vertices=int(ckpt["num_vertices"]))
         arrays = {
-            k: (np.array(v) if isinstance(v, str) else v.numpy())
+            k: (np.array(v) if isinstance(v, str) else v.cpu().numpy())
             for k, v in ckpt["hierarchy"].items()
         }
         hierarchy = MeshHierarchy.from_arrays(arrays, topology=topology, source="the checkpoint")
-        model = cls(config, topology, ckpt["state_dict"]["mesh_regressor"], hierarchy)
-        model.load_state_dict(ckpt["state_dict"])
+        model = cls(config, topology, state["mesh_regressor"].cpu(), hierarchy)
+        model = model.to(dtype=floats[0].dtype, device=floats[0].device)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise ValueError(f"the weights do not fit the saved config ({first})") from None
         return model
 
     @classmethod
-    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Pose2Mesh:
+    def load(cls, path: str | os.PathLike, map_location: Any = "cpu") -> Pose2Mesh:
         """Load a model saved by :meth:`save` (no body model or other file needed).
+
+        The file is read with ``weights_only=True``: it cannot run code.
+
+        Args:
+            path: The ``.pt`` file.
+            map_location: Where the weights go, as for :func:`torch.load`: a device or its
+                name, a dict such as ``{"cuda:0": "cpu"}``, or a callable.
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
-            ValueError: If it is not a Pose2Mesh checkpoint.
+            ValueError: If it is not a readable Pose2Mesh model (empty, truncated, another
+                format), or holds objects other than tensors
+                (:class:`~meshgraph.io.UnsafeFileError`).
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no Pose2Mesh model file at {path}")
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        return cls.from_checkpoint(ckpt).to(map_location)
+        from meshgraph.devices import check_device
+        from meshgraph.io import load_torch
+
+        if isinstance(map_location, str | torch.device):
+            map_location = check_device(map_location)
+        ckpt = load_torch(path, what="Pose2Mesh model file", map_location=map_location)
+        try:
+            return cls.from_checkpoint(ckpt)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+            raise ValueError(f"{path}: not a usable Pose2Mesh model ({err})") from None

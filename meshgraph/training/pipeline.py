@@ -29,7 +29,7 @@ import torch
 
 from meshgraph.bodies.base import BodyModel
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
-from meshgraph.io import atomic_write
+from meshgraph.io import atomic_write, folder_lock
 from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig
 from meshgraph.training.evaluate import evaluate, mean_mesh_baseline
 from meshgraph.training.trainer import TrainConfig, Trainer
@@ -212,17 +212,51 @@ def _figure(path: Path, batch: dict, pred: torch.Tensor, faces: np.ndarray, bone
 
 
 def run(
-    cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True
+    cfg: RunConfig,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate one Pose2Mesh model; see the module docstring for the outputs.
 
+    The output folder is locked while the run lasts (a second run into it is refused), and a
+    folder that already holds a run is refused unless ``resume`` or ``overwrite`` is set.
+
+    Args:
+        cfg: The experiment.
+        out_dir: The output folder.
+        resume: Continue the run in ``out_dir`` from its ``checkpoint.pt``.
+        progress: Show a progress bar.
+        overwrite: Start afresh in a folder that holds another run (its files are replaced).
+
     Returns:
         The results (metrics with clean and noisy 2D, baseline, sizes, timings).
+
+    Raises:
+        FolderInUseError: If another live run holds ``out_dir``.
+        FileExistsError: If ``out_dir`` holds a run and neither ``resume`` nor ``overwrite``
+            is set.
     """
+    import torch.distributed as dist
+
+    rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    with folder_lock(out_dir, enabled=rank0):
+        return _run(cfg, Path(out_dir), resume=resume, progress=progress, overwrite=overwrite)
+
+
+def _run(
+    cfg: RunConfig, out: Path, *, resume: bool, progress: bool, overwrite: bool
+) -> dict[str, Any]:
     from meshgraph.bodies.joint_sets import get_joint_set
     from meshgraph.viz import save_obj, save_ply
 
-    out = Path(out_dir)
+    if not resume and not overwrite and (out / "checkpoint.pt").exists():
+        raise FileExistsError(
+            f"{out} already holds a training run (checkpoint.pt); resume it (--resume), start "
+            "afresh over it (--overwrite) or choose another output folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     body = build_body(cfg)
@@ -255,7 +289,7 @@ def run(
     trainer = Trainer(model, train, train_cfg, out, device=cfg.device, progress=progress,
                       evaluate=eval_small)  # fmt: skip
     t_train = time.perf_counter()
-    trainer.fit(resume=resume)
+    trainer.fit(resume=resume, overwrite=overwrite)
     t_train = time.perf_counter() - t_train
     model.eval()
     clean = evaluate(model, test_clean)
@@ -272,6 +306,7 @@ def run(
         "train_seconds": t_train,
         "total_seconds": time.perf_counter() - t0,
         "steps": trainer.step,
+        "complete": not trainer.stopped,  # False: stopped by max_steps (resumable)
         "gt_2d": clean,
         "noisy_2d": noisy,
         "mean_mesh_baseline": baseline,

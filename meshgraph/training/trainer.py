@@ -14,6 +14,12 @@ in a seeded permutation per epoch; a checkpoint (written atomically every
 epoch, the model, the optimiser, the scheduler and the RNG state, so a killed run resumes
 where it stopped and takes exactly the steps it would have taken.
 
+Determinism: a seed fixes the data, the order and the initial weights, and a run repeated on
+the same machine with the same thread count (``torch.set_num_threads``, ``--threads``) gives
+bit-identical weights, as does a killed run resumed with that thread count. Another thread
+count changes the order of CPU reductions, so the weights differ in their last bits (and, over
+many steps, by more); resuming with another thread count warns.
+
 Several processes: launch with ``torchrun --nproc_per_node N``; every rank takes its share of
 each batch (the global batch size stays ``batch_size``), gradients are averaged by
 :class:`~torch.nn.parallel.DistributedDataParallel` (gloo on the CPU, nccl on GPUs).
@@ -26,6 +32,7 @@ import io
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +43,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
-from meshgraph.io import atomic_write
+from meshgraph.io import atomic_write, folder_lock, load_torch
 from meshgraph.losses import edge_length_loss, normal_vector_loss
 from meshgraph.models.pose2mesh import Pose2Mesh
 
@@ -72,6 +79,8 @@ class TrainConfig:
         checkpoint_every: Steps between mid-epoch checkpoints.
         seed: Seed of the data order and the initial weights.
         max_steps: Stop after this many steps in total (a time budget); ``None``: no limit.
+            A stopped run still writes ``model.pt`` (the weights so far) and can be resumed
+            from ``checkpoint.pt``.
     """
 
     posenet_epochs: int = 2
@@ -256,11 +265,17 @@ class Trainer:
             "history": self.history,
             "config": asdict(self.config),
             "rng": torch.get_rng_state(),
+            "num_threads": torch.get_num_threads(),
         }
         atomic_write(self.checkpoint_path(), lambda fh: torch.save(state, fh))
 
     def _load_checkpoint(self) -> tuple[int, int]:
-        state = torch.load(self.checkpoint_path(), map_location="cpu", weights_only=False)
+        path = self.checkpoint_path()
+        state = load_torch(path, what="training checkpoint")  # weights_only: runs no code
+        needed = ("running", "model", "optimizer", "stage", "epoch", "step_in_epoch", "step",
+                  "history", "config", "rng")  # fmt: skip
+        if not isinstance(state, dict) or any(k not in state for k in needed):
+            raise ValueError(f"{path} is not a meshgraph training checkpoint")
         saved = dict(state["config"])
         saved["lr_decay_epochs"] = tuple(saved["lr_decay_epochs"])
         current = asdict(self.config) | {"lr_decay_epochs": tuple(self.config.lr_decay_epochs)}
@@ -271,6 +286,15 @@ class Trainer:
             raise ValueError(
                 f"{self.checkpoint_path()} was written with another training configuration; "
                 "use another output folder or the same settings"
+            )
+        threads = state.get("num_threads")
+        if threads is not None and threads != torch.get_num_threads():
+            warnings.warn(
+                f"resuming with {torch.get_num_threads()} threads, {path} was written with "
+                f"{threads}: the steps are the same, but the weights will differ in the last "
+                "bits from an uninterrupted run (CPU reductions depend on the thread count)",
+                RuntimeWarning,
+                stacklevel=3,
             )
         self.model.load_state_dict(state["model"]["state_dict"])
         self._make_optimizer(state["stage"])
@@ -334,18 +358,39 @@ class Trainer:
         _save_figure(fig, self.out_dir / "losses.png", dpi=100)
 
     # ------------------------------------------------------------------ training
-    def fit(self, resume: bool = False) -> list[dict[str, float]]:
+    def fit(self, resume: bool = False, overwrite: bool = False) -> list[dict[str, float]]:
         """Run (or resume) the schedule; returns the per-epoch history.
+
+        While it runs, ``out_dir`` is locked (:func:`~meshgraph.io.folder_lock`): a second
+        run into the same folder is refused.
 
         Args:
             resume: Continue from ``checkpoint.pt`` in ``out_dir`` if it exists.
+            overwrite: Start afresh even though ``out_dir`` holds another run's
+                ``checkpoint.pt`` (it is replaced). Without it, such a folder is refused.
+
+        Raises:
+            FolderInUseError: If another live run holds ``out_dir``.
+            FileExistsError: If ``out_dir`` holds a run and neither ``resume`` nor
+                ``overwrite`` is set.
+            ValueError: If the checkpoint to resume is unreadable or from another schedule.
         """
+        with folder_lock(self.out_dir, enabled=self.rank == 0):
+            return self._fit(resume, overwrite)
+
+    def _fit(self, resume: bool, overwrite: bool) -> list[dict[str, float]]:
         cfg = self.config
         self.stopped = False
         start_epoch, start_step = 0, 0
         if resume and self.checkpoint_path().exists():
             start_epoch, start_step = self._load_checkpoint()
         elif not resume:
+            if self.rank == 0 and not overwrite and self.checkpoint_path().exists():
+                raise FileExistsError(
+                    f"{self.out_dir} already holds a training run ({self.checkpoint_path().name});"
+                    " resume it (--resume), start afresh over it (--overwrite) or choose another "
+                    "output folder"
+                )
             torch.manual_seed(cfg.seed)
         bar = self._bar(start_epoch * cfg.steps_per_epoch + start_step)
         for epoch in range(start_epoch, cfg.total_epochs):
@@ -398,7 +443,7 @@ class Trainer:
             self._save_checkpoint(epoch + 1, 0)
         if bar is not None:
             bar.close()
-        if self.rank == 0 and not self.stopped:
+        if self.rank == 0:  # also when stopped by max_steps: the model as it stands
             self.model.save(self.out_dir / "model.pt")
         return self.history
 

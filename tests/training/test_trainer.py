@@ -83,7 +83,7 @@ def test_killed_run_resumes_exactly(hand, tmp_path):
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    ckpt = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     assert (ckpt["epoch"], ckpt["step_in_epoch"]) == (1, 4)  # the last checkpoint before the kill
     assert not (tmp_path / "killed" / "model.pt").exists()
 
