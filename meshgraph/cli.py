@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from meshgraph import __version__
@@ -279,6 +281,37 @@ def _overlay(path: Path, kp: object, uv: object, bones: list) -> None:
     _save_figure(fig, path, dpi=100)
 
 
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``meshgraph`` command."""
     parser = argparse.ArgumentParser(prog="meshgraph", description="meshgraph tools")
@@ -286,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("coarsen", help="build a heavy-edge hierarchy of a mesh file")
     p.add_argument("mesh", type=Path, help="mesh file (.obj; .ply/.stl/... with trimesh; .npz)")
-    p.add_argument("--levels", type=int, default=8, help="number of levels, the mesh included")
+    p.add_argument(
+        "--levels", type=_int_at_least(1), default=8, help="number of levels, the mesh included"
+    )
     p.add_argument("--layout", choices=LAYOUTS, default="compact")
     p.add_argument("--compat", choices=["pose2mesh"], default=None)
     p.add_argument("--out", help="output folder (default: next to the mesh)")
@@ -309,22 +344,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variant", choices=["coarse_to_fine", "direct", "fc"], default="coarse_to_fine"
     )
-    p.add_argument("--posenet-width", type=int, default=None)
+    p.add_argument("--posenet-width", type=_int_at_least(1), default=None)
     p.add_argument(
         "--canonical-frame",
         action="store_true",
         help="MeshNet works in the body frame of the 3D joints (not in the paper)",
     )
-    p.add_argument("--epochs", type=int, default=None, help="stage-2 epochs")
-    p.add_argument("--posenet-epochs", type=int, default=None, help="stage-1 epochs")
-    p.add_argument("--samples-per-epoch", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
-    p.add_argument("--test-samples", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=_int_at_least(0), default=None, help="stage-2 epochs")
+    p.add_argument("--posenet-epochs", type=_int_at_least(0), default=None, help="stage-1 epochs")
+    p.add_argument("--samples-per-epoch", type=_int_at_least(1), default=None)
+    p.add_argument("--batch-size", type=_int_at_least(1), default=None)
+    p.add_argument("--lr", type=_positive_float, default=None)
+    p.add_argument(
+        "--max-steps", type=_int_at_least(1), default=None, help="stop after this many steps"
+    )
+    p.add_argument("--test-samples", type=_int_at_least(1), default=None)
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    p.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU threads (torch)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
     p.add_argument("--out", default=None, help="output folder (default outputs/pose2mesh_KIND)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -337,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="metrics of a trained model on held-out synthetic data")
     p.add_argument("model", type=Path)
-    p.add_argument("--samples", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=_int_at_least(1), default=256)
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--model-path", default=None, help="body model files for SMPL-family models")
     p.add_argument(
         "--regressor",
@@ -353,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="mesh from 2D keypoints (.json or .npy, pixels)")
     p.add_argument("model", type=Path)
     p.add_argument("keypoints", help="(J, 2) or (J, 3) with confidences; JSON list or .npy")
-    p.add_argument("--threshold", type=float, default=0.1, help="confidence threshold")
+    p.add_argument("--threshold", type=_finite_float, default=0.1, help="confidence threshold")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)
     return parser
@@ -363,15 +400,25 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``meshgraph`` command; returns the exit status.
 
     Every failure ends as one line on stderr, ``meshgraph COMMAND: error: ...``, naming the
-    file or the option at fault, with exit status 2 (130 when interrupted). Set
-    ``MESHGRAPH_DEBUG=1`` to get the full traceback instead.
+    file or the option at fault, with exit status 2 (130 when interrupted); warnings (an
+    unwritable cache, say) are one line each, ``meshgraph COMMAND: warning: ...``. Set
+    ``MESHGRAPH_DEBUG=1`` to get full tracebacks and warnings instead.
     """
     import os
+    import warnings
 
     parser = build_parser()
     args = parser.parse_args(argv)
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"meshgraph {args.command}: warning: {_one_line(message)}", file=sys.stderr)
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            if not os.environ.get("MESHGRAPH_DEBUG"):  # the command shows warnings its way
+                warnings.simplefilter("default")
+                warnings.showwarning = one_line_warning
+            return args.func(args)
     except KeyboardInterrupt:
         print(f"meshgraph {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -387,6 +387,8 @@ class GraphTopology:
         )
 
     def _cached_csr(self, key: tuple, matrix: sp.csr_matrix, dtype: torch.dtype) -> torch.Tensor:
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point torch dtype, got {dtype}")
         if key not in self._torch_cache:
             self._torch_cache[key] = sparse_csr_tensor(matrix, dtype=dtype, device=self._device)
         return self._torch_cache[key]

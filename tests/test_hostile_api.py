@@ -365,3 +365,55 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
         atomic_write(path, fail)
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_graph_matrices_refuse_integer_dtypes():
+    mesh = icosphere(1)
+    for method in (mesh.laplacian, mesh.weighted_adjacency, mesh.scaled_laplacian):
+        kwargs = {"dtype": torch.int64}
+        with pytest.raises(TypeError, match="floating-point torch dtype"):
+            method(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("batch_size", 0),
+        ("samples_per_epoch", -1),
+        ("epochs", -1),
+        ("lr", float("nan")),
+        ("lr", 0.0),
+        ("max_steps", 0),
+        ("w_edge", -1.0),
+        ("checkpoint_every", 0),
+        ("lr_decay_epochs", (-1,)),
+    ],
+)
+def test_train_config_refuses_impossible_schedules(field, value):
+    from meshgraph.training import TrainConfig
+
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_train_config_needs_one_epoch():
+    from meshgraph.training import TrainConfig
+
+    with pytest.raises(ValueError, match="at least 1"):
+        TrainConfig(posenet_epochs=0, epochs=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("posenet_width", 0),
+        ("num_levels", 0),
+        ("K", 0),
+        ("joint_channels", (32, 0)),
+        ("posenet_dropout", 1.0),
+        ("aspect", float("inf")),
+    ],
+)
+def test_pose2mesh_config_refuses_impossible_networks(field, value):
+    with pytest.raises(ValueError, match=field):
+        Pose2MeshConfig(**{field: value})

@@ -298,3 +298,46 @@ def _with_func(parser, command, func):
     sub = next(a for a in parser._actions if a.dest == "command")
     sub.choices[command].set_defaults(func=func)
     return parser
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--batch-size", "0"],
+        ["train", "--batch-size", "-4"],
+        ["train", "--epochs", "-1"],
+        ["train", "--samples-per-epoch", "0"],
+        ["train", "--lr", "nan"],
+        ["train", "--lr", "-1"],
+        ["train", "--max-steps", "0"],
+        ["train", "--threads", "0"],
+        ["train", "--test-samples", "0"],
+        ["train", "--posenet-width", "0"],
+        ["train", "--seed", "-1"],
+        ["evaluate", "m.pt", "--samples", "0"],
+        ["predict", "m.pt", "kp.json", "--threshold", "nan"],
+        ["coarsen", "m.obj", "--levels", "0"],
+        ["coarsen", "m.obj", "--levels", "two"],
+    ],
+)
+def test_impossible_numbers_are_refused_by_the_parser(capsys, args):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {args[-2]}:" in err and "Traceback" not in err
+
+
+def test_unwritable_cache_warns_in_one_line(tmp_path, capsys):
+    v, f = icosphere_vertices_faces(1)
+    from meshgraph.viz import save_obj
+
+    mesh = save_obj(tmp_path / "ico.obj", torch.tensor(v), f)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["coarsen", str(mesh), "--no-plot", "--levels", "2", "--out",
+                 str(tmp_path / "out"), "--cache-dir", str(blocker / "cache")]) == 0  # fmt: skip
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("meshgraph coarsen: warning: ")
+    assert "could not write the hierarchy cache" in err[0]
+    assert (tmp_path / "out" / "hierarchy.npz").exists()

@@ -79,6 +79,23 @@ class Pose2MeshConfig:
     box_scale: float = 1.25
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse sizes and rates no network can have (the message names the field)."""
+        for name in ("num_levels", "posenet_width", "coarse_channels", "K"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("joint_channels", "decoder_channels", "fc_hidden"):
+            value = getattr(self, name)
+            if value is not None and any(not isinstance(c, int) or c < 1 for c in value):
+                raise ValueError(f"{name} must be positive integers, got {value!r}")
+        if not 0.0 <= self.posenet_dropout < 1.0:
+            raise ValueError(f"posenet_dropout must be in [0, 1), got {self.posenet_dropout!r}")
+        for name in ("aspect", "box_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
 
 class Prediction(NamedTuple):
     """Output of :meth:`Pose2Mesh.predict` (batched).

@@ -104,6 +104,37 @@ class TrainConfig:
     max_steps: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse a schedule that cannot train (the message names the field)."""
+        for name in ("posenet_epochs", "epochs", "edge_loss_start"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("samples_per_epoch", "batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_steps is not None and (
+            not isinstance(self.max_steps, int) or self.max_steps < 1
+        ):
+            raise ValueError(
+                f"max_steps must be a positive integer or None, got {self.max_steps!r}"
+            )
+        if self.posenet_epochs + self.epochs == 0:
+            raise ValueError("posenet_epochs + epochs must be at least 1")
+        for name in ("lr", "lr_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        for name in ("posenet_lr_scale", "w_vertex", "w_normal", "w_edge", "w_joint", "w_pose"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+        if any(not isinstance(e, int) or e < 0 for e in self.lr_decay_epochs):
+            raise ValueError(
+                f"lr_decay_epochs must be non-negative integers, got {self.lr_decay_epochs!r}"
+            )
+
     @property
     def steps_per_epoch(self) -> int:
         """Optimiser steps per epoch."""
