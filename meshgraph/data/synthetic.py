@@ -42,6 +42,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -187,6 +188,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             )
         self.is_hand = model.is_hand
         self.mesh_joint_set = get_joint_set("hand" if self.is_hand else "h36m")
+        for name, value in (("seed", seed), ("noise_seed", noise_seed)):
+            if value is not None and (
+                not isinstance(value, int | np.integer) or isinstance(value, bool)
+            ):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
         self.seed = int(seed)
         self.noise_seed = self.seed if noise_seed is None else int(noise_seed)
         self._epoch = 0
@@ -269,6 +275,10 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
     def _check_indices(self, indices: Sequence[int]) -> list[int]:
         out = []
         for i in indices:
+            if isinstance(i, Tensor) and i.numel() == 1 and not i.is_floating_point():
+                i = int(i)
+            if not isinstance(i, int | np.integer) or isinstance(i, bool):
+                raise TypeError(f"dataset indices must be integers, got {i!r}")
             i = int(i)
             if i < 0:
                 i += self.length

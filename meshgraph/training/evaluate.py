@@ -45,12 +45,22 @@ def evaluate(
         model: The trained network.
         dataset: A held-out dataset (another seed than training: unseen poses, shapes and
             cameras); its noise setting decides whether the 2D input is clean or noisy.
-        num_samples: Samples to use (default: all).
+        num_samples: Samples to use (default: all); at most ``len(dataset)``.
         batch_size: Evaluation batch size.
         f_scores: Compute F@5 mm and F@15 mm (default: for hands).
         device: Device (default: the model's).
+
+    Raises:
+        ValueError: If ``num_samples`` or ``batch_size`` is not positive, or ``num_samples``
+            exceeds the dataset.
     """
-    n = len(dataset) if num_samples is None else min(num_samples, len(dataset))
+    if num_samples is not None and not 1 <= num_samples <= len(dataset):
+        raise ValueError(
+            f"num_samples must be in [1, {len(dataset)}] (the dataset's length), got {num_samples}"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = len(dataset) if num_samples is None else num_samples
     if f_scores is None:
         f_scores = dataset.is_hand
     device = device or next(model.parameters()).device

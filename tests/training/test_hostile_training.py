@@ -222,3 +222,19 @@ def test_payload_in_smpl_family_files_is_refused(tmp_path, kind):
         SMPLModel(kind, humanoid.write(tmp_path / "clean", kind),
                   regressors={joint_set: tmp_path / "reg.npy"})  # fmt: skip
     assert not marker.exists()
+
+
+def test_dataset_and_evaluate_refuse_non_integers_and_empty_sets(hand):
+    from meshgraph.training import evaluate
+
+    ds = SyntheticPoseMeshDataset(hand, 10, joint_set="hand", seed=0)
+    with pytest.raises(TypeError, match="indices must be integers"):
+        ds.__getitems__([2.5])
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        SyntheticPoseMeshDataset(hand, 10, joint_set="hand", seed=1.5)
+    a = ds.__getitems__([np.int64(3), torch.tensor(4)])["vertices"]  # integer types are fine
+    torch.testing.assert_close(a, ds.__getitems__([3, 4])["vertices"])
+    model, _ = _setup(hand)
+    for bad in (0, 11):
+        with pytest.raises(ValueError, match=r"num_samples must be in \[1, 10\]"):
+            evaluate(model, ds, num_samples=bad)
