@@ -96,6 +96,29 @@ def load_torch(
         raise ValueError(msg) from None
 
 
+def _read_numpy(path: Path, what: str, archive: bool) -> Any:
+    """``np.load`` with ``allow_pickle=False``: one array, or every array of an archive."""
+    try:
+        with open(path, "rb") as fh:  # closed here even when np.load fails half-way
+            out = np.load(fh, allow_pickle=False)
+            if isinstance(out, np.lib.npyio.NpzFile):
+                with out:
+                    if not archive:
+                        raise ValueError("an .npz archive, expected one .npy array")
+                    return {k: out[k] for k in out.files}
+            if archive:
+                raise ValueError("one .npy array, expected an .npz archive")
+            return out
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise UnsafeFileError(
+                f"{path}: refused to load this {what}: it holds pickled Python objects"
+            ) from None
+        raise ValueError(f"{path} is not a readable {what} ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"{path} is not a readable {what}: truncated or corrupt ({err})") from None
+
+
 def load_array(path: str | os.PathLike, *, what: str = "NumPy array file") -> np.ndarray:
     """Read a ``.npy`` array with ``allow_pickle=False``, with errors that name the file.
 
@@ -104,24 +127,7 @@ def load_array(path: str | os.PathLike, *, what: str = "NumPy array file") -> np
         UnsafeFileError: If it holds pickled Python objects.
         ValueError: If it is empty, truncated or not a ``.npy`` array.
     """
-    path = _existing_file(path, what)
-    try:
-        with open(path, "rb") as fh:  # closed here even when np.load fails half-way
-            out = np.load(fh, allow_pickle=False)
-            archive = isinstance(out, np.lib.npyio.NpzFile)
-            if archive:
-                out.close()
-    except ValueError as err:
-        if "pickle" in str(err).lower():
-            raise UnsafeFileError(
-                f"{path}: refused to load this {what}: it holds pickled Python objects"
-            ) from None
-        raise ValueError(f"{path} is not a readable {what} ({err})") from None
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path} is not a readable {what} ({err})") from None
-    if archive:
-        raise ValueError(f"{path} is an .npz archive, expected one array ({what})")
-    return out
+    return _read_numpy(_existing_file(path, what), what, archive=False)
 
 
 def load_arrays(path: str | os.PathLike, *, what: str = "NumPy .npz file") -> dict[str, np.ndarray]:
@@ -132,22 +138,7 @@ def load_arrays(path: str | os.PathLike, *, what: str = "NumPy .npz file") -> di
         UnsafeFileError: If an array holds pickled Python objects.
         ValueError: If it is empty, truncated or not an ``.npz`` archive.
     """
-    path = _existing_file(path, what)
-    try:
-        with open(path, "rb") as fh:  # closed here even when np.load fails half-way
-            z = np.load(fh, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with z:
-                return {k: z[k] for k in z.files}
-    except ValueError as err:
-        if "pickle" in str(err).lower():
-            raise UnsafeFileError(
-                f"{path}: refused to load this {what}: it holds pickled Python objects"
-            ) from None
-        raise ValueError(f"{path} is not a readable {what} ({err})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        raise ValueError(f"{path} is not a readable {what}: truncated or corrupt ({err})") from None
+    return _read_numpy(_existing_file(path, what), what, archive=True)
 
 
 # (module, name) pairs a model pickle may name; chumpy classes (any module under chumpy) are

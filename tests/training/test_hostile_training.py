@@ -23,20 +23,13 @@ from meshgraph.io import UnsafeFileError
 from meshgraph.models import Pose2Mesh
 from meshgraph.training import TrainConfig, Trainer
 from tests.test_hostile_files import Payload, _object_array, _one_line_error
+from tests.training.test_trainer import _setup
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = {"posenet_epochs": 1, "epochs": 1, "samples_per_epoch": 32, "batch_size": 16,
        "checkpoint_every": 1, "edge_loss_start": 1}  # fmt: skip
 TINY = ["--posenet-epochs", "1", "--epochs", "1", "--samples-per-epoch", "32", "--batch-size",
         "16", "--test-samples", "16", "--posenet-width", "32", "--no-progress"]  # fmt: skip
-
-
-def _setup(hand, seed=0):
-    torch.manual_seed(seed)
-    ds = SyntheticPoseMeshDataset(hand, 1000, joint_set="hand", seed=1)
-    model = Pose2Mesh.from_body(hand, joint_set="hand", mesh_joint_set="hand", num_levels=4,
-                                posenet_width=16, coarse_channels=8)  # fmt: skip
-    return model, ds
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
