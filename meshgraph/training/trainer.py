@@ -416,7 +416,8 @@ class Trainer:
         if resume and self.checkpoint_path().exists():
             start_epoch, start_step = self._load_checkpoint()
         elif not resume:
-            if self.rank == 0 and not overwrite and self.checkpoint_path().exists():
+            # every rank checks, so that all of them stop together (shared output folder)
+            if not overwrite and self.checkpoint_path().exists():
                 raise FileExistsError(
                     f"{self.out_dir} already holds a training run ({self.checkpoint_path().name});"
                     " resume it (--resume), start afresh over it (--overwrite) or choose another "
