@@ -149,6 +149,7 @@ _PICKLE_ALLOWED = {
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy", "bool_"),
     ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+    ("copy_reg", "__newobj__"), ("copyreg", "__newobj__"),
     ("__builtin__", "object"), ("builtins", "object"), ("_codecs", "encode"),
     ("__builtin__", "set"), ("builtins", "set"), ("builtins", "frozenset"),
     ("builtins", "slice"), ("__builtin__", "slice"),

@@ -341,3 +341,29 @@ def test_unwritable_cache_warns_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("meshgraph coarsen: warning: ")
     assert "could not write the hierarchy cache" in err[0]
     assert (tmp_path / "out" / "hierarchy.npz").exists()
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, pickle.HIGHEST_PROTOCOL])
+def test_check_pickle_accepts_chumpy_objects_in_every_protocol(tmp_path, monkeypatch, protocol):
+    """The released SMPL files hold chumpy arrays (Python 2 pickles); a stand-in class under
+    a module named ``chumpy.ch`` is pickled the same way and must pass the check."""
+    import sys
+    import types
+
+    sp = pytest.importorskip("scipy.sparse")
+    module = types.ModuleType("chumpy.ch")
+
+    class Ch:
+        def __init__(self, x):
+            self.x = x
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    module.Ch = Ch
+    monkeypatch.setitem(sys.modules, "chumpy", types.ModuleType("chumpy"))
+    monkeypatch.setitem(sys.modules, "chumpy.ch", module)
+    data = {"shapedirs": Ch(np.zeros((3, 3, 2))), "J_regressor": sp.csc_matrix(np.eye(3)),
+            "f": np.zeros((1, 3), np.uint32)}  # fmt: skip
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(data, protocol=protocol))
+    monkeypatch.delitem(sys.modules, "chumpy.ch")  # the check must not need chumpy installed
+    monkeypatch.delitem(sys.modules, "chumpy")
+    assert check_pickle(tmp_path / "m.pkl") == tmp_path / "m.pkl"
