@@ -413,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     def one_line_warning(message, category, filename, lineno, file=None, line=None):
         print(f"meshgraph {args.command}: warning: {_one_line(message)}", file=sys.stderr)
 
+    if args.command in ("train", "evaluate", "predict"):
+        from meshgraph.devices import reuse_cpu_memory
+
+        reuse_cpu_memory()  # large batches: reuse freed memory instead of page-faulting anew
     try:
         with warnings.catch_warnings():
             if not os.environ.get("MESHGRAPH_DEBUG"):  # the command shows warnings its way

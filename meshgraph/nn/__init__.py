@@ -1,6 +1,12 @@
 """Neural-network layers for fixed-topology meshes."""
 
-from meshgraph.nn.blocks import ChebBlock, MeshDecoder, MeshEncoder, interpolate_channels
+from meshgraph.nn.blocks import (
+    ChebBlock,
+    MeshDecoder,
+    MeshEncoder,
+    channel_interpolation_matrix,
+    interpolate_channels,
+)
 from meshgraph.nn.cheb_conv import BACKENDS, MeshChebConv
 from meshgraph.nn.pool import (
     MeshPool,
@@ -22,6 +28,7 @@ __all__ = [
     "MeshUnpool",
     "binary_tree_pool",
     "binary_tree_unpool",
+    "channel_interpolation_matrix",
     "cluster_pool",
     "cluster_unpool",
     "interpolate_channels",

@@ -2,22 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from meshgraph.mesh import GraphTopology
+from meshgraph.nn._layout import as_rows
 from meshgraph.nn.cheb_conv import MeshChebConv
 from meshgraph.nn.pool import MeshPool, MeshUnpool
 
 if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.coarsening import MeshHierarchy
 
-__all__ = ["ChebBlock", "MeshDecoder", "MeshEncoder", "interpolate_channels"]
+__all__ = [
+    "ChebBlock",
+    "MeshDecoder",
+    "MeshEncoder",
+    "channel_interpolation_matrix",
+    "interpolate_channels",
+]
 
 _NORMS = ("batch", "group", "none")
+
+
+@functools.cache
+def _interpolation_matrix_f64(in_channels: int, out_channels: int) -> Tensor:
+    eye = torch.eye(in_channels, dtype=torch.float64).unsqueeze(1)  # (C_in, 1, C_in)
+    rows = nn.functional.interpolate(eye, size=out_channels, mode="linear", align_corners=False)
+    return rows[:, 0]  # row i: the response to channel i
+
+
+def channel_interpolation_matrix(
+    in_channels: int,
+    out_channels: int,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """The ``(in_channels, out_channels)`` matrix ``M`` of linear channel resampling.
+
+    ``x @ M`` equals ``F.interpolate(x, out_channels, mode="linear", align_corners=False)``
+    along the last axis: resampling is a fixed linear map, so it is applied as one GEMM (each
+    column of ``M`` has at most two non-zeros). Built once per width pair in float64.
+
+    Example:
+        >>> channel_interpolation_matrix(2, 4).tolist()
+        [[1.0, 0.75, 0.25, 0.0], [0.0, 0.25, 0.75, 1.0]]
+    """
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    m = _interpolation_matrix_f64(in_channels, out_channels)
+    return m.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
 def interpolate_channels(x: Tensor, channels: int) -> Tensor:
@@ -25,6 +63,8 @@ def interpolate_channels(x: Tensor, channels: int) -> Tensor:
 
     Pose2Mesh's residual connection between blocks of different widths. Uses
     ``align_corners=False`` sampling, so widening by an integer factor repeats channels.
+    Applied as one GEMM with :func:`channel_interpolation_matrix` (the memory layout of a
+    ``(B, V, C)`` input is kept).
 
     Example:
         >>> interpolate_channels(torch.tensor([[1.0, 3.0]]), 4).tolist()
@@ -32,9 +72,16 @@ def interpolate_channels(x: Tensor, channels: int) -> Tensor:
     """
     if x.shape[-1] == channels:
         return x
-    flat = x.reshape(-1, 1, x.shape[-1])
-    out = nn.functional.interpolate(flat, size=channels, mode="linear", align_corners=False)
-    return out.reshape(*x.shape[:-1], channels)
+    m = channel_interpolation_matrix(x.shape[-1], channels, x.dtype, x.device)
+    return _apply_channel_map(x, m)
+
+
+def _apply_channel_map(x: Tensor, m: Tensor) -> Tensor:
+    """``x @ m`` over the last axis, as one GEMM on the rows of ``x``'s own layout."""
+    if x.dim() in (2, 3):
+        rows, back = as_rows(x)
+        return back(rows @ m)
+    return (x.reshape(-1, x.shape[-1]) @ m).view(*x.shape[:-1], m.shape[1])
 
 
 class ChebBlock(nn.Module):
@@ -87,20 +134,45 @@ class ChebBlock(nn.Module):
         self.activation = activation
         self.residual = residual
         self.out_channels = out_channels
+        self.resample: Tensor | None
+        if residual and in_channels != out_channels:
+            matrix = channel_interpolation_matrix(in_channels, out_channels)
+            self.register_buffer("resample", matrix, persistent=False)
+        else:
+            self.resample = None
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> ChebBlock:
+        super()._apply(fn, recurse)
+        if self.resample is not None:  # rebuilt from float64, not rounded through float32
+            weight = self.conv.weight
+            self.resample = channel_interpolation_matrix(
+                self.resample.shape[0], self.resample.shape[1], weight.dtype, weight.device
+            )
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
-        """Apply the block to ``(B, V, C)`` features."""
+        """Apply the block to ``(B, V, C)`` or ``(V, C)`` features.
+
+        The output keeps the convolution's vertex-major layout: batch norm, activation and
+        the residual's channel map run on the rows of that buffer, without a copy.
+        """
         y = self.conv(x)
-        if self.norm is not None:
-            b, v, c = y.shape
-            if isinstance(self.norm, nn.GroupNorm):
-                y = self.norm(y.transpose(1, 2)).transpose(1, 2)
-            else:
-                y = self.norm(y.reshape(b * v, c)).view(b, v, c)
+        if isinstance(self.norm, nn.GroupNorm):  # per-sample statistics: (B, C, V)
+            batched = y if y.dim() == 3 else y.unsqueeze(0)
+            y = self.norm(batched.transpose(1, 2)).transpose(1, 2)
+            y = y if x.dim() == 3 else y[0]
+        rows, back = as_rows(y)
+        if isinstance(self.norm, nn.BatchNorm1d):  # statistics over all rows, any order
+            rows = self.norm(rows)
         if self.activation:
-            y = torch.relu(y)
+            rows = torch.relu(rows)
+        y = back(rows)
         if self.residual:
-            y = y + interpolate_channels(x, self.out_channels)
+            if self.resample is None:
+                y = y + x
+            else:
+                m = self.resample if self.resample.dtype == x.dtype else self.resample.to(x.dtype)
+                y = y + _apply_channel_map(x, m)
         return y
 
 

@@ -43,6 +43,13 @@ class _Operator:
                 y = y.mul_(alpha)
             return y if c is None else y.add_(c, alpha=beta)
         if c is None:
+            if self.backend == "sparse":
+                # torch.mm(csr, x) zero-fills a result and then copies it through addmm: an
+                # uninitialised buffer with beta=0 (ignored, NaN-safe) is half the time
+                out = torch.empty(
+                    (self.matrix.shape[0], x.shape[1]), dtype=x.dtype, device=x.device
+                )
+                return out.addmm_(self.matrix, x, beta=0.0, alpha=alpha)
             y = torch.mm(self.matrix, x)
             return y if alpha == 1.0 else y.mul_(alpha)
         return torch.addmm(c, self.matrix, x, beta=beta, alpha=alpha)

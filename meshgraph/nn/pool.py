@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from meshgraph.nn._layout import gather_vertices, is_vertex_major
+
 if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.coarsening import MeshHierarchy
 
@@ -84,7 +86,7 @@ def cluster_unpool(x: Tensor, cluster: Tensor) -> Tensor:
     """
     if not isinstance(x, Tensor) or x.dim() not in (2, 3):
         raise ValueError(f"x must have shape (B, M, F) or (M, F), got {getattr(x, 'shape', x)}")
-    return x.index_select(-2, cluster)
+    return gather_vertices(x, cluster)
 
 
 def binary_tree_pool(x: Tensor, reduce: str = "max") -> Tensor:
@@ -104,6 +106,10 @@ def binary_tree_pool(x: Tensor, reduce: str = "max") -> Tensor:
             f"x must have shape (B, 2M, F) or (2M, F) with an even vertex count, "
             f"got {tuple(getattr(x, 'shape', ()))}"
         )
+    if is_vertex_major(x):  # reduce the (V, B, F) buffer and keep its layout
+        buf = x.transpose(0, 1).unflatten(0, (x.shape[1] // 2, 2))
+        out = buf.amax(dim=1) if reduce == "max" else buf.mean(dim=1)
+        return out.transpose(0, 1)
     pairs = x.unflatten(-2, (x.shape[-2] // 2, 2))
     return pairs.amax(dim=-2) if reduce == "max" else pairs.mean(dim=-2)
 
@@ -119,6 +125,8 @@ def binary_tree_unpool(x: Tensor) -> Tensor:
     """
     if not isinstance(x, Tensor) or x.dim() not in (2, 3):
         raise ValueError(f"x must have shape (B, M, F) or (M, F), got {getattr(x, 'shape', x)}")
+    if is_vertex_major(x):
+        return x.transpose(0, 1).repeat_interleave(2, dim=0).transpose(0, 1)
     return x.repeat_interleave(2, dim=-2)
 
 
@@ -147,7 +155,7 @@ def pair_pool(x: Tensor, pairs: Tensor, reduce: str = "max") -> Tensor:
         raise ValueError(f"reduce must be one of {_REDUCES}, got {reduce!r}")
     if pairs.dim() != 2 or pairs.shape[0] != 2:
         raise ValueError(f"pairs must have shape (2, M), got {tuple(pairs.shape)}")
-    first, second = x.index_select(-2, pairs[0]), x.index_select(-2, pairs[1])
+    first, second = gather_vertices(x, pairs[0]), gather_vertices(x, pairs[1])
     if reduce == "max":
         return torch.maximum(first, second)
     return (first + second) * 0.5

@@ -241,6 +241,9 @@ def run(
     """
     import torch.distributed as dist
 
+    from meshgraph.devices import reuse_cpu_memory
+
+    reuse_cpu_memory()  # large batches: reuse freed memory instead of page-faulting anew
     rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
     with folder_lock(out_dir, enabled=rank0):
         return _run(cfg, Path(out_dir), resume=resume, progress=progress, overwrite=overwrite)
