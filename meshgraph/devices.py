@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-__all__ = ["check_device", "reuse_cpu_memory"]
+__all__ = ["check_device", "check_same_device", "reuse_cpu_memory"]
 
 # glibc's mallopt parameters
 _M_TRIM_THRESHOLD = -1
@@ -97,3 +97,22 @@ def reuse_cpu_memory(enable: bool = True) -> bool:
         ok = mallopt(_M_MMAP_MAX, 65536) == 1 and mallopt(_M_TRIM_THRESHOLD, 128 * 1024) == 1
     _REUSE_STATE["enabled"] = bool(ok and enable)
     return bool(ok)
+
+
+def check_same_device(x: torch.Tensor, reference: torch.Tensor, what: str, where: str) -> None:
+    """Refuse ``x`` on another device than ``reference``, with a message that names both.
+
+    Args:
+        x: The input.
+        reference: A tensor of the module (a weight or buffer).
+        what: The input's name (``"x"``, ``"keypoints_2d"``).
+        where: What ``reference`` belongs to (``"MeshChebConv"``).
+
+    Raises:
+        ValueError: If the devices differ.
+    """
+    if x.device != reference.device:
+        raise ValueError(
+            f"{what} is on {x.device} but the {where} is on {reference.device}: move one to "
+            f"the other (module.to({str(x.device)!r}) or {what}.to({str(reference.device)!r}))"
+        )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from meshgraph.devices import check_same_device
 from meshgraph.mesh import MeshTopology, check_vertices
 
 __all__ = [
@@ -52,6 +53,7 @@ def _check_pair(pred: Tensor, target: Tensor, last: int | None = 3) -> None:
         raise ValueError(
             f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
         )
+    check_same_device(pred, target, "pred", "target")
 
 
 def _reduce(loss: Tensor, mask: Tensor | None, reduction: str) -> Tensor:

@@ -54,14 +54,15 @@ def _check_points(pred: Tensor, target: Tensor, same_n: bool = True) -> tuple[Te
             raise TypeError(f"{name} must be a floating-point tensor")
         if t.dim() != 3 or t.shape[-1] != 3:
             raise ValueError(f"{name} must have shape (B, N, 3), got {tuple(t.shape)}")
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} contains NaN or inf")
     if pred.shape[0] != target.shape[0] or (same_n and pred.shape != target.shape):
         raise ValueError(
             f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
         )
     if pred.device != target.device:
         raise ValueError(f"pred is on {pred.device} but target on {target.device}")
+    for name, t in (("pred", pred), ("target", target)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or inf")
     dtype = torch.promote_types(pred.dtype, target.dtype)
     return pred.to(dtype), target.to(dtype)
 

@@ -16,6 +16,7 @@ from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import get_joint_set
 from meshgraph.coarsening import MeshHierarchy
 from meshgraph.data.camera import normalize_keypoints
+from meshgraph.devices import check_same_device
 from meshgraph.io import atomic_write
 from meshgraph.mesh import MeshTopology
 from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet
@@ -283,6 +284,7 @@ class Pose2Mesh(nn.Module):
             ``joints_3d`` ``(B, J, 3)``, ``vertices`` ``(B, V, 3)``, ``mesh_joints_3d``
             ``(B, J', 3)`` (all root-relative, camera axes, metres).
         """
+        check_same_device(keypoints_2d, self.mesh_regressor, "keypoints_2d", "Pose2Mesh model")
         joints = self.posenet(keypoints_2d)
         verts = self.meshnet(keypoints_2d, joints)
         mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(verts.dtype), verts)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from meshgraph._optional import WITH_TORCH_SPARSE, require
+from meshgraph.devices import check_same_device
 from meshgraph.mesh import RESCALES, GraphTopology
 
 __all__ = ["BACKENDS", "DENSE_MAX_VERTICES", "MeshChebConv"]
@@ -294,7 +295,8 @@ class MeshChebConv(nn.Module):
 
         Raises:
             TypeError: If ``x`` is not a floating-point tensor.
-            ValueError: If its shape does not match the topology or ``in_channels``.
+            ValueError: If its shape does not match the topology or ``in_channels``, or it is
+                on another device than the layer.
         """
         if not isinstance(x, Tensor) or not x.is_floating_point():
             what = x.dtype if isinstance(x, Tensor) else type(x).__name__
@@ -308,6 +310,7 @@ class MeshChebConv(nn.Module):
                 f"x must have shape (B, {self.num_vertices}, {self.in_channels}) or "
                 f"({self.num_vertices}, {self.in_channels}), got {tuple(x.shape)}"
             )
+        check_same_device(x, self.weight, "x", "MeshChebConv")
         batched = x.dim() == 3
         xb = x if batched else x.unsqueeze(0)
         b, n, f_in = xb.shape

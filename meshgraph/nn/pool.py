@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from meshgraph.devices import check_same_device
 from meshgraph.nn._layout import gather_vertices, is_vertex_major
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -222,6 +223,7 @@ class MeshPool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Pool ``x`` (see the class docstring for shapes)."""
         _check_features(x, self.in_vertices, f"at level {self.level}")
+        check_same_device(x, self.cluster, "x", "MeshPool")
         if self.layout == "binary_tree":
             return binary_tree_pool(x, self.reduce)
         if self.pairs is not None:
@@ -260,6 +262,7 @@ class MeshUnpool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Unpool ``x`` (see the class docstring for shapes)."""
         _check_features(x, self.in_vertices, f"at level {self.level}")
+        check_same_device(x, self.cluster, "x", "MeshUnpool")
         if self.layout == "binary_tree":
             return binary_tree_unpool(x)
         return cluster_unpool(x, self.cluster)
