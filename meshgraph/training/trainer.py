@@ -34,6 +34,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,9 @@ class Trainer:
         evaluate: Optional callable ``model -> dict of metrics`` run after every epoch (rank
             0), its results written to ``metrics.csv``.
         on_step: Optional callable run after every optimiser step (with the trainer).
+        prefetch: Make the next batch in a background thread during each step (the batches
+            and the weights are the same either way). Default: on for CUDA and other
+            accelerators, off on the CPU.
     """
 
     def __init__(
@@ -202,6 +206,7 @@ class Trainer:
         progress: bool = True,
         evaluate: Callable[[Pose2Mesh], dict[str, float]] | None = None,
         on_step: Callable[[Trainer], None] | None = None,
+        prefetch: bool | None = None,
     ) -> None:
         if model.joint_set.name != dataset.joint_set.name:
             raise ValueError(
@@ -219,6 +224,11 @@ class Trainer:
         self.progress = progress
         self.evaluate = evaluate
         self.on_step = on_step
+        # batches are functions of their indices: making the next one in a thread while the
+        # device runs this step changes no number. Default: on for accelerators (the GPU never
+        # waits for CPU-made data), off on the CPU (the step already uses every core).
+        self.prefetch = (torch.device(device).type != "cpu") if prefetch is None else prefetch
+        self._pool: ThreadPoolExecutor | None = None
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
@@ -407,7 +417,12 @@ class Trainer:
             ValueError: If the checkpoint to resume is unreadable or from another schedule.
         """
         with folder_lock(self.out_dir, enabled=self.rank == 0):
-            return self._fit(resume, overwrite)
+            try:
+                return self._fit(resume, overwrite)
+            finally:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=True, cancel_futures=True)
+                    self._pool = None
 
     def _fit(self, resume: bool, overwrite: bool) -> list[dict[str, float]]:
         cfg = self.config
@@ -439,16 +454,19 @@ class Trainer:
             count = int(running["count"]) if running else 0
             self.net.train()
             s = first
+            pending = self._load_async(indices, s)  # the next batch is made during this step
             while s < cfg.steps_per_epoch:
                 if cfg.max_steps is not None and self.step >= cfg.max_steps:
                     break
                 if cfg.lr_schedule == "cosine":
                     for group in self.optimizer.param_groups:
                         group["lr"] = group["lr_scale"] * self._lr_for(stage, stage_epoch, s)
-                batch_idx = indices[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-                mine = batch_idx[self.rank :: self.world]
-                batch = self.dataset.__getitems__(mine.tolist())
-                batch = {k: v.to(self.device) for k, v in batch.items()}
+                batch = pending.result() if pending is not None else self._load(indices, s)
+                more = s + 1 < cfg.steps_per_epoch and (
+                    cfg.max_steps is None or self.step + 1 < cfg.max_steps
+                )  # no batch of the next epoch is made before set_epoch
+                pending = self._load_async(indices, s + 1) if more else None
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                 terms = self._train_step(batch, stage, stage_epoch)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -478,6 +496,23 @@ class Trainer:
         if self.rank == 0:  # also when stopped by max_steps: the model as it stands
             self.model.save(self.out_dir / "model.pt")
         return self.history
+
+    def _load(self, indices: Tensor, s: int) -> dict[str, Tensor]:
+        """This rank's share of batch ``s`` of the epoch (pinned when training on CUDA)."""
+        bs = self.config.batch_size
+        mine = indices[s * bs : (s + 1) * bs][self.rank :: self.world]
+        batch = self.dataset.__getitems__(mine.tolist())
+        if self.device.type == "cuda":
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return batch
+
+    def _load_async(self, indices: Tensor, s: int) -> Future | None:
+        """Start making batch ``s`` in the background thread (``None`` without prefetching)."""
+        if not self.prefetch or s >= self.config.steps_per_epoch:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meshgraph-data")
+        return self._pool.submit(self._load, indices, s)
 
     @staticmethod
     def _row(epoch: int, sums: dict[str, float], count: int) -> dict[str, float]:

@@ -145,3 +145,18 @@ def test_cosine_schedule_per_step(hand, tmp_path):
         lrs = [lr for s, lr in seen if s == stage]
         expected = [0.0005 + 0.0095 * 0.5 * (1 + math.cos(math.pi * i / n)) for i in range(n)]
         assert lrs == pytest.approx(expected, rel=1e-12)
+
+
+def test_prefetching_changes_no_number(hand, tmp_path):
+    """Batches made in a background thread during each step give the same run, bit for bit."""
+    weights = {}
+    for prefetch in (False, True):
+        model, ds = _setup(hand)
+        trainer = Trainer(model, ds, TrainConfig(**(CFG | {"max_steps": 8})),
+                          tmp_path / str(prefetch), progress=False, prefetch=prefetch)  # fmt: skip
+        trainer.fit()
+        assert trainer.prefetch is prefetch and trainer._pool is None  # the thread is gone
+        weights[prefetch] = _weights(model)
+    for k, v in weights[False].items():
+        torch.testing.assert_close(weights[True][k], v, rtol=0, atol=0, msg=k)
+    assert Trainer(*_setup(hand), TrainConfig(**CFG), tmp_path / "c").prefetch is False  # CPU
