@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from meshgraph.data.noise import draw_rows
+from meshgraph.data.random import CounterRandom, Source, uniform
 
 __all__ = [
     "Camera",
@@ -108,37 +109,39 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     return torch.stack([x, y, z], dim=1)
 
 
-def _uniform(lo: float, hi: float, n: int, gen: torch.Generator) -> Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
+def _uniform(lo: float, hi: float, n: int, gen: Source) -> Tensor:
+    return lo + (hi - lo) * uniform(gen, n)
 
 
 def sample_cameras(
     centres: Tensor,
-    generator: torch.Generator | Sequence[torch.Generator],
+    generator: torch.Generator | Sequence[torch.Generator] | CounterRandom,
     ranges: CameraRanges | None = None,
 ) -> Camera:
     """Random cameras looking at ``centres`` ``(B, 3)`` (the subject in front of each camera).
 
     Args:
         centres: Points the cameras aim at (e.g. each subject's root joint).
-        generator: Source of randomness (the same seed gives the same cameras), or one
-            generator per camera (:func:`~meshgraph.data.noise.draw_rows`).
+        generator: Source of randomness (the same seed gives the same cameras), one
+            generator per camera (:func:`~meshgraph.data.noise.draw_rows`), or a
+            :class:`~meshgraph.data.random.CounterRandom` (cameras made on its device).
         ranges: The ranges; default :class:`CameraRanges`.
 
     Returns:
-        A :class:`Camera` batch (float64 parameters; cast as needed).
+        A :class:`Camera` batch (float64 parameters on the device of ``centres``).
     """
     r = ranges or CameraRanges()
     n = centres.shape[0]
-    centres = centres.detach().to(torch.float64).cpu()
-    az, el, dist, roll, f, shift = draw_rows(generator, n, lambda m, g: [
+    centres = centres.detach().to(torch.float64)
+    draws = draw_rows(generator, n, lambda m, g: [
         torch.deg2rad(_uniform(*r.azimuth, m, g)),
         torch.deg2rad(_uniform(*r.elevation, m, g)),
         _uniform(*r.distance, m, g),
         torch.deg2rad(_uniform(*r.roll, m, g)),
         _uniform(*r.focal, m, g),
-        torch.rand(m, 2, generator=g, dtype=torch.float64) * 2 - 1,
+        uniform(g, m, 2) * 2 - 1,
     ])  # fmt: skip
+    az, el, dist, roll, f, shift = (t.to(centres.device) for t in draws)
     direction = torch.stack([torch.cos(el) * torch.sin(az), -torch.cos(el) * torch.cos(az),
                              torch.sin(el)], dim=1)  # fmt: skip
     eye = centres + dist.unsqueeze(1) * direction  # azimuth 0: in front of the subject (-y)

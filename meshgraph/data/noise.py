@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from meshgraph.bodies.joint_sets import COCO, JointSet, get_joint_set
+from meshgraph.data.random import CounterRandom, normal, uniform
 
 __all__ = [
     "COCO_SIGMAS",
@@ -54,8 +55,9 @@ _INVERSION = (0.01, 0.03, 0.06)
 
 
 #: A generator, or one generator per row of the batch (each row then draws its numbers from
-#: its own generator, exactly as a one-row call with that generator would).
-Generators = torch.Generator | Sequence[torch.Generator]
+#: its own generator, exactly as a one-row call with that generator would), or a
+#: :class:`~meshgraph.data.random.CounterRandom` (one keyed stream per row, on any device).
+Generators = torch.Generator | Sequence[torch.Generator] | CounterRandom
 
 
 def draw_rows(
@@ -68,7 +70,7 @@ def draw_rows(
     batched call gives the same numbers as ``b`` one-row calls (per-sample reproducibility)
     while the arithmetic that follows runs once on the whole batch.
     """
-    if isinstance(generator, torch.Generator):
+    if isinstance(generator, torch.Generator | CounterRandom):
         return draws(b, generator)
     gens = list(generator)
     if len(gens) != b:
@@ -104,19 +106,19 @@ def gaussian_noise(
         Noisy keypoints ``(B, J, 2)``.
     """
     b, j, _ = keypoints.shape
-    std_t = torch.as_tensor(std, dtype=keypoints.dtype).reshape(-1)
+    dev = keypoints.device
+    std_t = torch.as_tensor(std, dtype=keypoints.dtype, device=dev).reshape(-1)
     if std_t.numel() not in (1, j):
         raise ValueError(f"std must be a scalar or have {j} entries, got {std_t.numel()}")
     w, h = _box_size(keypoints)
-    scale = (torch.maximum(w, h) / reference).view(b, 1, 1).cpu()
+    scale = (torch.maximum(w, h) / reference).view(b, 1, 1)
     dtype = keypoints.dtype
-    normal, uniform = draw_rows(generator, b, lambda n, g: [
-        torch.randn(n, j, 2, generator=g, dtype=dtype),
-        torch.rand(n, j, 1, generator=g, dtype=dtype),
+    gauss, unif = draw_rows(generator, b, lambda n, g: [
+        normal(g, n, j, 2, dtype=dtype), uniform(g, n, j, 1, dtype=dtype),
     ])  # fmt: skip
-    noise = normal * std_t.view(1, -1, 1)
-    hit = uniform < probability
-    return keypoints + (noise * scale * hit).to(keypoints.device)
+    noise = gauss.to(dev) * std_t.view(1, -1, 1)
+    hit = unif.to(dev) < probability
+    return keypoints + noise * scale * hit
 
 
 def oks_distance(area: Tensor, sigma: Tensor, oks: float) -> Tensor:
@@ -162,22 +164,22 @@ def posefix_noise(
     b, j, _ = keypoints.shape
     if j not in (17, 19):
         raise ValueError(f"expected 17 or 19 COCO keypoints, got {j}")
-    dtype = keypoints.dtype
-    kp = keypoints.detach().cpu().clone()
+    dtype, dev = keypoints.dtype, keypoints.device
+    kp = keypoints.detach().clone()
     if area is None:
         w, h = _box_size(kp[:, :17])
         area = 0.53 * w * h
-    area = area.detach().cpu().to(dtype).view(b, 1)
-    sigma = torch.tensor(COCO_SIGMAS, dtype=dtype).view(1, 17)
+    area = area.detach().to(device=dev, dtype=dtype).view(b, 1)
+    sigma = torch.tensor(COCO_SIGMAS, dtype=dtype, device=dev).view(1, 17)
     d85, d50, d10 = (oks_distance(area, sigma, c) for c in (0.85, 0.5, 0.1))
-    group = torch.tensor(_GROUP)
-    p_jit = torch.tensor(_JITTER, dtype=dtype)[group] * scale
-    p_miss = torch.tensor(_MISS, dtype=dtype)[group] * scale
-    p_inv = torch.tensor(_INVERSION, dtype=dtype)[group] * scale
+    group = torch.tensor(_GROUP, device=dev)
+    p_jit = torch.tensor(_JITTER, dtype=dtype, device=dev)[group] * scale
+    p_miss = torch.tensor(_MISS, dtype=dtype, device=dev)[group] * scale
+    p_inv = torch.tensor(_INVERSION, dtype=dtype, device=dev)[group] * scale
     # one uniform per joint picks its error kind, then (direction, length) for 4 offsets
-    u, *r = draw_rows(generator, b, lambda n, g: [
-        torch.rand(n, 17, generator=g, dtype=dtype) for _ in range(9)
-    ])  # fmt: skip
+    u, *r = (t.to(dev) for t in draw_rows(generator, b, lambda n, g: [
+        uniform(g, n, 17, dtype=dtype) for _ in range(9)
+    ]))  # fmt: skip
     inv = u < p_inv
     miss = (u >= p_inv) & (u < p_inv + p_miss)
     jit = (u >= p_inv + p_miss) & (u < p_inv + p_miss + p_jit)
@@ -186,10 +188,10 @@ def posefix_noise(
     jit_off = _random_offset(r[2], r[3], d85, d50)
     miss_off = _random_offset(r[4], r[5], d50, d10)
     inv_off = _random_offset(r[6], r[7], zero, d85)
-    flip = torch.as_tensor(js.flip_permutation()[:17])
+    flip = torch.as_tensor(js.flip_permutation()[:17], device=dev)
     counterpart = kp[:, :17][:, flip]
     # joints without a counterpart (the nose) are missed instead of inverted
-    has_pair = flip != torch.arange(17)
+    has_pair = flip != torch.arange(17, device=dev)
     miss = miss | (inv & ~has_pair)
     inv = inv & has_pair
     out17 = kp[:, :17] + good_off
@@ -202,4 +204,4 @@ def posefix_noise(
         out = torch.cat([out17, pelvis[:, None], neck[:, None]], dim=1)
     else:
         out = out17
-    return out.to(keypoints.device)
+    return out

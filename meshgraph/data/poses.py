@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from meshgraph.bodies.base import axis_angle_to_matrix
+from meshgraph.data.random import Source, integers, normal, uniform
 
 __all__ = [
     "ANNY_REST_ANGLES",
@@ -386,15 +387,17 @@ class BodyPoseSampler:
         order = ("twist", "y", "x", "z", "flex")
         return [(k, a) for k, spec in enumerate(self._specs) for a in order if a in spec.limits]
 
-    def draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
-        """The random numbers of ``n`` poses (:meth:`from_draws` turns them into poses)."""
+    def draw(self, n: int, generator: Source) -> dict[str, Tensor]:
+        """The random numbers of ``n`` poses (:meth:`from_draws` turns them into poses).
+
+        ``generator``: a :class:`torch.Generator` or a
+        :class:`~meshgraph.data.random.CounterRandom` of ``n`` samples.
+        """
         return {
-            "which": torch.randint(len(self.canonical), (n,), generator=generator),
-            "normal": torch.randn(
-                n, len(self._axis_list()), generator=generator, dtype=torch.float64
-            ),
-            "curl": torch.rand(n, generator=generator, dtype=torch.float64),
-            "yaw": torch.rand(n, generator=generator, dtype=torch.float64),
+            "which": integers(generator, len(self.canonical), n),
+            "normal": normal(generator, n, len(self._axis_list())),
+            "curl": uniform(generator, n),
+            "yaw": uniform(generator, n),
         }
 
     def _build_tables(self) -> None:
@@ -460,7 +463,7 @@ class BodyPoseSampler:
             rot[:, 0] = axis_angle_to_matrix(z * yaw.unsqueeze(-1))
         return matrix_to_axis_angle(self._rig.to_rig(rot))
 
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+    def sample(self, n: int, generator: Source) -> Tensor:
         """``(n, num_bones, 3)`` axis-angle poses (float64)."""
         return self.from_draws(self.draw(n, generator))
 
@@ -539,13 +542,17 @@ class HandPoseSampler:
         self._palm_normal = _palm_normal(self._rig, self.side)
         self._wrist = self._rig.index(f"wrist.{self.side}")
 
-    def draw(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
-        """The random numbers of ``n`` poses (:meth:`from_draws` turns them into poses)."""
+    def draw(self, n: int, generator: Source) -> dict[str, Tensor]:
+        """The random numbers of ``n`` poses (:meth:`from_draws` turns them into poses).
+
+        ``generator``: a :class:`torch.Generator` or a
+        :class:`~meshgraph.data.random.CounterRandom` of ``n`` samples.
+        """
         return {
-            "which": torch.randint(len(self.canonical), (n,), generator=generator),
-            "curl": torch.randn(n, 5, generator=generator, dtype=torch.float64),
-            "spread": torch.rand(n, 5, generator=generator, dtype=torch.float64),
-            "wrist": torch.randn(n, 3, generator=generator, dtype=torch.float64),
+            "which": integers(generator, len(self.canonical), n),
+            "curl": normal(generator, n, 5),
+            "spread": uniform(generator, n, 5),
+            "wrist": normal(generator, n, 3),
         }
 
     def from_draws(self, draws: dict[str, Tensor]) -> Tensor:
@@ -566,7 +573,7 @@ class HandPoseSampler:
         rot[:, self._wrist] = axis_angle_to_matrix(torch.deg2rad(wr))
         return matrix_to_axis_angle(self._rig.to_rig(rot))
 
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+    def sample(self, n: int, generator: Source) -> Tensor:
         """``(n, num_bones, 3)`` axis-angle poses (float64).
 
         For a hand-only rig (Anny's hand, MANO) the wrist motion is the root rotation.
@@ -598,11 +605,11 @@ class ShapeSampler:
                 raise ValueError(f"phenotype {name} range ({lo}, {hi}) must lie within [0, 1]")
         self._ranges = r
 
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+    def sample(self, n: int, generator: Source) -> Tensor:
         """``(n, 6)`` phenotypes in Anny's order (float64)."""
         lo = torch.tensor([self._ranges[k][0] for k in PHENOTYPE_RANGES], dtype=torch.float64)
         hi = torch.tensor([self._ranges[k][1] for k in PHENOTYPE_RANGES], dtype=torch.float64)
-        return lo + (hi - lo) * torch.rand(n, 6, generator=generator, dtype=torch.float64)
+        return lo + (hi - lo) * uniform(generator, n, 6)
 
 
 @dataclass
@@ -629,7 +636,7 @@ class BetaSampler:
                 f"{self.num_betas}, {self.clip}, {self.std}"
             )
 
-    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+    def sample(self, n: int, generator: Source) -> Tensor:
         """``(n, num_betas)`` betas (float64)."""
-        x = torch.randn(n, self.num_betas, generator=generator, dtype=torch.float64)
+        x = normal(generator, n, self.num_betas)
         return (self.std * x).clamp(-self.clip, self.clip)

@@ -62,6 +62,7 @@ from meshgraph.data.poses import (
     HandPoseSampler,
     ShapeSampler,
 )
+from meshgraph.data.random import CounterRandom
 from meshgraph.io import atomic_write, load_torch
 
 __all__ = [
@@ -71,7 +72,7 @@ __all__ = [
     "default_shape_sampler",
 ]
 
-_VERSION = 1
+_VERSION = 2  # 2: counter-based random numbers (the same on every device)
 _NOISE_KINDS = ("auto", "none", "gaussian", "posefix")
 _GEOMETRY_KEYS = (
     "keypoints_2d_gt", "joints_3d", "mesh_joints_3d", "vertices", "root", "camera_rotation",
@@ -79,9 +80,8 @@ _GEOMETRY_KEYS = (
 )  # fmt: skip
 
 
-def _sample_seed(seed: int, index: int, stream: int) -> int:
-    digest = hashlib.blake2b(f"{seed}:{index}:{stream}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+# streams of the counter-based random numbers (noise: one stream per epoch from 2 on)
+_STREAM_POSE, _STREAM_CAMERA, _STREAM_NOISE = 0, 1, 2
 
 
 def _bone_map(model: BodyModel) -> dict[str, str] | None:
@@ -150,6 +150,12 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             written gives a warning, and samples are generated without it (the same samples).
         shard_size: Samples per cache shard.
         progress: Show a progress bar while building the cache.
+        device: Where batches are made (default: where the body model lives): the body model
+            (moved there, in place), the regressors, the cameras, the projection, the 2D noise
+            and the normalisation run on it, and batches come out on it. Poses and shapes are
+            drawn on the CPU (a few numbers per sample).
+            The random numbers are counter-based (:class:`~meshgraph.data.random.CounterRandom`),
+            so a sample is the same on every device up to float rounding.
 
     Raises:
         ValueError: For an unknown joint set or one the model does not provide, a bad noise
@@ -171,6 +177,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         cache_dir: str | os.PathLike | None = None,
         shard_size: int = 512,
         progress: bool = True,
+        device: str | torch.device | None = None,
     ) -> None:
         if not isinstance(model, BodyModel):
             raise TypeError(f"model must be a BodyModel, got {type(model).__name__}")
@@ -178,6 +185,14 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             raise ValueError(f"length must be positive, got {length}")
         if noise not in _NOISE_KINDS:
             raise ValueError(f"noise must be one of {_NOISE_KINDS}, got {noise!r}")
+        from meshgraph.devices import check_device
+
+        if device is None:  # where the body model lives
+            tensors = [*model.parameters(), *model.buffers()]
+            device = tensors[0].device if tensors else "cpu"
+        self.device = check_device(device)
+        if any(t.device != self.device for t in [*model.parameters(), *model.buffers()]):
+            model = model.to(self.device)
         self.model = model
         self.length = int(length)
         self.joint_set = get_joint_set(joint_set)
@@ -210,8 +225,8 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         self.camera_ranges = camera_ranges or (
             CameraRanges.hand() if self.is_hand else CameraRanges()
         )
-        self.regressor = model.joint_regressor(self.joint_set)
-        self.mesh_regressor = model.joint_regressor(self.mesh_joint_set)
+        self.regressor = model.joint_regressor(self.joint_set).to(self.device)
+        self.mesh_regressor = model.joint_regressor(self.mesh_joint_set).to(self.device)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._cache_writable = True
         self.shard_size = int(shard_size)
@@ -290,25 +305,22 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
     def generate(self, indices: Sequence[int]) -> dict[str, Tensor]:
         """The noise-free geometry of ``indices`` (batched, ignoring the cache)."""
         indices = self._check_indices(indices)
-        draws: dict[str, list[Tensor]] = {}
-        shapes, cam_gens = [], []
-        for i in indices:  # per-sample random numbers: a sample depends on (seed, index) only
-            g = torch.Generator().manual_seed(_sample_seed(self.seed, i, 0))
-            for k, v in self.pose_sampler.draw(1, g).items():
-                draws.setdefault(k, []).append(v)
-            shapes.append(self.shape_sampler.sample(1, g))
-            cam_gens.append(torch.Generator().manual_seed(_sample_seed(self.seed, i, 1)))
-        pose = self.pose_sampler.from_draws({k: torch.cat(v) for k, v in draws.items()})
-        shape = torch.cat(shapes)
+        dev = self.device
+        # counter-based random numbers: a sample depends on (seed, index) only, on any device.
+        # Poses and shapes (a few numbers per sample) are drawn on the CPU, the rest on `dev`.
+        source = CounterRandom(self.seed, indices, _STREAM_POSE)
+        pose = self.pose_sampler.from_draws(self.pose_sampler.draw(len(indices), source))
+        shape = self.shape_sampler.sample(len(indices), source)
         dtype = self.model.dtype
         with torch.no_grad():
-            verts = self.model(pose.to(dtype), shape.to(dtype))
+            verts = self.model(pose.to(device=dev, dtype=dtype), shape.to(device=dev, dtype=dtype))
             if self._world is not None:  # into meshgraph's z-up world
-                verts = verts @ self._world.to(dtype).T
-            joints = torch.einsum("jv,bvc->bjc", self.regressor.to(dtype), verts)
-            mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(dtype), verts)
+                verts = verts @ self._world.to(device=dev, dtype=dtype).T
+            joints = torch.einsum("jv,bvc->bjc", self.regressor.to(dev, dtype), verts)
+            mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(dev, dtype), verts)
         root_world = joints[:, self.joint_set.root].double()
-        cam = sample_cameras(root_world, cam_gens, self.camera_ranges)  # one generator per sample
+        cams = CounterRandom(self.seed, indices, _STREAM_CAMERA, device=dev)
+        cam = sample_cameras(root_world, cams, self.camera_ranges)
         kp = project(joints.double(), cam)
         rot = cam.rotation
         root_cam = cam.to_camera(root_world[:, None])[:, 0]
@@ -335,17 +347,16 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
 
     def canonical_names(self, indices: Sequence[int]) -> list[str]:
         """The canonical pose each sample of ``indices`` was perturbed from (``"sitting"``, ...)."""
-        names = []
-        for i in self._check_indices(indices):
-            g = torch.Generator().manual_seed(_sample_seed(self.seed, i, 0))
-            names.append(self.pose_sampler.canonical[int(self.pose_sampler.draw(1, g)["which"])])
-        return names
+        indices = self._check_indices(indices)
+        source = CounterRandom(self.seed, indices, _STREAM_POSE)
+        which = self.pose_sampler.draw(len(indices), source)["which"]
+        return [self.pose_sampler.canonical[int(w)] for w in which]
 
     def _noisy(self, clean: Tensor, indices: list[int]) -> Tensor:
         if self.noise == "none":
             return clean
-        gens = [torch.Generator().manual_seed(_sample_seed(self.noise_seed, i, 2 + self._epoch))
-                for i in indices]  # fmt: skip
+        gens = CounterRandom(self.noise_seed, indices, _STREAM_NOISE + self._epoch,
+                             device=clean.device)  # fmt: skip
         x = clean.double()
         if self.noise == "posefix":
             x = posefix_noise(x, gens, self.joint_set)
@@ -410,7 +421,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             part = self.generate(range(lo, min(lo + 64, stop)))
             for k, v in part.items():
                 data.setdefault(k, []).append(v)
-        data = {k: torch.cat(v) for k, v in data.items()}
+        data = {k: torch.cat(v).cpu() for k, v in data.items()}  # shards live on the CPU
         data["config_hash"] = self.config_hash()
         data["shard"] = shard
         if self._cache_writable:
@@ -462,4 +473,4 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             data = self._shards[shard]
             for k in _GEOMETRY_KEYS:
                 out.setdefault(k, []).append(data[k][offset])
-        return {k: torch.stack(v) for k, v in out.items()}
+        return {k: torch.stack(v).to(self.device) for k, v in out.items()}
