@@ -18,22 +18,27 @@ def body():
 
 
 @pytest.mark.parametrize("joint_set", ["coco", "h36m"])
-def test_synthetic_batch64(benchmark, body, joint_set):
+def test_synthetic_batch64(benchmark, body, joint_set, device):
+    """A batch made on ``device`` (the body model moves there with the dataset)."""
     from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 
-    ds = SyntheticPoseMeshDataset(body, 10_000, joint_set=joint_set, seed=0)
+    ds = SyntheticPoseMeshDataset(body, 10_000, joint_set=joint_set, seed=0, device=device)
     counter = iter(range(0, 10_000, 64))
-    benchmark.group = "data-synthetic-body-B64"
+    benchmark.group = f"data-synthetic-body-B64-{device}"
 
     def step():
         start = next(counter)
-        return ds.__getitems__(range(start, start + 64))
+        out = ds.__getitems__(range(start, start + 64))
+        if ds.device.type == "cuda":
+            torch.cuda.synchronize()
+        return out
 
     benchmark.pedantic(step, warmup_rounds=1, rounds=5, iterations=1)
     _record_rate(benchmark, "samples_per_s")
 
 
 def test_anny_forward_batch64(benchmark, body):
+    body.to("cpu")
     benchmark.group = "data-anny-forward-B64"
     pose = 0.2 * torch.randn(64, body.num_bones, 3, generator=torch.Generator().manual_seed(0))
     shape = torch.rand(64, 6, generator=torch.Generator().manual_seed(1))

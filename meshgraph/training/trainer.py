@@ -502,8 +502,8 @@ class Trainer:
         bs = self.config.batch_size
         mine = indices[s * bs : (s + 1) * bs][self.rank :: self.world]
         batch = self.dataset.__getitems__(mine.tolist())
-        if self.device.type == "cuda":
-            batch = {k: v.pin_memory() for k, v in batch.items()}
+        if self.device.type == "cuda":  # pinned host memory copies asynchronously
+            batch = {k: v.pin_memory() if v.device.type == "cpu" else v for k, v in batch.items()}
         return batch
 
     def _load_async(self, indices: Tensor, s: int) -> Future | None:
