@@ -183,7 +183,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     rows = {}
     for label, noise in (("ground-truth 2D", "none"), ("noisy 2D", "auto")):
         data = SyntheticPoseMeshDataset(body, args.samples, joint_set=model.joint_set.name,  # type: ignore[arg-type]
-                                        seed=HELD_OUT_SEED + args.seed, noise=noise)  # fmt: skip
+                                        seed=HELD_OUT_SEED + args.seed, noise=noise,
+                                        device=args.device)  # fmt: skip
         rows[label] = evaluate(model, data)
     keys = list(next(iter(rows.values())))
     print(f"{'input':<18}" + "".join(f"{k:>14}" for k in keys))

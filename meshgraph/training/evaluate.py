@@ -74,14 +74,14 @@ def evaluate(
             out = model(batch["keypoints_2d"].to(device))
             pv = out["vertices"].double().cpu()
             pj = out["mesh_joints_3d"].double().cpu()
-            gv = batch["vertices"].double()
-            gj = batch["mesh_joints_3d"].double()
+            gv = batch["vertices"].double().cpu()  # batches may be made on another device
+            gj = batch["mesh_joints_3d"].double().cpu()
             m = {
                 "mpjpe": mpjpe(pj, gj, root=root),
                 "pa_mpjpe": pa_mpjpe(pj, gj),
                 "posenet_mpjpe": mpjpe(
                     out["joints_3d"].double().cpu(),
-                    batch["joints_3d"].double(),
+                    batch["joints_3d"].double().cpu(),
                     root=dataset.joint_set.root,
                 ),
                 "mpvpe": mpvpe(pv, gv, pj[:, root], gj[:, root]),

@@ -276,11 +276,13 @@ def _run(
     torch.manual_seed(cfg.seed)
     model = Pose2Mesh.from_body(body, model_cfg)
     train_cfg = TrainConfig(seed=cfg.seed, **cfg.train)
-    train = SyntheticPoseMeshDataset(body, cfg.train_samples, joint_set=joint_set, seed=cfg.seed)
-    test_clean = SyntheticPoseMeshDataset(body, cfg.test_samples, joint_set=joint_set,
-                                          seed=HELD_OUT_SEED + cfg.seed, noise="none")  # fmt: skip
-    test_noisy = SyntheticPoseMeshDataset(body, cfg.test_samples, joint_set=joint_set,
-                                          seed=HELD_OUT_SEED + cfg.seed)  # fmt: skip
+    # the data are made on the training device: a GPU run never waits on the CPU for them
+    data_kw = {"joint_set": joint_set, "device": cfg.device}
+    train = SyntheticPoseMeshDataset(body, cfg.train_samples, seed=cfg.seed, **data_kw)
+    test_clean = SyntheticPoseMeshDataset(body, cfg.test_samples, seed=HELD_OUT_SEED + cfg.seed,
+                                          noise="none", **data_kw)  # fmt: skip
+    test_noisy = SyntheticPoseMeshDataset(body, cfg.test_samples, seed=HELD_OUT_SEED + cfg.seed,
+                                          **data_kw)  # fmt: skip
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{body.name}: {body.num_vertices} vertices, hierarchy {model.hierarchy.sizes}, "
           f"{n_params / 1e6:.2f} M parameters, {joint_set} input", flush=True)  # fmt: skip
@@ -327,7 +329,7 @@ def _run(
                                              for k in clean)])  # fmt: skip
     atomic_write(out / "results.csv", lambda fh: fh.write(table.getvalue().encode()))
     # one predicted mesh and a figure
-    batch = test_noisy.__getitems__([0])
+    batch = {k: v.cpu() for k, v in test_noisy.__getitems__([0]).items()}
     with torch.no_grad():
         pred = model(batch["keypoints_2d"].to(cfg.device))["vertices"].cpu()
     faces = body.faces.cpu().numpy()
