@@ -72,10 +72,14 @@ def reuse_cpu_memory(enable: bool = True) -> bool:
     batch 64 that was about half of a Pose2Mesh forward pass on a 2-core CPU. This switches
     ``mmap`` off for ``malloc`` and never trims the heap (``mallopt(M_MMAP_MAX, 0)``,
     ``mallopt(M_TRIM_THRESHOLD, -1)``), so freed blocks are reused: a long-running process
-    keeps its peak memory instead of returning it. It changes the whole process, so meshgraph
-    never does it on import: the ``meshgraph`` command and :func:`meshgraph.training.pipeline.run`
-    call it; call it yourself in a training or inference script (the same as setting
-    ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1`` before starting Python).
+    keeps its peak memory instead of returning it. Reuse is glibc's best effort, not a
+    guarantee: now and then a small allocation takes the place of a freed block and the next
+    large tensor grows the heap instead (in a test of three 200 MB tensors, about 1 run in 7
+    faulted one of them; a training loop settles after its first steps). It changes the whole
+    process, so meshgraph never does it on import: the ``meshgraph`` command and
+    :func:`meshgraph.training.pipeline.run` call it; call it yourself in a training or
+    inference script (the same as setting ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1``
+    before starting Python).
 
     Args:
         enable: ``False`` restores glibc's defaults (65,536 mmaps, 128 KiB trim threshold).

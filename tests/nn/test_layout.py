@@ -157,7 +157,13 @@ def test_a_decoder_chain_makes_no_layout_copies():
 
 
 def test_reuse_cpu_memory_stops_page_faults_on_large_tensors():
-    """In a fresh process: a second 200 MB tensor page-faults anew by default, not after."""
+    """In a fresh process: every new 200 MB tensor page-faults anew by default, not after.
+
+    After three warm-up allocations, three more are counted. glibc's heap can still miss one
+    of them now and then (a small allocation lands where the freed block was, and the aligned
+    request no longer fits: seen in about 1 of 7 runs), so the bound is half the default's
+    faults, not zero.
+    """
     pytest.importorskip("resource")
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc only")
@@ -165,9 +171,11 @@ def test_reuse_cpu_memory_stops_page_faults_on_large_tensors():
         import resource, sys, torch
         from meshgraph.devices import reuse_cpu_memory
         applied = reuse_cpu_memory() if sys.argv[1] == "1" else None
-        x = torch.ones(50_000_000); del x
+        for _ in range(3):
+            x = torch.ones(50_000_000); del x
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        x = torch.ones(50_000_000); del x
+        for _ in range(3):
+            x = torch.ones(50_000_000); del x
         print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     """)
     runs = {}
@@ -178,5 +186,5 @@ def test_reuse_cpu_memory_stops_page_faults_on_large_tensors():
     if runs["1"][0] != "True":
         pytest.skip("mallopt not available (not glibc)")
     pages = 200_000_000 // 4096
-    assert runs["0"][1] > pages // 2  # the default: a fresh mapping, faulted page by page
-    assert runs["1"][1] < pages // 50  # reused: almost no new faults
+    assert runs["0"][1] > 2.5 * pages  # the default: every tensor a fresh mapping, page by page
+    assert runs["1"][1] < runs["0"][1] / 2  # reused: at most one of the three faults
