@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     def one_line_warning(message, category, filename, lineno, file=None, line=None):
         print(f"meshgraph {args.command}: warning: {_one_line(message)}", file=sys.stderr)
 
-    if args.command in ("train", "evaluate", "predict"):
+    if args.command in ("evaluate", "predict"):  # train: pipeline.run does it
         from meshgraph.devices import reuse_cpu_memory
 
         reuse_cpu_memory()  # large batches: reuse freed memory instead of page-faulting anew

@@ -12,7 +12,6 @@ __all__ = ["check_device", "check_same_device", "reuse_cpu_memory"]
 # glibc's mallopt parameters
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_REUSE_STATE = {"enabled": False}
 
 
 def check_device(device: str | torch.device) -> torch.device:
@@ -99,7 +98,6 @@ def reuse_cpu_memory(enable: bool = True) -> bool:
         ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, -1) == 1
     else:
         ok = mallopt(_M_MMAP_MAX, 65536) == 1 and mallopt(_M_TRIM_THRESHOLD, 128 * 1024) == 1
-    _REUSE_STATE["enabled"] = bool(ok and enable)
     return bool(ok)
 
 

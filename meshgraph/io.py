@@ -83,7 +83,7 @@ def load_torch(
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = _first_line(err)
         if "weights only load failed" in str(err).lower():
             raise UnsafeFileError(
                 f"{path}: refused to load this {what}: it holds Python objects other than "
@@ -91,9 +91,14 @@ def load_torch(
             ) from None
         raise ValueError(f"{path} is not a readable {what} ({first})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        msg = f"{path} is not a readable {what}: truncated or corrupt ({first})"
+        msg = f"{path} is not a readable {what}: truncated or corrupt ({_first_line(err)})"
         raise ValueError(msg) from None
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error's message (torch's are long), or its type's name."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _read_numpy(path: Path, what: str, archive: bool) -> Any:
@@ -347,7 +352,7 @@ class FolderInUseError(RuntimeError):
 
 
 _LOCK_NAME = ".meshgraph.lock"
-_HELD: dict[Path, int] = {}  # folders this process holds -> nesting depth
+_HELD: set[Path] = set()  # folders this process holds (a nested lock on one is a no-op)
 
 
 @contextlib.contextmanager
@@ -377,11 +382,7 @@ def folder_lock(folder: str | os.PathLike, *, enabled: bool = True) -> Iterator[
     folder.mkdir(parents=True, exist_ok=True)
     key = folder.resolve()
     if key in _HELD:
-        _HELD[key] += 1
-        try:
-            yield folder
-        finally:
-            _HELD[key] -= 1
+        yield folder
         return
     fh = open(key / _LOCK_NAME, "a+")  # held open for the whole block
     try:
@@ -396,11 +397,11 @@ def folder_lock(folder: str | os.PathLike, *, enabled: bool = True) -> Iterator[
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         fh.flush()
-        _HELD[key] = 1
+        _HELD.add(key)
         try:
             yield folder
         finally:
-            del _HELD[key]
+            _HELD.discard(key)
     finally:
         fh.close()  # closing the file releases the lock
 

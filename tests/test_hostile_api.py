@@ -417,3 +417,15 @@ def test_train_config_needs_one_epoch():
 def test_pose2mesh_config_refuses_impossible_networks(field, value):
     with pytest.raises(ValueError, match=field):
         Pose2MeshConfig(**{field: value})
+
+
+def test_refuse_existing_run(tmp_path):
+    from meshgraph.training.trainer import refuse_existing_run
+
+    refuse_existing_run(tmp_path)  # an empty folder: fine
+    refuse_existing_run(tmp_path / "not yet made")
+    (tmp_path / "checkpoint.pt").write_bytes(b"x")
+    with pytest.raises(
+        FileExistsError, match=r"already holds a training run.*--resume.*--overwrite"
+    ):
+        refuse_existing_run(tmp_path)

@@ -187,11 +187,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             raise ValueError(f"noise must be one of {_NOISE_KINDS}, got {noise!r}")
         from meshgraph.devices import check_device
 
+        tensors = [*model.parameters(), *model.buffers()]
         if device is None:  # where the body model lives
-            tensors = [*model.parameters(), *model.buffers()]
             device = tensors[0].device if tensors else "cpu"
         self.device = check_device(device)
-        if any(t.device != self.device for t in [*model.parameters(), *model.buffers()]):
+        if any(t.device != self.device for t in tensors):
             model = model.to(self.device)
         self.model = model
         self.length = int(length)

@@ -36,6 +36,6 @@ def as_rows(x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
 
 def gather_vertices(x: Tensor, index: Tensor) -> Tensor:
     """``x[..., index, :]`` along the vertex axis, keeping a vertex-major layout."""
-    if x.dim() == 3 and is_vertex_major(x):
+    if is_vertex_major(x):
         return x.transpose(0, 1).index_select(0, index).transpose(0, 1)
     return x.index_select(-2, index)

@@ -32,7 +32,7 @@ from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 from meshgraph.io import atomic_write, folder_lock
 from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig
 from meshgraph.training.evaluate import evaluate, mean_mesh_baseline
-from meshgraph.training.trainer import TrainConfig, Trainer
+from meshgraph.training.trainer import TrainConfig, Trainer, refuse_existing_run
 
 __all__ = ["PRESETS", "RunConfig", "build_body", "run"]
 
@@ -255,11 +255,8 @@ def _run(
     from meshgraph.bodies.joint_sets import get_joint_set
     from meshgraph.viz import save_obj, save_ply
 
-    if not resume and not overwrite and (out / "checkpoint.pt").exists():
-        raise FileExistsError(
-            f"{out} already holds a training run (checkpoint.pt); resume it (--resume), start "
-            "afresh over it (--overwrite) or choose another output folder"
-        )
+    if not resume and not overwrite:  # before minutes of set-up, not only in the trainer
+        refuse_existing_run(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     body = build_body(cfg)

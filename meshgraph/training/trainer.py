@@ -48,7 +48,7 @@ from meshgraph.io import atomic_write, folder_lock, load_torch
 from meshgraph.losses import edge_length_loss, normal_vector_loss
 from meshgraph.models.pose2mesh import Pose2Mesh
 
-__all__ = ["TrainConfig", "Trainer", "pose2mesh_losses"]
+__all__ = ["TrainConfig", "Trainer", "pose2mesh_losses", "refuse_existing_run"]
 
 
 @dataclass
@@ -174,6 +174,20 @@ def pose2mesh_losses(
             total = total + cfg.w_edge * terms["edge"]
     terms["total"] = total
     return terms
+
+
+def refuse_existing_run(out_dir: str | os.PathLike) -> None:
+    """Refuse to start a fresh run in a folder that holds another run's ``checkpoint.pt``.
+
+    Raises:
+        FileExistsError: With what to do instead (``--resume``, ``--overwrite``, another
+            folder).
+    """
+    if (Path(out_dir) / "checkpoint.pt").exists():
+        raise FileExistsError(
+            f"{out_dir} already holds a training run (checkpoint.pt); resume it (--resume), "
+            "start afresh over it (--overwrite) or choose another output folder"
+        )
 
 
 class Trainer:
@@ -432,12 +446,8 @@ class Trainer:
             start_epoch, start_step = self._load_checkpoint()
         elif not resume:
             # every rank checks, so that all of them stop together (shared output folder)
-            if not overwrite and self.checkpoint_path().exists():
-                raise FileExistsError(
-                    f"{self.out_dir} already holds a training run ({self.checkpoint_path().name});"
-                    " resume it (--resume), start afresh over it (--overwrite) or choose another "
-                    "output folder"
-                )
+            if not overwrite:
+                refuse_existing_run(self.out_dir)
             torch.manual_seed(cfg.seed)
         bar = self._bar(start_epoch * cfg.steps_per_epoch + start_step)
         for epoch in range(start_epoch, cfg.total_epochs):
