@@ -90,6 +90,9 @@ def _train(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             train[key] = value
+    for key in ("bf16", "compile"):
+        if getattr(args, key):
+            train[key] = True
     model: dict = {"layout": args.layout, "variant": args.variant}
     if args.posenet_width is not None:
         model["posenet_width"] = args.posenet_width
@@ -363,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU threads (torch)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in the forward pass")
+    p.add_argument("--compile", action="store_true", help="torch.compile the forward pass")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
     p.add_argument("--out", default=None, help="output folder (default outputs/pose2mesh_KIND)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

@@ -80,6 +80,50 @@ def test_losses_match_naive_loops(sphere):
     assert laplacian_loss(pred, mesh, target).item() == pytest.approx(np.mean(ref2), rel=1e-10)
 
 
+def _naive_per_edge(p, t, faces):
+    """(B, F, 3) normal and edge-length terms, edges b - a, c - a, c - b, by loops."""
+    normal = np.zeros((p.shape[0], len(faces), 3))
+    length = np.zeros_like(normal)
+    for b in range(p.shape[0]):
+        for i, (a, bb, c) in enumerate(faces):
+            n = np.cross(t[b, bb] - t[b, a], t[b, c] - t[b, a])
+            n /= np.linalg.norm(n)
+            for k, (u, v) in enumerate(((a, bb), (a, c), (bb, c))):
+                e = p[b, v] - p[b, u]
+                normal[b, i, k] = abs(np.dot(e / np.linalg.norm(e), n))
+                length[b, i, k] = abs(np.linalg.norm(e) - np.linalg.norm(t[b, v] - t[b, u]))
+    return normal, length
+
+
+@pytest.mark.parametrize("vertex_major", [False, True])
+def test_per_edge_terms_match_loops_in_either_memory_layout(sphere, vertex_major):
+    """reduction="none" gives (B, F, 3) in face and edge order, whatever the input's strides."""
+    pred, target, mesh = _pair(sphere)
+    normal, length = _naive_per_edge(pred.numpy(), target.numpy(), mesh.faces.numpy())
+    if vertex_major:  # a decoder's output: a (B, V, 3) view of (V, B, 3) storage
+        pred = pred.transpose(0, 1).contiguous().transpose(0, 1)
+        assert not pred.is_contiguous()
+    ours = normal_vector_loss(pred, target, mesh, reduction="none")
+    np.testing.assert_allclose(ours.numpy(), normal, rtol=1e-10, atol=1e-13)
+    ours = edge_length_loss(pred, target, mesh, reduction="none")
+    np.testing.assert_allclose(ours.numpy(), length, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("loss", [normal_vector_loss, edge_length_loss])
+def test_surface_loss_gradients(loss):
+    """Finite differences of the float64 loss, for the prediction and the target."""
+    v, f = icosphere_vertices_faces(0)
+    mesh = MeshTopology(f)
+    g = torch.Generator().manual_seed(2)
+    target = torch.tensor(v).expand(2, -1, -1) + 0.1 * torch.randn(
+        2, len(v), 3, generator=g, dtype=torch.float64
+    )
+    pred = target + 0.05 * torch.randn(target.shape, generator=g, dtype=torch.float64)
+    pred.requires_grad_(True)
+    target = target.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p, t: loss(p, t, mesh), (pred, target))
+
+
 def test_joint_loss_dense_and_sparse_regressor(sphere):
     pred, target, mesh = _pair(sphere)
     g = torch.Generator().manual_seed(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable
@@ -130,6 +131,104 @@ class _ChebConvFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
+class _ChebConvProjectFirst(torch.autograd.Function):
+    """The same convolution, mixing channels first: for layers that narrow the features.
+
+    ``sum_k T_k(L) X Theta_k = sum_k T_k(L) Z_k`` with ``Z_k = X Theta_k``: one GEMM
+    ``X [Theta_0 .. Theta_{K-1}]`` gives every ``Z_k``, and Clenshaw's recurrence
+    ``b_k = Z_k + 2 L b_{k+1} - b_{k+2}``, ``out = Z_0 + L b_1 - b_2`` applies the operator on
+    ``F_out`` channels instead of ``F_in``. Backward: the Chebyshev terms ``S_k = T_k(L) G`` of
+    the output gradient (also on ``F_out`` channels) give both gradients in one GEMM each,
+    ``X^T [S_0 .. S_{K-1}]`` and ``[S_0 .. S_{K-1}] [Theta_0 .. Theta_{K-1}]^T``. Only ``X``
+    is kept for the backward pass, not the ``K`` terms.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        op: _Operator,
+        rows: int,
+    ) -> Tensor:
+        k, f_in, f_out = weight.shape
+        n = x.shape[0]
+        # (V, B, K, F_out): Z_k is the strided slice [:, :, k]
+        z = torch.mm(x.view(rows, f_in), _stacked(weight)).view(n, rows // n, k, f_out)
+        if k == 1:
+            out = z[:, :, 0].reshape(n, -1)
+        else:
+            b_next2: Tensor | None = None
+            b_next = z[:, :, k - 1].reshape(n, -1)  # a contiguous (V, B*F_out) copy
+            for i in range(k - 2, 0, -1):
+                b_i = op.addmm(b_next2, b_next, alpha=2.0, beta=-1.0)
+                b_i.view(n, -1, f_out).add_(z[:, :, i])
+                b_next2, b_next = b_next, b_i
+            out = op.addmm(b_next2, b_next, alpha=1.0, beta=-1.0)
+            out.view(n, -1, f_out).add_(z[:, :, 0])
+        out = out.view(rows, f_out)
+        if bias is not None:
+            out.add_(bias)
+        ctx.op = op
+        ctx.rows = rows
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, weight)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        k, f_in, f_out = weight.shape
+        rows, op = ctx.rows, ctx.op
+        n = x.shape[0]
+        g = grad.contiguous().view(n, -1)
+        # S_0 = G, S_1 = L G, S_k = 2 L S_{k-1} - S_{k-2}, gathered as (V, B, K, F_out)
+        s = torch.empty((n, rows // n, k, f_out), dtype=grad.dtype, device=grad.device)
+        s[:, :, 0] = g.view(n, -1, f_out)
+        if k > 1:
+            prev2, prev = g, op.addmm(None, g)
+            s[:, :, 1] = prev.view(n, -1, f_out)
+            for i in range(2, k):
+                cur = op.addmm(prev2, prev, alpha=2.0, beta=-1.0)
+                s[:, :, i] = cur.view(n, -1, f_out)
+                prev2, prev = prev, cur
+        s = s.view(rows, k * f_out)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.mm(s, _stacked(weight).t()).view(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.mm(x.view(rows, f_in).t(), s).view(f_in, k, f_out).transpose(0, 1)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0)
+        return grad_x, grad_w, grad_b, None, None
+
+
+def _stacked(weight: Tensor) -> Tensor:
+    """``(K, F_in, F_out)`` weights as the ``(F_in, K*F_out)`` matrix ``[Theta_0 .. Theta_K-1]``."""
+    k, f_in, f_out = weight.shape
+    return weight.transpose(0, 1).reshape(f_in, k * f_out)
+
+
+def _projects_first(k: int, f_in: int, f_out: int) -> bool:
+    """Whether :class:`_ChebConvProjectFirst` is the faster formulation for these widths."""
+    return k > 1 and 2 * f_out <= f_in
+
+
+def _autocast_dtype(backend: str, device_type: str, weight_dtype: torch.dtype) -> torch.dtype:
+    """The dtype a convolution computes in under :func:`torch.autocast`.
+
+    A dense operator runs in the autocast dtype (a GEMM, as in ``nn.Linear``). The sparse
+    backends keep the layer's own floating dtype: torch's CSR product has no bfloat16 or
+    float16 kernel on the CPU, and on a 2-core CPU casting the Chebyshev terms to bfloat16 for
+    the GEMMs alone saved only a fifth of their time (the casts cost the rest).
+    """
+    if backend == "dense":
+        return torch.get_autocast_dtype(device_type)
+    return weight_dtype
+
+
 class MeshChebConv(nn.Module):
     r"""Chebyshev spectral graph convolution on a fixed topology.
 
@@ -157,6 +256,12 @@ class MeshChebConv(nn.Module):
     batch 32, 64 channels, on a 2-core CPU). The backward pass keeps only the ``K`` terms and
     evaluates the input gradient with Clenshaw's recurrence.
 
+    A layer that at least halves the width (``2 * F_out <= F_in``, such as a decoder's
+    ``32 -> 3`` head) mixes the channels first instead: one GEMM gives every ``X Theta_k``,
+    and Clenshaw's recurrence applies the operator on ``F_out`` channels rather than ``F_in``
+    (the same sum, reassociated). The ``32 -> 3`` head on 1,229 vertices at batch 64 runs its
+    forward and backward 2.4x faster this way; for ``40 -> 32`` the usual order is faster.
+
     Args:
         in_channels: Input features per vertex ``F_in``.
         out_channels: Output features per vertex ``F_out``.
@@ -168,6 +273,10 @@ class MeshChebConv(nn.Module):
         backend: ``"sparse"`` (torch CSR), ``"dense"`` (a dense ``V x V`` operator, for small
             graphs), ``"torch_sparse"`` (``torch_sparse.SparseTensor``, if installed) or
             ``"auto"``: dense up to :data:`DENSE_MAX_VERTICES` vertices, else sparse.
+
+    Under :func:`torch.autocast` the dense backend computes in the autocast dtype; the sparse
+    backends compute in the layer's dtype (there is no reduced-precision CSR product on the
+    CPU), so their output keeps it.
 
     Shapes:
         - input: ``(B, V, F_in)`` or ``(V, F_in)``
@@ -318,11 +427,19 @@ class MeshChebConv(nn.Module):
         t0 = xb.transpose(0, 1).reshape(n, b * f_in)
         if not t0.is_contiguous():  # e.g. a channel slice of a wider tensor, batch 1
             t0 = t0.contiguous()
-        weight = self.weight if self.weight.dtype == x.dtype else self.weight.to(x.dtype)
+        dtype = x.dtype
+        device_type = x.device.type
+        autocast = torch.is_autocast_enabled(device_type)
+        if autocast:  # mixed precision: see _autocast_dtype
+            dtype = _autocast_dtype(self.backend, device_type, self.weight.dtype)
+            t0 = t0.to(dtype)
+        weight = self.weight if self.weight.dtype == dtype else self.weight.to(dtype)
         bias = self.bias
-        if bias is not None and bias.dtype != x.dtype:
-            bias = bias.to(x.dtype)
-        out = _ChebConvFunction.apply(t0, weight, bias, self._operator(x.dtype), n * b)
+        if bias is not None and bias.dtype != dtype:
+            bias = bias.to(dtype)
+        fn = _ChebConvProjectFirst if _projects_first(*weight.shape) else _ChebConvFunction
+        with torch.autocast(device_type, enabled=False) if autocast else contextlib.nullcontext():
+            out = fn.apply(t0, weight, bias, self._operator(dtype), n * b)
         out = out.view(n, b, self.out_channels).transpose(0, 1)
         return out if batched else out[0]
 

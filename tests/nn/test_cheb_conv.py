@@ -13,6 +13,7 @@ from meshgraph._optional import WITH_TORCH_SPARSE
 from meshgraph.generators import grid_mesh, icosphere, torus_mesh
 from meshgraph.mesh import GraphTopology
 from meshgraph.nn import MeshChebConv
+from meshgraph.nn.cheb_conv import _projects_first
 from tests.helpers import dense_cheb_conv
 
 BACKENDS = [
@@ -39,21 +40,32 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a - b).norm() / b.norm()).detach())
 
 
+# (6, 5): terms first; (7, 3): channels mixed first (a layer that at least halves the width)
+WIDTHS = [(6, 5), (7, 3)]
+
+
+def test_both_formulations_are_exercised():
+    assert not _projects_first(3, 6, 5)
+    assert _projects_first(3, 7, 3)
+    assert not _projects_first(1, 7, 3)  # K = 1 has no operator to apply
+
+
 @pytest.mark.parametrize("dtype_name, tol", [("float32", 1e-5), ("float64", 1e-10)])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("K", [1, 2, 3, 5])
-def test_matches_pyg_chebconv(dtype_name, tol, backend, K):
+@pytest.mark.parametrize("widths", WIDTHS)
+def test_matches_pyg_chebconv(dtype_name, tol, backend, K, widths):
     dtype = getattr(torch, dtype_name)
     mesh = icosphere(3)
-    conv = MeshChebConv(6, 5, K, mesh, backend=backend).to(dtype)
+    conv = MeshChebConv(*widths, K, mesh, backend=backend).to(dtype)
     with torch.no_grad():
         conv.bias.normal_()
     pyg = _pyg_twin(conv)
-    x = torch.randn(4, mesh.num_vertices, 6, dtype=dtype, requires_grad=True)
+    x = torch.randn(4, mesh.num_vertices, widths[0], dtype=dtype, requires_grad=True)
     lam = torch.tensor(mesh.lambda_max, dtype=dtype)
     ours = conv(x)
     ref = pyg(x, mesh.edge_index, lambda_max=lam)
-    assert ours.shape == ref.shape == (4, mesh.num_vertices, 5)
+    assert ours.shape == ref.shape == (4, mesh.num_vertices, widths[1])
     assert _rel_err(ours, ref) <= tol
     # gradients w.r.t. input and weights agree too
     g = torch.randn_like(ref)
@@ -79,17 +91,18 @@ def test_pose2mesh_rescale_matches_pyg_with_four_lambda():
 
 @pytest.mark.parametrize("rescale", ["textbook", "pose2mesh"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_self_loops_and_weights_against_dense_reference(rescale, backend):
+@pytest.mark.parametrize("widths", [(3, 4), (9, 4)])
+def test_self_loops_and_weights_against_dense_reference(rescale, backend, widths):
     """Coarse levels have self-loops and weights; PyG cannot do these, a dense float64 loop can."""
     hierarchy = MeshHierarchy.build(icosphere(2), num_levels=3)
     top = hierarchy.topologies[2]
     assert top.has_self_loops
     w = top.adjacency.toarray()
     assert w.max() > 1
-    conv = MeshChebConv(3, 4, 4, top, rescale=rescale, backend=backend).double()
+    conv = MeshChebConv(*widths, 4, top, rescale=rescale, backend=backend).double()
     with torch.no_grad():
         conv.bias.normal_()
-    x = np.random.default_rng(1).standard_normal((3, top.num_vertices, 3))
+    x = np.random.default_rng(1).standard_normal((3, top.num_vertices, widths[0]))
     ref = dense_cheb_conv(x, w, conv.weight.detach().numpy(), conv.bias.detach().numpy(), rescale)
     out = conv(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
@@ -138,10 +151,11 @@ def test_backends_agree(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("K", [1, 2, 3, 4])
-def test_gradcheck(backend, K):
+@pytest.mark.parametrize("widths", [(2, 3), (5, 2)])
+def test_gradcheck(backend, K, widths):
     mesh = icosphere(0)
-    conv = MeshChebConv(2, 3, K, mesh, backend=backend).double()
-    x = torch.randn(2, mesh.num_vertices, 2, dtype=torch.float64, requires_grad=True)
+    conv = MeshChebConv(*widths, K, mesh, backend=backend).double()
+    x = torch.randn(2, mesh.num_vertices, widths[0], dtype=torch.float64, requires_grad=True)
     weight = conv.weight.detach().clone().requires_grad_(True)
     bias = conv.bias.detach().clone().requires_grad_(True)
 

@@ -24,11 +24,11 @@ CFG = {"posenet_epochs": 1, "epochs": 2, "samples_per_epoch": 96, "batch_size": 
        "checkpoint_every": 2, "edge_loss_start": 1}  # fmt: skip
 
 
-def _setup(hand, seed=0):
+def _setup(hand, seed=0, **model_kw):
     torch.manual_seed(seed)
     ds = SyntheticPoseMeshDataset(hand, 5000, joint_set="hand", seed=1)
     model = Pose2Mesh.from_body(hand, joint_set="hand", mesh_joint_set="hand", num_levels=5,
-                                posenet_width=32, coarse_channels=8)  # fmt: skip
+                                posenet_width=32, coarse_channels=8, **model_kw)  # fmt: skip
     return model, ds
 
 
@@ -159,4 +159,126 @@ def test_prefetching_changes_no_number(hand, tmp_path):
         weights[prefetch] = _weights(model)
     for k, v in weights[False].items():
         torch.testing.assert_close(weights[True][k], v, rtol=0, atol=0, msg=k)
-    assert Trainer(*_setup(hand), TrainConfig(**CFG), tmp_path / "c").prefetch is False  # CPU
+    default = Trainer(*_setup(hand), TrainConfig(**CFG), tmp_path / "c")  # on the CPU:
+    assert default.prefetching(1) and not default.prefetching(2)  # PoseNet alone leaves a core
+    forced = Trainer(*_setup(hand), TrainConfig(**CFG), tmp_path / "d", prefetch=False)
+    assert not forced.prefetching(1)
+
+
+def test_default_prefetching_changes_no_number(hand, tmp_path):
+    """The CPU default (a thread in stage 1 only) trains the same weights as none at all."""
+    weights = {}
+    for prefetch in (False, None):
+        model, ds = _setup(hand)
+        cfg = TrainConfig(**(CFG | {"max_steps": 9}))  # 6 stage-1 steps, 3 of stage 2
+        Trainer(model, ds, cfg, tmp_path / str(prefetch), progress=False,
+                prefetch=prefetch).fit()  # fmt: skip
+        weights[prefetch] = _weights(model)
+    for k, v in weights[False].items():
+        torch.testing.assert_close(weights[None][k], v, rtol=0, atol=0, msg=k)
+
+
+def test_fused_adam_takes_the_steps_of_the_reference_adam():
+    """The trainer's Adam uses the fused kernel; its steps equal torch's default Adam's."""
+    from meshgraph.training.trainer import _optimizer
+
+    torch.manual_seed(0)
+    params = [torch.randn(40, 30), torch.randn(30)]
+    ours = [p.clone().requires_grad_() for p in params]
+    ref = [p.clone().requires_grad_() for p in params]
+    opt = _optimizer(torch.optim.Adam, [{"params": ours}], 1e-2)
+    assert opt.defaults["fused"] is True
+    ref_opt = torch.optim.Adam(ref, lr=1e-2, foreach=False)
+    for step in range(5):
+        grads = [torch.randn_like(p) * (step + 1) for p in params]
+        for p, q, g in zip(ours, ref, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref_opt.step()
+    for p, q in zip(ours, ref, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+        assert not torch.equal(p, params[0] if p.dim() == 2 else params[1])  # it moved
+    # RMSprop has no fused kernel: the plain one
+    assert not _optimizer(torch.optim.RMSprop, [{"params": ref}], 1e-2).defaults.get("fused")
+
+
+def test_bf16_autocast_trains_in_float32_weights(hand, tmp_path):
+    """bf16: the forward pass in bfloat16, weights and losses in float32, close to float32."""
+    runs, losses = {}, {}
+    start = _weights(_setup(hand)[0])
+    for bf16 in (False, True):
+        model, ds = _setup(hand)
+        cfg = TrainConfig(**(CFG | {"max_steps": 8, "bf16": bf16}))
+        history = Trainer(model, ds, cfg, tmp_path / str(bf16), progress=False).fit()
+        losses[bf16] = history[0]["loss_total"]  # stage 1, the first epoch
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+        runs[bf16] = (model, _weights(model))
+
+    def update(weights: dict) -> torch.Tensor:
+        return torch.cat([(weights[k] - v).flatten() for k, v in start.items()
+                          if v.is_floating_point() and "running" not in k])  # fmt: skip
+
+    fp32, bf16 = update(runs[False][1]), update(runs[True][1])
+    assert not torch.equal(fp32, bf16)  # bfloat16 rounding reached the weights
+    # ... but they took the same steps: the updates point the same way, the losses agree
+    assert torch.nn.functional.cosine_similarity(fp32, bf16, dim=0) > 0.9
+    assert losses[True] == pytest.approx(losses[False], rel=0.05)
+    # a run is resumed only with the same precision; a checkpoint without the field ran fp32
+    with pytest.raises(ValueError, match="another training configuration"):
+        Trainer(runs[True][0], _setup(hand)[1], TrainConfig(**(CFG | {"bf16": False})),
+                tmp_path / "True", progress=False).fit(resume=True)  # fmt: skip
+    ckpt = tmp_path / "False" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    del state["config"]["bf16"]
+    torch.save(state, ckpt)
+    Trainer(runs[False][0], _setup(hand)[1], TrainConfig(**(CFG | {"max_steps": 9})),
+            tmp_path / "False", progress=False).fit(resume=True)  # fmt: skip
+
+
+# Dynamo's tracing raises torch's own warnings (autograd.Function instantiated, .grad of
+# non-leaf tensors read); as errors, they abort the trace
+@pytest.mark.filterwarnings("ignore")
+def test_compiled_forward_trains_like_eager(hand, tmp_path):
+    """compile=True: both stages run compiled forward passes that compute the eager ones.
+
+    Without dropout (compiled code draws its masks from another generator). The weights are
+    not compared: a linear bias before BatchNorm has a zero gradient up to rounding, which
+    Adam normalises into full steps either way.
+    """
+    losses, trainers = {}, {}
+    for compile_ in (False, True):
+        model, ds = _setup(hand, posenet_dropout=0.0)
+        cfg = TrainConfig(**(CFG | {"max_steps": 8, "compile": compile_}))
+        trainer = Trainer(model, ds, cfg, tmp_path / str(compile_), progress=False)
+        losses[compile_] = trainer.fit()[0]["loss_total"]  # the stage-1 epoch
+        assert (trainer._forward is not trainer.net) is compile_
+        trainers[compile_] = trainer
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+    compiled = trainers[True]
+    assert compiled.stage == 2  # the whole model, compiled
+    compiled.model.eval()
+    x = compiled.dataset.__getitems__(list(range(4)))["keypoints_2d"]
+    with torch.no_grad():
+        out, ref = compiled._forward(x), compiled.net(x)
+    for k, v in ref.items():
+        torch.testing.assert_close(out[k], v, rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_loss_figure_is_redrawn_sparingly_and_at_the_end(hand, tmp_path, monkeypatch):
+    """losses.png: the first epoch, then at most every PLOT_EVERY_S, and the last epoch."""
+    import meshgraph.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "PLOT_EVERY_S", 3600.0)
+    drawn: list[int] = []
+    real = Trainer._plot
+
+    def counting(self):
+        drawn.append(len(self.history))
+        real(self)
+
+    monkeypatch.setattr(Trainer, "_plot", counting)
+    model, ds = _setup(hand)
+    Trainer(model, ds, TrainConfig(**CFG), tmp_path, progress=False).fit()  # 3 epochs
+    assert drawn == [1, 3]
+    assert (tmp_path / "losses.png").stat().st_size > 0
