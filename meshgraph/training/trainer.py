@@ -482,9 +482,18 @@ class Trainer:
             try:
                 return self._fit(resume, overwrite)
             finally:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=True, cancel_futures=True)
-                    self._pool = None
+                self._stop_prefetching()
+
+    def _stop_prefetching(self) -> None:
+        """End the background data thread, if any.
+
+        Not only tidiness: once a second thread has run torch operators, the OpenMP team it
+        created competes with the training thread's, and a CPU stage-2 step of the body quick
+        preset took 250-300 ms instead of 205 ms until that thread ended.
+        """
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _fit(self, resume: bool, overwrite: bool) -> list[dict[str, float]]:
         cfg = self.config
@@ -502,6 +511,8 @@ class Trainer:
             stage, stage_epoch = self._stage_of(epoch)
             if stage != self.stage:
                 self._make_optimizer(stage)
+            if not self.prefetching(stage):
+                self._stop_prefetching()
             for group in self.optimizer.param_groups:
                 group["lr"] = group["lr_scale"] * self._lr_for(stage, stage_epoch)
             self.dataset.set_epoch(epoch)

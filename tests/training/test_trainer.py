@@ -168,12 +168,16 @@ def test_prefetching_changes_no_number(hand, tmp_path):
 def test_default_prefetching_changes_no_number(hand, tmp_path):
     """The CPU default (a thread in stage 1 only) trains the same weights as none at all."""
     weights = {}
+    threads: list[tuple[int, bool]] = []
     for prefetch in (False, None):
         model, ds = _setup(hand)
         cfg = TrainConfig(**(CFG | {"max_steps": 9}))  # 6 stage-1 steps, 3 of stage 2
-        Trainer(model, ds, cfg, tmp_path / str(prefetch), progress=False,
-                prefetch=prefetch).fit()  # fmt: skip
+        Trainer(model, ds, cfg, tmp_path / str(prefetch), progress=False, prefetch=prefetch,
+                on_step=lambda t: threads.append((t.stage, t._pool is not None))).fit()  # fmt: skip
         weights[prefetch] = _weights(model)
+    # the default run: a data thread in stage 1, none left in stage 2 (its OpenMP team would
+    # slow the CPU step down)
+    assert set(threads[9:]) == {(1, True), (2, False)}
     for k, v in weights[False].items():
         torch.testing.assert_close(weights[None][k], v, rtol=0, atol=0, msg=k)
 
