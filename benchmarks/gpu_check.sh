@@ -9,6 +9,7 @@
 #   tests-cuda.txt                 pytest --device cuda over the test suite
 #   suite-cuda.{json,md,png}       the CUDA benchmark subset (ChebConv, Pose2Mesh, training)
 #   speed-vs-4024ed2-cuda.{json,md} full-body B64 inference and training step against 4024ed2
+#   trainer-options-full-cuda.{json,md} stage-2 step: eager, bf16 autocast, torch.compile
 #   train-quick-cuda.{json,txt}    `meshgraph train --kind body --preset quick --device cuda`
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,10 @@ $py -m benchmarks.report "$res/suite-cuda.json" > /dev/null && echo "wrote $res/
 stamp "speed against 4024ed2 on cuda"
 timeout 150 $py -m benchmarks.speed_vs_commit --base 4024ed2 --device cuda --threads 16 \
   --rounds 2 --reps 5 --cases infer-B64 train-B64 | tail -4
+
+stamp "trainer options (bf16 autocast, torch.compile) on cuda"
+timeout 200 $py -m benchmarks.trainer_options --device cuda --preset full --steps 10 \
+  --variants eager bf16 compile | tail -5
 
 stamp "quick body training on cuda"
 t0=$(date +%s)

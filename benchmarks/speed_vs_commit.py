@@ -17,7 +17,7 @@ Cases (CPU, or ``--device cuda``):
   levels, PoseNet 1024), one batch-64 inference or training step (L1 vertex and joint losses,
   backward, Adam), as in ``benchmarks/test_bench_pose2mesh.py``;
 * ``quick-step``: one stage-2 training step of the body ``quick`` preset (1,229 vertices, the
-  preset's model and losses), data excluded;
+  preset's model and losses, the tree's own trainer optimiser), data excluded;
 * ``quick-data``: one synthetic batch of 64 for that preset.
 
 Writes ``benchmarks/results/speed-vs-<base>-<device>.json`` and ``.md``.
@@ -79,7 +79,11 @@ else:
         model = Pose2Mesh.from_body(body, Pose2MeshConfig(joint_set="coco", mesh_joint_set="h36m",
                                                           **cfg.model)).to(dev)
         tc = TrainConfig(**cfg.train)
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        try:  # each tree's own trainer optimiser (fused Adam from 90567ce on)
+            from meshgraph.training.trainer import _optimizer
+            opt = _optimizer(torch.optim.Adam, [{"params": list(model.parameters())}], 1e-3)
+        except ImportError:
+            opt = torch.optim.Adam(model.parameters(), 1e-3)
         batch = {k: v.to(dev) for k, v in data.__getitems__(list(range(64))).items()}
         faces = model.faces.to(dev)
         def step():

@@ -84,13 +84,14 @@ class TrainConfig:
             A stopped run still writes ``model.pt`` (the weights so far) and can be resumed
             from ``checkpoint.pt``.
         bf16: Run the forward pass under bfloat16 :func:`torch.autocast` (the losses and the
-            optimiser stay in the model's dtype). Measured on a 2-core CPU with bfloat16
-            instructions (body quick preset, one stage-2 step): 185-205 ms against 202-225
-            ms; off by default, as the sparse Chebyshev products stay in float32 on the CPU.
-        compile: Run the forward pass through :func:`torch.compile` (the first steps compile).
-            On a 2-core CPU it did not pay: 53 s to compile the body quick model, then 233 ms
-            per stage-2 step against 206 ms. It changes no schedule: a run may be resumed
-            with or without it.
+            optimiser stay in the model's dtype). On a 2-core CPU with bfloat16 instructions
+            it did not pay (body quick preset, a stage-2 step: 213 ms against 211 ms,
+            ``python -m benchmarks.trainer_options``): the sparse Chebyshev products stay in
+            float32 there. Off by default; CUDA is not measured yet.
+        compile: Run the forward pass through :func:`torch.compile` (the first step compiles:
+            12 s with a warm compile cache, 53 s without). It did not pay on a 2-core CPU
+            either (274 ms against 211 ms a step). It changes no schedule: a run may be
+            resumed with or without it.
     """
 
     posenet_epochs: int = 2

@@ -1,0 +1,43 @@
+"""benchmarks/e2e_vs_commit.py and benchmarks/trainer_options.py: their reports, by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import e2e_vs_commit, trainer_options
+
+
+def _row(wall, train, pa):
+    metrics = {"mpjpe": 100.0, "pa_mpjpe": pa, "mpvpe": 150.0, "pa_mpvpe": 90.0}
+    return {"wall_s": wall, "train_s": train, "steps": 1792, "gt_2d": metrics,
+            "noisy_2d": {**metrics, "pa_mpjpe": pa + 5}}  # fmt: skip
+
+
+def test_end_to_end_report_gives_both_runs_and_their_ratio():
+    rows = {"aaa": _row(300, 290, 85.0), "bbb": _row(200, 145, 84.0)}
+    text = e2e_vs_commit._markdown("aaa", "bbb", rows, "cpu", 2)
+    lines = text.splitlines()
+    assert "| aaa | 300 s | 290 s | 100.0 | 85.0 | 150.0 | 90.0 | 90.0 / 150.0 |" in lines
+    assert "| bbb | 200 s | 145 s | 100.0 | 84.0 | 150.0 | 90.0 | 89.0 / 150.0 |" in lines
+    assert "1.50 times faster end to end (2.00 times for the training alone)." in lines
+
+
+def test_trainer_options_report_ratios_and_failures(tmp_path, monkeypatch):
+    canned = {
+        (False, False): {"first_s": 0.3, "step_ms": 200.0, "first_loss": 1.5, "peak_mib": None},
+        (True, False): {"first_s": 0.3, "step_ms": 160.0, "first_loss": 1.5, "peak_mib": None},
+        (False, True): {"error": "RuntimeError: no compiler"},
+    }
+    monkeypatch.setattr(trainer_options, "_run", lambda preset, device, bf16, compile_, steps:
+                        canned[(bf16, compile_)])  # fmt: skip
+    stem = tmp_path / "opts"
+    args = ["--variants", "eager", "bf16", "compile", "--out", str(stem)]
+    assert trainer_options.main(args) == 0
+    lines = stem.with_suffix(".md").read_text().splitlines()
+    assert "| eager | 0.3 s | 200.0 ms | 1.00x | 1.5000 |  |" in lines
+    assert "| bf16 | 0.3 s | 160.0 ms | 1.25x | 1.5000 |  |" in lines
+    assert any(line.startswith("| compile | failed: RuntimeError: no compiler") for line in lines)
+    record = json.loads(stem.with_suffix(".json").read_text())
+    assert record["results"]["bf16"]["step_ms"] == pytest.approx(160.0)
