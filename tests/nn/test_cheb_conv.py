@@ -128,14 +128,15 @@ def test_random_weighted_graph_with_isolated_vertex():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_batched_equals_per_sample(backend):
+@pytest.mark.parametrize("widths", [(4, 6), (8, 3)])
+def test_batched_equals_per_sample(backend, widths):
     mesh = grid_mesh(7, 9)
-    conv = MeshChebConv(4, 6, 3, mesh, backend=backend)
-    x = torch.randn(5, mesh.num_vertices, 4)
+    conv = MeshChebConv(*widths, 3, mesh, backend=backend)
+    x = torch.randn(5, mesh.num_vertices, widths[0])
     out = conv(x)
     for b in range(5):
         single = conv(x[b])
-        assert single.shape == (mesh.num_vertices, 6)
+        assert single.shape == (mesh.num_vertices, widths[1])
         torch.testing.assert_close(out[b], single, rtol=1e-5, atol=1e-6)
 
 
@@ -279,3 +280,24 @@ def test_bad_construction(kwargs, error, match):
 def test_torch_sparse_backend_missing_says_how_to_install():
     with pytest.raises(ImportError, match="pip install"):
         MeshChebConv(3, 4, 2, icosphere(0), backend="torch_sparse")
+
+
+@pytest.mark.parametrize("widths", WIDTHS)
+def test_autocast_dense_in_bfloat16_sparse_in_float32(widths):
+    """Under CPU autocast: the dense operator computes in bfloat16, close to float32; the
+    sparse one (no bfloat16 CSR product) gives exactly its float32 result."""
+    mesh = icosphere(1)
+    x = torch.randn(3, mesh.num_vertices, widths[0])
+    for backend in ("dense", "sparse"):
+        conv = MeshChebConv(*widths, 3, mesh, backend=backend)
+        ref = conv(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv(x)
+        if backend == "dense":
+            assert out.dtype == torch.bfloat16
+            torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+        else:
+            assert out.dtype == torch.float32
+            torch.testing.assert_close(out, ref, rtol=0, atol=0)
+        out.float().sum().backward()  # and it trains
+        assert conv.weight.grad is not None and torch.isfinite(conv.weight.grad).all()
