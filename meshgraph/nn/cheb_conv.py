@@ -222,9 +222,10 @@ def _autocast_dtype(backend: str, device_type: str, weight_dtype: torch.dtype) -
     A dense operator runs in the autocast dtype (a GEMM, as in ``nn.Linear``). The sparse
     backends keep the layer's own floating dtype: torch's CSR product has no bfloat16 or
     float16 kernel on the CPU, and on a 2-core CPU casting the Chebyshev terms to bfloat16 for
-    the GEMMs alone saved only a fifth of their time (the casts cost the rest).
+    the GEMMs alone saved only a fifth of their time (the casts cost the rest). A float64
+    layer stays float64, as autocast leaves float64 operators alone.
     """
-    if backend == "dense":
+    if backend == "dense" and weight_dtype != torch.float64:
         return torch.get_autocast_dtype(device_type)
     return weight_dtype
 

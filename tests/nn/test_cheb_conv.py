@@ -301,3 +301,6 @@ def test_autocast_dense_in_bfloat16_sparse_in_float32(widths):
             torch.testing.assert_close(out, ref, rtol=0, atol=0)
         out.float().sum().backward()  # and it trains
         assert conv.weight.grad is not None and torch.isfinite(conv.weight.grad).all()
+    dense64 = MeshChebConv(*widths, 3, mesh, backend="dense").double()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # float64 is left alone
+        assert dense64(x.double()).dtype == torch.float64
