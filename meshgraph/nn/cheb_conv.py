@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +57,37 @@ class _Operator:
         return torch.addmm(c, self.matrix, x, beta=beta, alpha=alpha)
 
 
+def _chebyshev_terms(op: _Operator, x: Tensor, k: int) -> Iterator[Tensor]:
+    """``T_0(L) x, ..., T_{k-1}(L) x``: ``T_1 = L x``, ``T_i = 2 L T_{i-1} - T_{i-2}``.
+
+    One sparse product per order, fused with the recurrence's subtraction.
+    """
+    yield x
+    if k < 2:
+        return
+    prev2, prev = x, op.addmm(None, x)
+    yield prev
+    for _ in range(2, k):
+        prev2, prev = prev, op.addmm(prev2, prev, alpha=2.0, beta=-1.0)
+        yield prev
+
+
+def _clenshaw(op: _Operator, k: int, plus_term: Callable[[int, Tensor | None], Tensor]) -> Tensor:
+    """``sum_{i < k} T_i(L) A_i`` by Clenshaw's recurrence (``k - 1`` sparse products).
+
+    ``b_i = A_i + 2 L b_{i+1} - b_{i+2}`` and the sum is ``A_0 + L b_1 - b_2``;
+    ``plus_term(i, c)`` returns ``c + A_i`` (a fresh tensor when ``c`` is ``None``).
+    """
+    b_next = plus_term(k - 1, None)
+    if k == 1:
+        return b_next
+    b_next2: Tensor | None = None
+    for i in range(k - 2, 0, -1):
+        b_i = plus_term(i, op.addmm(b_next2, b_next, alpha=2.0, beta=-1.0))
+        b_next2, b_next = b_next, b_i
+    return plus_term(0, op.addmm(b_next2, b_next, alpha=1.0, beta=-1.0))
+
+
 class _ChebConvFunction(torch.autograd.Function):
     """Fused Chebyshev convolution on the ``(V, B*F)`` layout.
 
@@ -79,11 +110,7 @@ class _ChebConvFunction(torch.autograd.Function):
         rows: int,
     ) -> Tensor:
         k, f_in, _ = weight.shape
-        terms = [x]
-        if k > 1:
-            terms.append(op.addmm(None, x))
-        for _ in range(2, k):
-            terms.append(op.addmm(terms[-2], terms[-1], alpha=2.0, beta=-1.0))
+        terms = list(_chebyshev_terms(op, x, k))
         flat = [t.view(rows, f_in) for t in terms]
         if bias is None:
             out = torch.mm(flat[0], weight[0])
@@ -119,15 +146,7 @@ class _ChebConvFunction(torch.autograd.Function):
                     return torch.mm(grad, wt).view(shape)
                 return c.view(rows, f_in).addmm_(grad, wt).view(shape)
 
-            if k == 1:
-                grad_x = a(0)
-            else:
-                b_next2: Tensor | None = None
-                b_next = a(k - 1)  # Clenshaw: b_k = A_k + 2 L b_{k+1} - b_{k+2}
-                for i in range(k - 2, 0, -1):
-                    b_i = a(i, op.addmm(b_next2, b_next, alpha=2.0, beta=-1.0))
-                    b_next2, b_next = b_next, b_i
-                grad_x = a(0, op.addmm(b_next2, b_next, alpha=1.0, beta=-1.0))
+            grad_x = _clenshaw(op, k, a)
         return grad_x, grad_w, grad_b, None, None
 
 
@@ -156,18 +175,14 @@ class _ChebConvProjectFirst(torch.autograd.Function):
         n = x.shape[0]
         # (V, B, K, F_out): Z_k is the strided slice [:, :, k]
         z = torch.mm(x.view(rows, f_in), _stacked(weight)).view(n, rows // n, k, f_out)
-        if k == 1:
-            out = z[:, :, 0].reshape(n, -1)
-        else:
-            b_next2: Tensor | None = None
-            b_next = z[:, :, k - 1].reshape(n, -1)  # a contiguous (V, B*F_out) copy
-            for i in range(k - 2, 0, -1):
-                b_i = op.addmm(b_next2, b_next, alpha=2.0, beta=-1.0)
-                b_i.view(n, -1, f_out).add_(z[:, :, i])
-                b_next2, b_next = b_next, b_i
-            out = op.addmm(b_next2, b_next, alpha=1.0, beta=-1.0)
-            out.view(n, -1, f_out).add_(z[:, :, 0])
-        out = out.view(rows, f_out)
+
+        def plus_z(i: int, c: Tensor | None) -> Tensor:
+            if c is None:  # a contiguous (V, B*F_out) copy
+                return z[:, :, i].reshape(n, -1)
+            c.view(n, -1, f_out).add_(z[:, :, i])
+            return c
+
+        out = _clenshaw(op, k, plus_z).view(rows, f_out)
         if bias is not None:
             out.add_(bias)
         ctx.op = op
@@ -186,14 +201,8 @@ class _ChebConvProjectFirst(torch.autograd.Function):
         g = grad.contiguous().view(n, -1)
         # S_0 = G, S_1 = L G, S_k = 2 L S_{k-1} - S_{k-2}, gathered as (V, B, K, F_out)
         s = torch.empty((n, rows // n, k, f_out), dtype=grad.dtype, device=grad.device)
-        s[:, :, 0] = g.view(n, -1, f_out)
-        if k > 1:
-            prev2, prev = g, op.addmm(None, g)
-            s[:, :, 1] = prev.view(n, -1, f_out)
-            for i in range(2, k):
-                cur = op.addmm(prev2, prev, alpha=2.0, beta=-1.0)
-                s[:, :, i] = cur.view(n, -1, f_out)
-                prev2, prev = prev, cur
+        for i, term in enumerate(_chebyshev_terms(op, g, k)):
+            s[:, :, i] = term.view(n, -1, f_out)
         s = s.view(rows, k * f_out)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
