@@ -10,6 +10,7 @@ Each loss is a function plus a thin :class:`torch.nn.Module`:
   pytorch3d's ``mesh_normal_consistency`` (which compares the normals of neighbouring faces
   of one mesh).
 * :func:`edge_length_loss`: mean absolute difference of every face's three edge lengths.
+* :func:`normal_and_edge_losses`: both of the above at once, sharing their work.
 * :func:`laplacian_loss`: uniform-Laplacian smoothing, absolute or relative to a target.
 
 Masks: ``mask`` is ``(B,)`` (per sample), ``(B, N)`` (per vertex / joint / face) or anything
@@ -19,6 +20,9 @@ counted as zeros; the two agree when everything is valid).
 """
 
 from __future__ import annotations
+
+import warnings
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +39,7 @@ __all__ = [
     "edge_length_loss",
     "joint_loss",
     "laplacian_loss",
+    "normal_and_edge_losses",
     "normal_vector_loss",
     "regress_joints",
     "vertex_loss",
@@ -154,25 +159,140 @@ def joint_loss(
     return _reduce((joints - target_joints).abs(), mask, reduction)
 
 
-def _face_edges(vertices: Tensor, faces: Tensor) -> Tensor:
-    """The edges ``b - a``, ``c - a``, ``c - b`` of every face ``(a, b, c)``: ``(F, 3, B, 3)``.
+class _VectorLength(torch.autograd.Function):
+    """``|x|`` over axis 1 of ``(N, 3, B)``, with the zero subgradient of ``torch.norm`` at 0.
 
-    Gathered vertex-major, ``(V, B, 3)``, where each index picks a contiguous row of the whole
-    batch (and the backward pass adds rows back with ``index_add_``); a mesh decoder's output
-    is already laid out so. Indexing the ``(B, V, 3)`` axis instead scatters element by element
-    in the backward pass, several times slower on the CPU.
+    ``sqrt((x * x).sum(1))`` with autograd divides by zero at a zero vector, and
+    ``torch.linalg.vector_norm`` over a middle axis is ten times slower on the CPU.
     """
-    rows = vertices.transpose(0, 1).contiguous()  # a no-op for (V, B, 3) storage
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        length = torch.sqrt((x * x).sum(1))
+        ctx.save_for_backward(x, length)
+        return length
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        x, length = ctx.saved_tensors
+        # x / |x| (0 where x = 0, as the numerator is 0 there)
+        scale = grad / length.clamp_min(torch.finfo(length.dtype).tiny)
+        return x * scale.unsqueeze(1)
+
+
+class _EdgeDifferences(torch.autograd.Function):
+    """``D @ rows`` for the sparse ``(E, V)`` incidence matrix ``D`` of directed edges.
+
+    Each row of ``D`` holds ``+1`` at the edge's end and ``-1`` at its start, so that one
+    sparse product gives every edge vector of the whole batch, and the backward pass is one
+    product with ``D^T``. On a 2-core CPU (7,362 edges, 64 samples) this took 0.2 ms each way,
+    against 5.6 ms for two ``index_select`` and a subtraction forward and 0.7 ms for two
+    ``index_add_`` backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, rows: Tensor, d: Tensor, d_t: Tensor) -> Tensor:
+        ctx.d_t = d_t
+        out = torch.empty((d.shape[0], rows.shape[1]), dtype=rows.dtype, device=rows.device)
+        return out.addmm_(d, rows, beta=0.0)  # beta=0: the empty buffer is never read
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        d_t = ctx.d_t
+        out = torch.empty((d_t.shape[0], grad.shape[1]), dtype=grad.dtype, device=grad.device)
+        return out.addmm_(d_t, grad.contiguous(), beta=0.0), None, None
+
+
+def _incidence(
+    start: Tensor, end: Tensor, num_vertices: int, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """The CSR incidence matrix ``D`` ``(E, V)`` of the edges ``start -> end``, and ``D^T``."""
+    e = start.numel()
+    device = start.device
+    crow = torch.arange(0, 2 * e + 1, 2, device=device)
+    # row i: +1 at end[i], -1 at start[i], the columns in increasing order
+    col = torch.stack((torch.minimum(start, end), torch.maximum(start, end)), 1).reshape(-1)
+    first = torch.where(end < start, 1.0, -1.0).to(dtype)  # the sign at the lower vertex
+    values = torch.stack((first, -first), 1).reshape(-1)  # start == end: 0 in sum
+    # D^T: the same entries sorted by (vertex, edge)
+    vertex = col
+    edge = torch.arange(e, device=device).repeat_interleave(2)
+    order = torch.argsort(vertex * e + edge, stable=True)
+    counts = torch.bincount(vertex, minlength=num_vertices)
+    crow_t = torch.zeros(num_vertices + 1, dtype=torch.long, device=device)
+    torch.cumsum(counts, 0, out=crow_t[1:])
+    with warnings.catch_warnings():  # valid by construction (faces checked by the caller)
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+        d = torch.sparse_csr_tensor(crow, col, values, (e, num_vertices), check_invariants=False)
+        d_t = torch.sparse_csr_tensor(
+            crow_t, edge[order], values[order], (num_vertices, e), check_invariants=False
+        )
+    return d, d_t
+
+
+def _face_edges(vertices: Tensor, faces: Tensor) -> Tensor:
+    """The edges ``b - a``, ``c - a``, ``c - b`` of every face ``(a, b, c)``: ``(F, 3, 3, B)``.
+
+    Component-major: ``[f, k, c, b]`` is coordinate ``c`` of edge ``k`` of face ``f`` in sample
+    ``b``. The vertices are first copied to ``(V, 3, B)`` (a small copy), so that an edge is
+    a difference of two contiguous rows of the whole batch (one sparse product with the
+    incidence matrix, see :class:`_EdgeDifferences`), and the sums over the 3 coordinates that
+    dot products and lengths need add contiguous ``(.., B)`` rows instead of reducing the
+    innermost axis of size 3. Both losses below ran 3-4 times faster than with ``(B, V, 3)``
+    gathers.
+    """
+    b, v, _ = vertices.shape
+    rows = vertices.permute(1, 2, 0).reshape(v, 3 * b)  # (V, 3, B): a copy
     f = faces.to(vertices.device)
     start = f[:, (0, 0, 1)].reshape(-1)
     end = f[:, (1, 2, 2)].reshape(-1)
-    edges = rows.index_select(0, end) - rows.index_select(0, start)
-    return edges.view(f.shape[0], 3, *rows.shape[1:])
+    if vertices.dtype in (torch.float32, torch.float64):
+        d, d_t = _incidence(start, end, v, vertices.dtype)
+        edges = _EdgeDifferences.apply(rows, d, d_t)
+    else:  # no sparse kernels for reduced precision on every device
+        edges = rows.index_select(0, end) - rows.index_select(0, start)
+    return edges.view(f.shape[0], 3, 3, b)
 
 
-def _as_batch_first(loss: Tensor) -> Tensor:
-    """``(F, 3, B)`` per-edge values as the documented ``(B, F, 3)`` (a view)."""
-    return loss.permute(2, 0, 1)
+def _lengths(edges: Tensor) -> Tensor:
+    """``(F, 3, B)`` lengths of ``(F, 3, 3, B)`` face edges."""
+    f, k, c, b = edges.shape
+    return _VectorLength.apply(edges.reshape(f * k, c, b)).view(f, k, b)
+
+
+def _unit_normals(target_edges: Tensor, eps: float) -> Tensor:
+    """``(F, 3, B)`` unit normals ``e_1 x e_2 / max(|e_1 x e_2|, eps)`` of the faces."""
+    a, b = target_edges[:, 0], target_edges[:, 1]  # (F, 3, B)
+    normal = torch.stack(
+        (
+            a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
+            a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+            a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0],
+        ),
+        dim=1,
+    )
+    norm = _VectorLength.apply(normal).clamp_min(eps)
+    return normal / norm.unsqueeze(1)
+
+
+def _normal_cosines(edges: Tensor, lengths: Tensor, normals: Tensor, eps: float) -> Tensor:
+    """``|<e / max(|e|, eps), n>|`` per edge, ``(F, 3, B)``, without the unit edges."""
+    dot = (edges * normals.unsqueeze(1)).sum(2)
+    return (dot / lengths.clamp_min(eps)).abs()
+
+
+def _reduce_edges(loss: Tensor, mask: Tensor | None, reduction: str) -> Tensor:
+    """:func:`_reduce` for ``(F, 3, B)`` per-edge values, documented as ``(B, F, 3)``.
+
+    Unmasked means and sums reduce the contiguous tensor itself: through the ``(B, F, 3)``
+    view, the backward pass of the element-wise operators before it ran on permuted strides,
+    three times slower.
+    """
+    if mask is None and reduction in ("mean", "sum"):
+        return _reduce(loss, None, reduction)
+    return _reduce(loss.permute(2, 0, 1), mask, reduction)
 
 
 def _faces_of(topology: MeshTopology | Tensor, num_vertices: int) -> Tensor:
@@ -226,13 +346,10 @@ def normal_vector_loss(
     """
     _check_pair(pred, target)
     f = _faces_of(faces, pred.shape[1])
-    edges = _face_edges(pred, f)  # (F, 3, B, 3)
-    target_edges = _face_edges(target, f)
-    normal = torch.linalg.cross(target_edges[:, 0], target_edges[:, 1], dim=-1)
-    normal = nn.functional.normalize(normal, dim=-1, eps=eps)  # (F, B, 3)
-    # <e / max(|e|, eps), n>, without materialising the unit edges
-    cos = (edges * normal.unsqueeze(1)).sum(-1) / edges.norm(dim=-1).clamp_min(eps)
-    return _reduce(_as_batch_first(cos.abs()), mask, reduction)
+    edges = _face_edges(pred, f)
+    normals = _unit_normals(_face_edges(target, f), eps)
+    cos = _normal_cosines(edges, _lengths(edges), normals, eps)
+    return _reduce_edges(cos, mask, reduction)
 
 
 def edge_length_loss(
@@ -256,9 +373,47 @@ def edge_length_loss(
     """
     _check_pair(pred, target)
     f = _faces_of(faces, pred.shape[1])
-    lengths = _face_edges(pred, f).norm(dim=-1)  # (F, 3, B)
-    target_lengths = _face_edges(target, f).norm(dim=-1)
-    return _reduce(_as_batch_first((lengths - target_lengths).abs()), mask, reduction)
+    diff = _lengths(_face_edges(pred, f)) - _lengths(_face_edges(target, f))
+    return _reduce_edges(diff.abs(), mask, reduction)
+
+
+def normal_and_edge_losses(
+    pred: Tensor,
+    target: Tensor,
+    faces: MeshTopology | Tensor,
+    mask: Tensor | None = None,
+    reduction: str = "mean",
+    eps: float = 1e-8,
+) -> tuple[Tensor, Tensor]:
+    """:func:`normal_vector_loss` and :func:`edge_length_loss` together, sharing their work.
+
+    Equal to the two calls, at about half their cost: the face edges of ``pred`` and
+    ``target``, and the predicted edge lengths, are computed once (Pose2Mesh trains with both
+    terms).
+
+    Args:
+        pred: ``(B, V, 3)`` predicted vertices.
+        target: ``(B, V, 3)`` target vertices.
+        faces: A :class:`~meshgraph.mesh.MeshTopology` of ``V`` vertices, or ``(F, 3)`` integer
+            faces indexing ``[0, V)``.
+        mask: Optional validity, ``(B,)``, ``(B, F)`` or ``(B, F, 3)``, applied to both.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(B, F, 3)`` each).
+        eps: As in :func:`normal_vector_loss`.
+
+    Returns:
+        ``(normal_loss, edge_loss)``.
+    """
+    _check_pair(pred, target)
+    f = _faces_of(faces, pred.shape[1])
+    edges = _face_edges(pred, f)
+    target_edges = _face_edges(target, f)
+    lengths = _lengths(edges)
+    cos = _normal_cosines(edges, lengths, _unit_normals(target_edges, eps), eps)
+    diff = (lengths - _lengths(target_edges)).abs()
+    return (
+        _reduce_edges(cos, mask, reduction),
+        _reduce_edges(diff, mask, reduction),
+    )
 
 
 def laplacian_loss(

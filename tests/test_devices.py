@@ -11,7 +11,12 @@ import torch
 
 from meshgraph import MeshHierarchy
 from meshgraph.generators import icosphere
-from meshgraph.losses import edge_length_loss, normal_vector_loss, vertex_loss
+from meshgraph.losses import (
+    edge_length_loss,
+    normal_and_edge_losses,
+    normal_vector_loss,
+    vertex_loss,
+)
 from meshgraph.metrics import f_score, mpjpe, mpvpe, pa_mpjpe, pck
 from meshgraph.models import Pose2Mesh, Pose2MeshConfig
 from meshgraph.nn import ChebBlock, MeshChebConv, MeshDecoder, MeshEncoder, MeshPool, MeshUnpool
@@ -85,6 +90,13 @@ def test_losses_and_metrics_on_the_device(device):
     for metric in metrics:
         ref = metric(p.double(), t.double()).float()
         torch.testing.assert_close(metric(pd, td).cpu(), ref, **TOL)
+    # both surface terms at once, and their gradient
+    pd.requires_grad_(True)
+    n, e = normal_and_edge_losses(pd, td, mesh_d)
+    (n + e).backward()
+    p.requires_grad_(True)
+    (normal_vector_loss(p, t, mesh) + edge_length_loss(p, t, mesh)).backward()
+    torch.testing.assert_close(pd.grad.cpu(), p.grad, **TOL)
 
 
 def test_pose2mesh_forward_backward_predict_and_save_across_devices(device, tmp_path):

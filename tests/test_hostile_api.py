@@ -15,7 +15,12 @@ from meshgraph.data.camera import normalize_keypoints
 from meshgraph.devices import check_device
 from meshgraph.generators import icosphere
 from meshgraph.io import FolderInUseError, atomic_write, folder_lock
-from meshgraph.losses import edge_length_loss, normal_vector_loss, vertex_loss
+from meshgraph.losses import (
+    edge_length_loss,
+    normal_and_edge_losses,
+    normal_vector_loss,
+    vertex_loss,
+)
 from meshgraph.metrics import f_score, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe, pck, pck_auc
 from meshgraph.models import Pose2Mesh, Pose2MeshConfig, fit_weak_perspective
 
@@ -132,7 +137,7 @@ def test_face_losses_refuse_vertices_that_do_not_fit_the_topology():
     mesh = icosphere(1)
     v = mesh.num_vertices
     pred, target = torch.rand(2, v + 5, 3), torch.rand(2, v + 5, 3)
-    for loss in (normal_vector_loss, edge_length_loss):
+    for loss in (normal_vector_loss, edge_length_loss, normal_and_edge_losses):
         with pytest.raises(ValueError, match=rf"{v + 5} vertices but the topology has {v}"):
             loss(pred, target, mesh)
         with pytest.raises(ValueError, match=rf"face indices must lie in \[0, {v - 6}\]"):
@@ -146,7 +151,7 @@ def test_face_losses_refuse_vertices_that_do_not_fit_the_topology():
 def test_face_losses_still_take_raw_faces():
     mesh = icosphere(1)
     p, t = torch.rand(2, mesh.num_vertices, 3), torch.rand(2, mesh.num_vertices, 3)
-    for loss in (normal_vector_loss, edge_length_loss):
+    for loss in (normal_vector_loss, edge_length_loss, normal_and_edge_losses):
         torch.testing.assert_close(loss(p, t, mesh.faces), loss(p, t, mesh))
 
 

@@ -14,6 +14,7 @@ from meshgraph.losses import (
     edge_length_loss,
     joint_loss,
     laplacian_loss,
+    normal_and_edge_losses,
     normal_vector_loss,
     regress_joints,
     vertex_loss,
@@ -122,6 +123,101 @@ def test_surface_loss_gradients(loss):
     pred.requires_grad_(True)
     target = target.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda p, t: loss(p, t, mesh), (pred, target))
+
+
+@pytest.mark.parametrize("vertex_major", [False, True])
+def test_normal_and_edge_losses_match_loops_and_the_separate_losses(sphere, vertex_major):
+    pred, target, mesh = _pair(sphere)
+    normal, length = _naive_per_edge(pred.numpy(), target.numpy(), mesh.faces.numpy())
+    if vertex_major:
+        pred = pred.transpose(0, 1).contiguous().transpose(0, 1)
+    n, e = normal_and_edge_losses(pred, target, mesh, reduction="none")
+    assert n.shape == e.shape == (3, mesh.num_faces, 3)
+    np.testing.assert_allclose(n.numpy(), normal, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(e.numpy(), length, rtol=1e-10, atol=1e-13)
+    n, e = normal_and_edge_losses(pred, target, mesh.faces)
+    assert n.item() == pytest.approx(normal.mean(), rel=1e-10)
+    assert e.item() == pytest.approx(length.mean(), rel=1e-10)
+    mask = torch.tensor([[1.0], [0.0], [1.0]]).expand(3, mesh.num_faces)
+    n, e = normal_and_edge_losses(pred, target, mesh, mask=mask, reduction="sum")
+    assert n.item() == pytest.approx(normal[[0, 2]].sum(), rel=1e-10)
+    assert e.item() == pytest.approx(length[[0, 2]].sum(), rel=1e-10)
+    torch.testing.assert_close(n, normal_vector_loss(pred, target, mesh, mask, "sum"))
+    torch.testing.assert_close(e, edge_length_loss(pred, target, mesh, mask, "sum"))
+
+
+def test_normal_and_edge_losses_gradients():
+    """Finite differences of both float64 terms, for the prediction and the target."""
+    v, f = icosphere_vertices_faces(0)
+    mesh = MeshTopology(f)
+    g = torch.Generator().manual_seed(3)
+    target = torch.tensor(v).expand(2, -1, -1) + 0.1 * torch.randn(
+        2, len(v), 3, generator=g, dtype=torch.float64
+    )
+    pred = target + 0.05 * torch.randn(target.shape, generator=g, dtype=torch.float64)
+    pred.requires_grad_(True)
+    target = target.clone().requires_grad_(True)
+
+    def both(p, t):
+        n, e = normal_and_edge_losses(p, t, mesh)
+        return n + 0.7 * e
+
+    assert torch.autograd.gradcheck(both, (pred, target))
+
+
+def _reference_surface_losses(pred, target, faces, eps=1e-8):
+    """The two losses by advanced indexing of (B, V, 3) and torch.linalg.norm."""
+    f = faces.long()
+    i, j = f[:, [0, 0, 1]], f[:, [1, 2, 2]]
+    edges, tedges = pred[:, j] - pred[:, i], target[:, j] - target[:, i]  # (B, F, 3, 3)
+    n = torch.linalg.cross(tedges[:, :, 0], tedges[:, :, 1], dim=-1)
+    n = n / torch.linalg.norm(n, dim=-1, keepdim=True).clamp_min(eps)
+    length = torch.linalg.norm(edges, dim=-1)
+    cos = (edges * n[:, :, None]).sum(-1) / length.clamp_min(eps)
+    return cos.abs().mean(), (length - torch.linalg.norm(tedges, dim=-1)).abs().mean()
+
+
+def test_zero_length_edges_have_finite_gradients(sphere):
+    """A collapsed edge gets the zero subgradient of |e| at 0 (as torch.linalg.norm), no NaN."""
+    pred, target, mesh = _pair(sphere)
+    a, b = (int(x) for x in mesh.faces[0, :2])
+    pred = pred.clone()
+    pred[0, b] = pred[0, a]  # edge a -> b of sample 0 has length 0
+    p1, p2 = pred.clone().requires_grad_(True), pred.clone().requires_grad_(True)
+    n, e = normal_and_edge_losses(p1, target, mesh)
+    (n + e).backward()
+    n_ref, e_ref = _reference_surface_losses(p2, target, mesh.faces)
+    (n_ref + e_ref).backward()
+    assert torch.isfinite(p1.grad).all()
+    torch.testing.assert_close(n, n_ref)
+    torch.testing.assert_close(e, e_ref)
+    torch.testing.assert_close(p1.grad, p2.grad)
+
+
+def test_degenerate_faces_with_a_repeated_vertex(sphere):
+    """A face (a, a, c) has a zero edge: its incidence row must cancel to 0, not add to 2."""
+    pred, target, mesh = _pair(sphere)
+    faces = mesh.faces.clone()
+    faces[0, 1] = faces[0, 0]
+    p1, p2 = pred.clone().requires_grad_(True), pred.clone().requires_grad_(True)
+    n, e = normal_and_edge_losses(p1, target, faces, reduction="none")
+    (n.sum() + e.sum()).backward()
+    assert e[:, 0, 0].abs().max() == 0  # |0| - |0|
+    n_ref, e_ref = _reference_surface_losses(p2, target, faces)
+    (n_ref + e_ref).backward()
+    torch.testing.assert_close(e.mean(), e_ref)
+    torch.testing.assert_close(n.mean(), n_ref)
+    torch.testing.assert_close(p1.grad / n.numel(), p2.grad)
+
+
+def test_reduced_precision_surface_losses_follow_float32(sphere):
+    """bfloat16 vertices take the gather path (no sparse kernel): close to the float32 loss."""
+    pred, target, mesh = _pair(sphere)
+    n32, e32 = normal_and_edge_losses(pred.float(), target.float(), mesh)
+    n16, e16 = normal_and_edge_losses(pred.bfloat16(), target.bfloat16(), mesh)
+    assert n16.dtype == torch.bfloat16
+    assert n16.float().item() == pytest.approx(n32.item(), rel=0.05)
+    assert e16.float().item() == pytest.approx(e32.item(), rel=0.1)
 
 
 def test_joint_loss_dense_and_sparse_regressor(sphere):

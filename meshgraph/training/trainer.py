@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 from meshgraph.io import atomic_write, folder_lock, load_torch
-from meshgraph.losses import edge_length_loss, normal_vector_loss
+from meshgraph.losses import normal_and_edge_losses, normal_vector_loss
 from meshgraph.models.pose2mesh import Pose2Mesh
 
 __all__ = ["TrainConfig", "Trainer", "pose2mesh_losses", "refuse_existing_run"]
@@ -180,12 +180,14 @@ def pose2mesh_losses(
     if stage == 2:
         verts, target = out["vertices"], batch["vertices"]
         terms["vertex"] = (verts - target).abs().mean()
-        terms["normal"] = normal_vector_loss(verts, target, faces)
+        if stage_epoch >= cfg.edge_loss_start:  # both surface terms from one pass
+            terms["normal"], terms["edge"] = normal_and_edge_losses(verts, target, faces)
+        else:
+            terms["normal"] = normal_vector_loss(verts, target, faces)
         terms["joint"] = (out["mesh_joints_3d"] - batch["mesh_joints_3d"]).abs().mean()
         total = total + cfg.w_vertex * terms["vertex"] + cfg.w_normal * terms["normal"]
         total = total + cfg.w_joint * terms["joint"]
-        if stage_epoch >= cfg.edge_loss_start:
-            terms["edge"] = edge_length_loss(verts, target, faces)
+        if "edge" in terms:
             total = total + cfg.w_edge * terms["edge"]
     terms["total"] = total
     return terms
