@@ -165,6 +165,64 @@ def test_prefetching_changes_no_number(hand, tmp_path):
     assert not forced.prefetching(1)
 
 
+def test_batches_made_in_groups_change_no_number(hand, tmp_path):
+    """Any batches_per_load gives the same run bit for bit, also resumed at an odd step."""
+    cfg = TrainConfig(**CFG)  # 6 steps an epoch: groups of 4 end with a group of 2
+    weights, calls = {}, {}
+    for n in (1, 2, 4):
+        model, ds = _setup(hand)
+        sizes = []
+        made = ds.__getitems__
+        ds.__getitems__ = lambda idx, made=made, sizes=sizes: sizes.append(len(idx)) or made(idx)
+        Trainer(model, ds, cfg, tmp_path / str(n), progress=False, batches_per_load=n).fit()
+        weights[n], calls[n] = _weights(model), sizes
+    assert calls[1] == [16] * 18
+    assert calls[2] == [32] * 9
+    assert calls[4] == [64, 32] * 3
+    for n in (2, 4):
+        for k, v in weights[1].items():
+            torch.testing.assert_close(weights[n][k], v, rtol=0, atol=0, msg=f"{n}: {k}")
+    # stopped after 3 steps (inside a group of 2), then resumed
+    model, ds = _setup(hand)
+    out = tmp_path / "resumed"
+    Trainer(model, ds, TrainConfig(**(CFG | {"max_steps": 3})), out, progress=False).fit()
+    model, ds = _setup(hand, seed=5)  # other initial weights: all come from the checkpoint
+    when = TrainConfig(**(CFG | {"checkpoint_every": None}))  # not the schedule: accepted
+    Trainer(model, ds, when, out, progress=False).fit(resume=True)
+    for k, v in weights[1].items():
+        torch.testing.assert_close(_weights(model)[k], v, rtol=0, atol=0, msg=k)
+
+
+def test_mid_epoch_checkpoints_by_steps_or_by_time(hand, tmp_path, monkeypatch):
+    """checkpoint_every=N: after every N-th step; None: when CHECKPOINT_EVERY_S has passed."""
+    from meshgraph.training import trainer as trainer_module
+
+    def saves(cfg, name):
+        trainer = Trainer(*_setup(hand), TrainConfig(**cfg), tmp_path / name, progress=False)
+        where = []
+        save = trainer._save_checkpoint
+        trainer._save_checkpoint = lambda e, s, r=None: where.append((e, s)) or save(e, s, r)
+        trainer.fit()
+        return where
+
+    ends = [(1, 0), (2, 0), (3, 0)]  # the end of each of the 3 epochs of 6 steps
+    every_2 = saves(CFG, "steps")
+    assert every_2 == [(0, 2), (0, 4), (1, 0), (1, 2), (1, 4), (2, 0), (2, 2), (2, 4), (3, 0)]
+    by_time = CFG | {"checkpoint_every": None}
+    assert saves(by_time, "long") == ends  # 300 s never pass here
+    monkeypatch.setattr(trainer_module, "CHECKPOINT_EVERY_S", 0.0)
+    expected = [x for e in range(3) for x in [(e, s) for s in range(1, 6)] + [(e + 1, 0)]]
+    assert saves(by_time, "zero") == expected  # after every step
+    assert TrainConfig().checkpoint_every is None
+
+
+def test_batches_per_load_is_checked(hand, tmp_path):
+    with pytest.raises(ValueError, match="batches_per_load must be at least 1, got 0"):
+        Trainer(*_setup(hand), TrainConfig(**CFG), tmp_path, batches_per_load=0)
+    with pytest.raises(TypeError, match="batches_per_load must be an int"):
+        Trainer(*_setup(hand), TrainConfig(**CFG), tmp_path, batches_per_load=2.0)
+
+
 def test_default_prefetching_changes_no_number(hand, tmp_path):
     """The CPU default (a thread in stage 1 only) trains the same weights as none at all."""
     weights = {}
