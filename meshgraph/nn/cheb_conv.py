@@ -56,6 +56,16 @@ class _Operator:
             return y if alpha == 1.0 else y.mul_(alpha)
         return torch.addmm(c, self.matrix, x, beta=beta, alpha=alpha)
 
+    def addmm_(self, c: Tensor, x: Tensor, alpha: float = 1.0, beta: float = 1.0) -> Tensor:
+        """``c <- beta * c + alpha * (L @ x)`` in place, for a ``c`` that is not needed after.
+
+        ``torch.addmm(c, csr, x)`` copies ``c`` into a new result first: on the body's
+        1,229 x 2,560 layer that took 2.1 ms against 1.5 ms in place (2 CPU cores).
+        """
+        if self.backend == "torch_sparse":
+            return c.mul_(beta).add_(self.addmm(None, x, alpha=alpha))
+        return c.addmm_(self.matrix, x, beta=beta, alpha=alpha)
+
 
 def _chebyshev_terms(op: _Operator, x: Tensor, k: int) -> Iterator[Tensor]:
     """``T_0(L) x, ..., T_{k-1}(L) x``: ``T_1 = L x``, ``T_i = 2 L T_{i-1} - T_{i-2}``.
@@ -76,16 +86,23 @@ def _clenshaw(op: _Operator, k: int, plus_term: Callable[[int, Tensor | None], T
     """``sum_{i < k} T_i(L) A_i`` by Clenshaw's recurrence (``k - 1`` sparse products).
 
     ``b_i = A_i + 2 L b_{i+1} - b_{i+2}`` and the sum is ``A_0 + L b_1 - b_2``;
-    ``plus_term(i, c)`` returns ``c + A_i`` (a fresh tensor when ``c`` is ``None``).
+    ``plus_term(i, c)`` returns ``c + A_i`` (a fresh tensor, which the recurrence then owns,
+    when ``c`` is ``None``). ``b_{i+2}`` is overwritten by ``b_i``: it is not needed after.
     """
     b_next = plus_term(k - 1, None)
     if k == 1:
         return b_next
     b_next2: Tensor | None = None
+
+    def step(alpha: float) -> Tensor:
+        if b_next2 is None:
+            return op.addmm(None, b_next, alpha=alpha)
+        return op.addmm_(b_next2, b_next, alpha=alpha, beta=-1.0)
+
     for i in range(k - 2, 0, -1):
-        b_i = plus_term(i, op.addmm(b_next2, b_next, alpha=2.0, beta=-1.0))
+        b_i = plus_term(i, step(2.0))
         b_next2, b_next = b_next, b_i
-    return plus_term(0, op.addmm(b_next2, b_next, alpha=1.0, beta=-1.0))
+    return plus_term(0, step(1.0))
 
 
 class _ChebConvFunction(torch.autograd.Function):
@@ -177,8 +194,8 @@ class _ChebConvProjectFirst(torch.autograd.Function):
         z = torch.mm(x.view(rows, f_in), _stacked(weight)).view(n, rows // n, k, f_out)
 
         def plus_z(i: int, c: Tensor | None) -> Tensor:
-            if c is None:  # a contiguous (V, B*F_out) copy
-                return z[:, :, i].reshape(n, -1)
+            if c is None:  # a contiguous (V, B*F_out) copy, which the recurrence overwrites
+                return z[:, :, i].contiguous().view(n, -1)
             c.view(n, -1, f_out).add_(z[:, :, i])
             return c
 
