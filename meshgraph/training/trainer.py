@@ -260,10 +260,12 @@ class Trainer:
         on_step: Optional callable run after every optimiser step (with the trainer).
         prefetch: Make the next batch in a background thread during each step (the batches
             and the weights are the same either way). Default (``None``): on for CUDA and
-            other accelerators; on the CPU, on while PoseNet trains alone (stage 1) and off in
-            stage 2. Measured on 2 cores (body quick preset): a stage-1 step took 38-42 ms
-            with it and 48-50 ms without; a stage-2 step, whose GEMMs already use both cores,
-            gained nothing.
+            other accelerators, off on the CPU. Measured on 2 cores (body quick preset,
+            batches made in pairs, 7 alternating runs of 75 steps): a stage-1 step and its
+            data took 50 ms on average without it and 57 ms with it (a data thread with one
+            OpenMP thread: 62 ms); in stage 2, where the GEMMs already use both cores, it
+            gained nothing either. (Before batches were made in pairs, stage 1 gained from it:
+            38-42 ms against 48-50 ms.)
         batches_per_load: Make this many consecutive batches of an epoch in one call to the
             dataset (then split them), which spreads its fixed per-call cost: on 2 CPU cores,
             64 body samples took 40-44 ms alone and 27-31 ms a batch in pairs. A sample
@@ -652,9 +654,9 @@ class Trainer:
         """Whether the batches of ``stage`` are made in a background thread (see ``prefetch``)."""
         if self.prefetch is not None:
             return bool(self.prefetch)
-        # accelerators: the device never waits for host-made data; the CPU: only while the
-        # step (PoseNet alone) leaves a core idle
-        return self.device.type != "cpu" or stage == 1
+        # accelerators: the device never waits for host-made data; on the CPU a data thread
+        # competes with the step's OpenMP team for the same cores (see ``prefetch``)
+        return self.device.type != "cpu"
 
     @staticmethod
     def _row(epoch: int, sums: dict[str, float], count: int) -> dict[str, float]:

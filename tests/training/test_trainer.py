@@ -160,7 +160,7 @@ def test_prefetching_changes_no_number(hand, tmp_path):
     for k, v in weights[False].items():
         torch.testing.assert_close(weights[True][k], v, rtol=0, atol=0, msg=k)
     default = Trainer(*_setup(hand), TrainConfig(**CFG), tmp_path / "c")  # on the CPU:
-    assert default.prefetching(1) and not default.prefetching(2)  # PoseNet alone leaves a core
+    assert not default.prefetching(1) and not default.prefetching(2)  # CPU: no data thread
     forced = Trainer(*_setup(hand), TrainConfig(**CFG), tmp_path / "d", prefetch=False)
     assert not forced.prefetching(1)
 
@@ -224,20 +224,28 @@ def test_batches_per_load_is_checked(hand, tmp_path):
 
 
 def test_default_prefetching_changes_no_number(hand, tmp_path):
-    """The CPU default (a thread in stage 1 only) trains the same weights as none at all."""
+    """The CPU default makes no data thread; a thread that stops at stage 2 changes no number."""
+
+    class StageOneThread(Trainer):  # a thread while PoseNet trains alone, none in stage 2
+        def prefetching(self, stage: int) -> bool:
+            return stage == 1
+
     weights = {}
-    threads: list[tuple[int, bool]] = []
-    for prefetch in (False, None):
+    threads: list[tuple[str, int, bool]] = []
+    for name, cls in (("default", Trainer), ("stage1", StageOneThread)):
         model, ds = _setup(hand)
         cfg = TrainConfig(**(CFG | {"max_steps": 9}))  # 6 stage-1 steps, 3 of stage 2
-        Trainer(model, ds, cfg, tmp_path / str(prefetch), progress=False, prefetch=prefetch,
-                on_step=lambda t: threads.append((t.stage, t._pool is not None))).fit()  # fmt: skip
-        weights[prefetch] = _weights(model)
-    # the default run: a data thread in stage 1, none left in stage 2 (its OpenMP team would
-    # slow the CPU step down)
-    assert set(threads[9:]) == {(1, True), (2, False)}
-    for k, v in weights[False].items():
-        torch.testing.assert_close(weights[None][k], v, rtol=0, atol=0, msg=k)
+
+        def record(t: Trainer, n: str = name) -> None:
+            threads.append((n, t.stage, t._pool is not None))
+
+        cls(model, ds, cfg, tmp_path / name, progress=False, on_step=record).fit()
+        weights[name] = _weights(model)
+    assert set(threads[:9]) == {("default", 1, False), ("default", 2, False)}
+    # the thread ends when prefetching stops: its OpenMP team would slow the CPU step down
+    assert set(threads[9:]) == {("stage1", 1, True), ("stage1", 2, False)}
+    for k, v in weights["default"].items():
+        torch.testing.assert_close(weights["stage1"][k], v, rtol=0, atol=0, msg=k)
 
 
 def test_fused_adam_takes_the_steps_of_the_reference_adam():
