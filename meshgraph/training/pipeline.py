@@ -40,6 +40,31 @@ __all__ = ["PRESETS", "RunConfig", "build_body", "run"]
 HELD_OUT_SEED = 1_000_003
 
 
+class _MadeOnce:
+    """A dataset whose batches are made once and kept (same indices, same tensors).
+
+    The per-epoch validation evaluates the same 64 held-out samples after every epoch; making
+    them took 25 ms of its 105 ms (body quick preset, 2 CPU cores). Everything else is the
+    wrapped dataset's.
+    """
+
+    def __init__(self, dataset: SyntheticPoseMeshDataset) -> None:
+        self._dataset = dataset
+        self._made: dict[tuple[int, ...], dict[str, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dataset, name)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        key = tuple(int(i) for i in indices)
+        if key not in self._made:
+            self._made[key] = self._dataset.__getitems__(list(key))
+        return self._made[key]
+
+
 @dataclass
 class RunConfig:
     """One Pose2Mesh experiment.
@@ -284,8 +309,10 @@ def _run(
     print(f"{body.name}: {body.num_vertices} vertices, hierarchy {model.hierarchy.sizes}, "
           f"{n_params / 1e6:.2f} M parameters, {joint_set} input", flush=True)  # fmt: skip
 
+    validation = _MadeOnce(test_clean)  # noise-free: the same batch after every epoch
+
     def eval_small(m: Pose2Mesh) -> dict[str, float]:
-        res = evaluate(m, test_clean, num_samples=min(64, cfg.test_samples))
+        res = evaluate(m, validation, num_samples=min(64, cfg.test_samples))  # type: ignore[arg-type]
         return {f"val_{k}": v for k, v in res.items()}
 
     trainer = Trainer(model, train, train_cfg, out, device=cfg.device, progress=progress,

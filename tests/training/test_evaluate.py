@@ -34,3 +34,20 @@ def test_mean_mesh_baseline(hand):
     assert same["mpvpe"] < 1e-3 and same["pa_mpvpe"] < 1e-3  # the template of one sample is it
     other = mean_mesh_baseline(data, SyntheticPoseMeshDataset(hand, 10, joint_set="hand", seed=6))
     assert other["mpvpe"] > 5.0
+
+
+def test_validation_batches_are_made_once_and_evaluate_the_same(hand):
+    from meshgraph.training.pipeline import _MadeOnce
+
+    model = Pose2Mesh.from_body(hand, joint_set="hand", mesh_joint_set="hand", num_levels=4,
+                                posenet_width=16, coarse_channels=8)  # fmt: skip
+    test = SyntheticPoseMeshDataset(hand, 20, joint_set="hand", seed=99, noise="none")
+    calls = []
+    made = test.__getitems__
+    test.__getitems__ = lambda idx: calls.append(list(idx)) or made(idx)
+    once = _MadeOnce(test)
+    assert len(once) == 20 and once.is_hand and once.joint_set is test.joint_set
+    first = evaluate(model, once, num_samples=12, batch_size=8)
+    again = evaluate(model, once, num_samples=12, batch_size=8)
+    assert calls == [list(range(8)), list(range(8, 12))]  # made once, then kept
+    assert first == again == evaluate(model, test, num_samples=12, batch_size=8)

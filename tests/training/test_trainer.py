@@ -194,7 +194,8 @@ def test_batches_made_in_groups_change_no_number(hand, tmp_path):
 
 
 def test_mid_epoch_checkpoints_by_steps_or_by_time(hand, tmp_path, monkeypatch):
-    """checkpoint_every=N: after every N-th step; None: when CHECKPOINT_EVERY_S has passed."""
+    """checkpoint_every=N: every N-th step and every epoch's end; None: after the step at which
+    CHECKPOINT_EVERY_S has passed since the last one, and at the end of the run."""
     from meshgraph.training import trainer as trainer_module
 
     def saves(cfg, name):
@@ -205,15 +206,31 @@ def test_mid_epoch_checkpoints_by_steps_or_by_time(hand, tmp_path, monkeypatch):
         trainer.fit()
         return where
 
-    ends = [(1, 0), (2, 0), (3, 0)]  # the end of each of the 3 epochs of 6 steps
-    every_2 = saves(CFG, "steps")
+    every_2 = saves(CFG, "steps")  # 3 epochs of 6 steps
     assert every_2 == [(0, 2), (0, 4), (1, 0), (1, 2), (1, 4), (2, 0), (2, 2), (2, 4), (3, 0)]
     by_time = CFG | {"checkpoint_every": None}
-    assert saves(by_time, "long") == ends  # 300 s never pass here
+    assert saves(by_time, "long") == [(3, 0)]  # 60 s never pass here: the end of the run
     monkeypatch.setattr(trainer_module, "CHECKPOINT_EVERY_S", 0.0)
     expected = [x for e in range(3) for x in [(e, s) for s in range(1, 6)] + [(e + 1, 0)]]
     assert saves(by_time, "zero") == expected  # after every step
     assert TrainConfig().checkpoint_every is None
+
+
+def test_time_rule_run_stopped_at_an_epoch_end_resumes_exactly(hand, tmp_path):
+    """With checkpoints by time, a run stopped at the end of an epoch (no checkpoint due there)
+    still writes its position, and the resumed run ends with the uninterrupted weights."""
+    cfg = CFG | {"checkpoint_every": None}
+    model, ds = _setup(hand)
+    Trainer(model, ds, TrainConfig(**cfg), tmp_path / "full", progress=False).fit()
+    full = _weights(model)
+    model, ds = _setup(hand)
+    out = tmp_path / "stopped"
+    Trainer(model, ds, TrainConfig(**(cfg | {"max_steps": 6})), out, progress=False).fit()
+    model, ds = _setup(hand, seed=5)
+    hist = Trainer(model, ds, TrainConfig(**cfg), out, progress=False).fit(resume=True)
+    assert [r["epoch"] for r in hist] == [0, 1, 2]
+    for k, v in full.items():
+        torch.testing.assert_close(_weights(model)[k], v, rtol=0, atol=0, msg=k)
 
 
 def test_batches_per_load_is_checked(hand, tmp_path):
