@@ -520,6 +520,10 @@ class Trainer:
     def fit(self, resume: bool = False, overwrite: bool = False) -> list[dict[str, float]]:
         """Run (or resume) the schedule; returns the per-epoch history.
 
+        Each row (also written to ``metrics.csv``) holds ``epoch``, ``steps``, the mean
+        ``loss_*`` terms, ``stage``, ``lr``, the ``evaluate`` metrics and ``seconds`` (the
+        wall time of the epoch's steps and validation).
+
         While it runs, ``out_dir`` is locked (:func:`~meshgraph.io.folder_lock`): a second
         run into the same folder is refused.
 
@@ -565,6 +569,7 @@ class Trainer:
             torch.manual_seed(cfg.seed)
         bar = self._bar(start_epoch * cfg.steps_per_epoch + start_step)
         for epoch in range(start_epoch, cfg.total_epochs):
+            started = time.perf_counter()
             stage, stage_epoch = self._stage_of(epoch)
             if stage != self.stage:
                 self._make_optimizer(stage)
@@ -615,6 +620,9 @@ class Trainer:
             row["lr"] = self.optimizer.param_groups[-1]["lr"]  # the mesh network's in stage 2
             if self.evaluate is not None and self.rank == 0:
                 row.update(self.evaluate(self.model))
+            # wall time of the epoch's steps and validation in this process (since the resume
+            # for a resumed epoch)
+            row["seconds"] = time.perf_counter() - started
             self._log_epoch(row)
             if self._checkpoint_due(s, last_epoch=epoch + 1 == cfg.total_epochs):
                 self._save_checkpoint(epoch + 1, 0)

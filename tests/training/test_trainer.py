@@ -41,6 +41,7 @@ def test_outputs_and_reproducibility(hand, tmp_path):
     hist = Trainer(model, ds, TrainConfig(**CFG), tmp_path / "a", progress=False).fit()
     assert [r["stage"] for r in hist] == [1, 2, 2]
     assert all(r["steps"] == 6 for r in hist)
+    assert all(0 < r["seconds"] < 600 for r in hist)  # the epoch's wall time
     assert "loss_edge" not in hist[1] and "loss_edge" in hist[2]  # switched on in stage-2 epoch 1
     with open(tmp_path / "a" / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
