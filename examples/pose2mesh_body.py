@@ -1,11 +1,11 @@
 """Pose2Mesh for bodies on Anny: synthetic data, two-stage training, evaluation, outputs.
 
-With no arguments it runs end to end on a 2-core CPU in about 4.5 minutes (the ``quick`` preset:
+With no arguments it runs end to end on a 2-core CPU in about 4 minutes (the ``quick`` preset:
 Anny's 1,229-vertex body topology, 1,024 PoseNet steps then 768 steps of the whole model) and
 writes to ``outputs/pose2mesh_body/``: the model (``model.pt``), metrics (``metrics.csv``,
 ``results.json``, ``results.csv``), the loss curves (``losses.png``), a predicted mesh
 (``prediction.obj``/``.ply``) and a figure (``prediction.png``: 2D input, predicted mesh,
-ground truth, per-vertex error). Measured: PA-MPJPE 85.2 mm, MPVPE 148.0 mm with
+ground truth, per-vertex error). Measured: PA-MPJPE 84.8 mm, MPVPE 148.0 mm with
 ground-truth 2D, 2.4 times better than the mean mesh.
 
 Useful flags (all of ``meshgraph train``): ``--preset long`` (about an hour here: PA-MPJPE
