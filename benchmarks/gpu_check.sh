@@ -7,7 +7,8 @@
 # (.gpu/ comes from `PYTHON=.venv/bin/python bash ../shared/tools/gpu-carry.sh`, carried along.)
 # Writes into benchmarks/results/ (copy them into $OUT on a lent device machine):
 #   tests-cuda.txt                 pytest --device cuda over the test suite
-#   suite-cuda.{json,md,png}       the CUDA benchmark subset (ChebConv, Pose2Mesh, training)
+#   suite-cuda.{json,md,png}       the CUDA benchmark subset (ChebConv, Pose2Mesh, training,
+#                                  surface losses)
 #   speed-vs-4024ed2-cuda.{json,md} full-body B64 inference and training step against 4024ed2
 #   trainer-options-full-cuda.{json,md} stage-2 step: eager, bf16 autocast, torch.compile
 #   train-quick-cuda.{json,txt}    `meshgraph train --kind body --preset quick --device cuda`
@@ -26,7 +27,7 @@ tail -3 "$res/tests-cuda.txt"
 
 stamp "benchmark subset on cuda"
 timeout 180 $py -m pytest benchmarks -q --devices cuda -p no:cacheprovider \
-  -k "(chebconv and body and not scaling) or (pose2mesh and not peak) or training" \
+  -k "(chebconv and body and not scaling) or (pose2mesh and not peak) or training or surface" \
   --benchmark-json="$res/suite-cuda.json" > /dev/null 2>&1
 $py -m benchmarks.report "$res/suite-cuda.json" > /dev/null && echo "wrote $res/suite-cuda.md"
 
