@@ -220,9 +220,10 @@ def _incidence(
     vertex = col
     edge = torch.arange(e, device=device).repeat_interleave(2)
     order = torch.argsort(vertex * e + edge, stable=True)
-    counts = torch.bincount(vertex, minlength=num_vertices)
-    crow_t = torch.zeros(num_vertices + 1, dtype=torch.long, device=device)
-    torch.cumsum(counts, 0, out=crow_t[1:])
+    # row starts by binary search in the sorted vertices (bincount has no deterministic
+    # CUDA kernel, and torch.use_deterministic_algorithms would refuse it)
+    rows = torch.arange(num_vertices + 1, device=device)
+    crow_t = torch.searchsorted(vertex[order], rows)
     with warnings.catch_warnings():  # valid by construction (faces checked by the caller)
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         d = torch.sparse_csr_tensor(crow, col, values, (e, num_vertices), check_invariants=False)

@@ -322,3 +322,17 @@ def test_bad_inputs(sphere):
         edge_length_loss(pred, target, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="topology has"):
         laplacian_loss(pred[:, :-1], mesh)
+
+
+def test_surface_losses_under_deterministic_algorithms(sphere):
+    """No kernel that torch.use_deterministic_algorithms refuses (e.g. bincount on CUDA)."""
+    pred, target, mesh = _pair(sphere)
+    pred.requires_grad_(True)
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        n, e = normal_and_edge_losses(pred, target, mesh)
+        (n + e).backward()
+    finally:
+        torch.use_deterministic_algorithms(was)
+    assert torch.isfinite(pred.grad).all()
