@@ -110,18 +110,21 @@ def test_per_edge_terms_match_loops_in_either_memory_layout(sphere, vertex_major
     np.testing.assert_allclose(ours.numpy(), length, rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("loss", [normal_vector_loss, edge_length_loss])
-def test_surface_loss_gradients(loss):
-    """Finite differences of the float64 loss, for the prediction and the target."""
+def _gradcheck_pair(seed):
+    """A small float64 icosphere pair, both requiring gradients, and its topology."""
     v, f = icosphere_vertices_faces(0)
-    mesh = MeshTopology(f)
-    g = torch.Generator().manual_seed(2)
+    g = torch.Generator().manual_seed(seed)
     target = torch.tensor(v).expand(2, -1, -1) + 0.1 * torch.randn(
         2, len(v), 3, generator=g, dtype=torch.float64
     )
     pred = target + 0.05 * torch.randn(target.shape, generator=g, dtype=torch.float64)
-    pred.requires_grad_(True)
-    target = target.clone().requires_grad_(True)
+    return pred.requires_grad_(True), target.clone().requires_grad_(True), MeshTopology(f)
+
+
+@pytest.mark.parametrize("loss", [normal_vector_loss, edge_length_loss])
+def test_surface_loss_gradients(loss):
+    """Finite differences of the float64 loss, for the prediction and the target."""
+    pred, target, mesh = _gradcheck_pair(2)
     assert torch.autograd.gradcheck(lambda p, t: loss(p, t, mesh), (pred, target))
 
 
@@ -148,15 +151,7 @@ def test_normal_and_edge_losses_match_loops_and_the_separate_losses(sphere, vert
 
 def test_normal_and_edge_losses_gradients():
     """Finite differences of both float64 terms, for the prediction and the target."""
-    v, f = icosphere_vertices_faces(0)
-    mesh = MeshTopology(f)
-    g = torch.Generator().manual_seed(3)
-    target = torch.tensor(v).expand(2, -1, -1) + 0.1 * torch.randn(
-        2, len(v), 3, generator=g, dtype=torch.float64
-    )
-    pred = target + 0.05 * torch.randn(target.shape, generator=g, dtype=torch.float64)
-    pred.requires_grad_(True)
-    target = target.clone().requires_grad_(True)
+    pred, target, mesh = _gradcheck_pair(3)
 
     def both(p, t):
         n, e = normal_and_edge_losses(p, t, mesh)
