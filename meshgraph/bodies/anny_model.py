@@ -200,6 +200,52 @@ class AnnyModel(BodyModel):
         """Posed vertices ``(B, V, 3)`` (see the module docstring for the parameters)."""
         return self.run(pose, shape, translation)["vertices"]
 
+    def posed_vertices(
+        self,
+        indices: Tensor,
+        pose: Tensor,
+        shape: Tensor | None = None,
+        translation: Tensor | None = None,
+    ) -> Tensor:
+        """Posed positions ``(B, S, 3)`` of the vertices ``indices`` only (see the base class).
+
+        Anny's rest model and bone transforms, then linear blend skinning of these vertices
+        alone: one ``(S, bones) x (bones, B*12)`` product blends their bone transforms. For
+        128 samples on 2 CPU cores, the 178 vertices of the COCO regressor of the 1,229-vertex
+        body took about 1 ms to skin, against 6 ms for the whole mesh. From half the mesh up
+        (the COCO regressor of the full mesh reads 8,241 of its 13,718 vertices), the whole
+        mesh is posed with Anny's own skinning and indexed, which is then as fast.
+        """
+        indices = self._check_indices(indices)
+        if 2 * len(indices) > self.num_vertices:
+            return self(pose, shape, translation)[:, indices.to(self.faces.device)]
+        pose = self._check_params("pose", pose, (None, self.num_bones, 3))
+        mats = self.pose_matrices(pose.to(self.dtype), translation)
+        phen = self._phenotypes(shape, mats.shape[0], mats)
+        m = self.model
+        params, phenotypes, local, facial = m.get_tensor_inputs(mats, phen, None, None)
+        coeffs = m._get_phenotype_blendshape_coefficients(phenotypes, local, facial)
+        rest = m.get_rest_model(coeffs)
+        transforms, _ = m.get_bone_transforms(params, rest["rest_bone_poses"])
+        ids = indices.to(transforms.device)
+        b = transforms.shape[0]
+        # (S, bones) @ (bones, B*12): each vertex's blended 3x4 transform, (S, B, 3, 4)
+        top = transforms[..., :3, :].permute(1, 0, 2, 3).reshape(self.num_bones, b * 12)
+        blended = (self._skinning_weights(ids, transforms.dtype) @ top).view(len(ids), b, 3, 4)
+        rest_v = rest["rest_vertices"][:, ids].expand(b, -1, -1).transpose(0, 1)  # (S, B, 3)
+        out = blended[..., 3].clone()
+        for c in range(3):  # the rotation part times the rest position, as fused multiply-adds
+            out.addcmul_(blended[..., c], rest_v[..., c : c + 1])
+        return out.transpose(0, 1)
+
+    def _skinning_weights(self, ids: Tensor, dtype: torch.dtype) -> Tensor:
+        """``(S, bones)`` dense skinning weights of the vertices ``ids``."""
+        m = self.model
+        cols = m.vertex_bone_indices[ids].long()
+        rows = torch.arange(len(ids), device=ids.device)[:, None].expand_as(cols)
+        dense = torch.zeros(len(ids), self.num_bones, dtype=dtype, device=ids.device)
+        return dense.index_put_((rows, cols), m.vertex_bone_weights[ids].to(dtype), accumulate=True)
+
     def bone_heads(self, output: dict[str, Tensor]) -> Tensor:
         """``(B, nb, 3)`` posed bone heads (joint centres) from :meth:`run`'s output."""
         return output["bone_poses"][..., :3, 3]

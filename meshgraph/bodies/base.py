@@ -137,6 +137,46 @@ class BodyModel(nn.Module, abc.ABC):
     ) -> Tensor:
         """Posed vertices ``(B, V, 3)``."""
 
+    def posed_vertices(
+        self,
+        indices: Tensor,
+        pose: Tensor,
+        shape: Tensor | None = None,
+        translation: Tensor | None = None,
+    ) -> Tensor:
+        """Posed positions ``(B, S, 3)`` of the vertices ``indices`` only.
+
+        The same numbers as ``self(pose, shape, translation)[:, indices]`` up to float
+        rounding. This default poses the whole mesh; a model may pose only the vertices asked
+        for (:class:`~meshgraph.bodies.AnnyModel` does), which is what joints regressed from a
+        few hundred vertices need.
+
+        Args:
+            indices: ``(S,)`` integer vertex indices in ``[0, V)``.
+            pose: The model's pose parameters, as for :meth:`forward`.
+            shape: Its shape parameters (``None``: the neutral shape).
+            translation: ``(B, 3)`` root translation (``None``: none).
+
+        Raises:
+            TypeError: If ``indices`` is not an integer tensor.
+            ValueError: If it is not one-dimensional or an index is out of range.
+        """
+        indices = self._check_indices(indices)
+        return self(pose, shape, translation)[:, indices.to(self.faces.device)]
+
+    def _check_indices(self, indices: Tensor) -> Tensor:
+        if not isinstance(indices, Tensor) or indices.is_floating_point() or indices.is_complex():
+            what = indices.dtype if isinstance(indices, Tensor) else type(indices).__name__
+            raise TypeError(f"indices must be an integer tensor, got {what}")
+        if indices.dim() != 1:
+            raise ValueError(f"indices must be one-dimensional, got shape {tuple(indices.shape)}")
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_vertices):
+            raise ValueError(
+                f"indices must lie in [0, {self.num_vertices}), got "
+                f"[{int(indices.min())}, {int(indices.max())}]"
+            )
+        return indices.long()
+
     @abc.abstractmethod
     def _build_regressor(self, joint_set: JointSet) -> Tensor:
         """Build the ``(J, V)`` regressor of ``joint_set``."""

@@ -24,6 +24,11 @@ A sample is a dict of tensors:
   ``principal`` ``(2,)``; ``pose`` ``(num_bones, 3)``, ``shape`` ``(6,)`` (Anny's phenotypes;
   ``(num_betas,)`` for the SMPL family).
 
+With :attr:`~SyntheticPoseMeshDataset.with_mesh` set to ``False`` a batch carries neither
+``vertices`` nor ``mesh_joints_3d``: only the few hundred vertices the joint regressor reads are
+posed (what PoseNet's training stage needs; the :class:`~meshgraph.training.Trainer` asks for
+it), and every other key is the same up to float rounding.
+
 Generation is batched: a :class:`torch.utils.data.DataLoader` calls :meth:`__getitems__` with a
 batch's indices and the body model runs once per batch. An optional on-disk cache stores the
 noise-free part of every sample in shards (``.pt``), written atomically behind a progress bar;
@@ -150,6 +155,8 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             written gives a warning, and samples are generated without it (the same samples).
         shard_size: Samples per cache shard.
         progress: Show a progress bar while building the cache.
+        with_mesh: Whether batches carry ``vertices`` and ``mesh_joints_3d`` (see the module
+            docstring); an attribute that may be changed at any time.
         device: Where batches are made (default: where the body model lives): the body model
             (moved there, in place), the regressors, the cameras, the projection, the 2D noise
             and the normalisation run on it, and batches come out on it. Poses and shapes are
@@ -177,6 +184,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         cache_dir: str | os.PathLike | None = None,
         shard_size: int = 512,
         progress: bool = True,
+        with_mesh: bool = True,
         device: str | torch.device | None = None,
     ) -> None:
         if not isinstance(model, BodyModel):
@@ -227,6 +235,9 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         )
         self.regressor = model.joint_regressor(self.joint_set).to(self.device)
         self.mesh_regressor = model.joint_regressor(self.mesh_joint_set).to(self.device)
+        # the vertices the input joints are regressed from (posed alone without the mesh)
+        self._support = torch.nonzero(self.regressor.abs().sum(0) > 0)[:, 0]
+        self.with_mesh = bool(with_mesh)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._cache_writable = True
         self.shard_size = int(shard_size)
@@ -302,8 +313,12 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             out.append(i)
         return out
 
-    def generate(self, indices: Sequence[int]) -> dict[str, Tensor]:
-        """The noise-free geometry of ``indices`` (batched, ignoring the cache)."""
+    def generate(self, indices: Sequence[int], mesh: bool = True) -> dict[str, Tensor]:
+        """The noise-free geometry of ``indices`` (batched, ignoring the cache).
+
+        With ``mesh=False`` only the vertices of the input joints' regressor are posed, and
+        ``vertices`` and ``mesh_joints_3d`` are left out.
+        """
         indices = self._check_indices(indices)
         dev = self.device
         # counter-based random numbers: a sample depends on (seed, index) only, on any device.
@@ -312,12 +327,20 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         pose = self.pose_sampler.from_draws(self.pose_sampler.draw(len(indices), source))
         shape = self.shape_sampler.sample(len(indices), source)
         dtype = self.model.dtype
+        pose_t, shape_t = pose.to(device=dev, dtype=dtype), shape.to(device=dev, dtype=dtype)
         with torch.no_grad():
-            verts = self.model(pose.to(device=dev, dtype=dtype), shape.to(device=dev, dtype=dtype))
+            if mesh:
+                verts = self.model(pose_t, shape_t)
+                regressor = self.regressor.to(dev, dtype)
+            else:
+                verts = self.model.posed_vertices(self._support, pose_t, shape_t)
+                regressor = self.regressor[:, self._support].to(dev, dtype)
             if self._world is not None:  # into meshgraph's z-up world
                 verts = verts @ self._world.to(device=dev, dtype=dtype).T
-            joints = torch.einsum("jv,bvc->bjc", self.regressor.to(dev, dtype), verts)
-            mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(dev, dtype), verts)
+            joints = torch.einsum("jv,bvc->bjc", regressor, verts)
+            if mesh:
+                mesh_reg = self.mesh_regressor.to(dev, dtype)
+                mesh_joints = torch.einsum("jv,bvc->bjc", mesh_reg, verts)
         root_world = joints[:, self.joint_set.root].double()
         cams = CounterRandom(self.seed, indices, _STREAM_CAMERA, device=dev)
         cam = sample_cameras(root_world, cams, self.camera_ranges)
@@ -331,11 +354,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         def to_cam_rel(x: Tensor) -> Tensor:
             return torch.baddbmm(-(root_f @ rot_t), x.float(), rot_t)  # (x - root) R^T
 
-        return {
+        out = {
             "keypoints_2d_gt": kp.float(),
             "joints_3d": to_cam_rel(joints),
-            "mesh_joints_3d": to_cam_rel(mesh_joints),
-            "vertices": to_cam_rel(verts),
+            "mesh_joints_3d": to_cam_rel(mesh_joints) if mesh else None,
+            "vertices": to_cam_rel(verts) if mesh else None,
             "root": root_cam.float(),
             "camera_rotation": rot.float(),
             "camera_translation": cam.translation.float(),
@@ -344,6 +367,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             "pose": pose.float(),
             "shape": shape.float(),
         }
+        return {k: v for k, v in out.items() if v is not None}
 
     def canonical_names(self, indices: Sequence[int]) -> list[str]:
         """The canonical pose each sample of ``indices`` was perturbed from (``"sitting"``, ...)."""
@@ -368,7 +392,10 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
         """A whole batch at once (used by :class:`torch.utils.data.DataLoader`)."""
         indices = self._check_indices(indices)
-        geo = self._cached(indices) if self.cache_dir is not None else self.generate(indices)
+        if self.cache_dir is not None:
+            geo = self._cached(indices)
+        else:
+            geo = self.generate(indices, mesh=self.with_mesh)
         noisy = self._noisy(geo["keypoints_2d_gt"], indices)
         normalised, box = normalize_keypoints(noisy.double())
         return {
@@ -472,5 +499,6 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
                 self._shards[shard] = data
             data = self._shards[shard]
             for k in _GEOMETRY_KEYS:
-                out.setdefault(k, []).append(data[k][offset])
+                if self.with_mesh or k not in ("vertices", "mesh_joints_3d"):
+                    out.setdefault(k, []).append(data[k][offset])
         return {k: torch.stack(v).to(self.device) for k, v in out.items()}

@@ -164,3 +164,49 @@ def test_anny_rig_facts(anny_body, anny_hand):
     labels = anny_body.bone_labels
     assert heads[labels.index("head"), 2] > heads[labels.index("foot.L"), 2] + 1.2
     assert heads[labels.index("upperleg01.L"), 0] > heads[labels.index("upperleg01.R"), 0]
+
+
+@pytest.mark.parametrize("which", ["body", "hand"])
+def test_posed_vertices_match_the_whole_mesh(which, body, hand, device):
+    """Skinning a subset equals Anny's own forward (warp or torch skinning) on those vertices."""
+    model = (body if which == "body" else hand).to(device)
+    n = 3
+    g = torch.Generator().manual_seed(5)
+    pose = 0.4 * torch.randn(n, model.num_bones, 3, generator=g)
+    shape = torch.rand(n, 6, generator=g)
+    shift = torch.randn(n, 3, generator=g)
+    ids = torch.randperm(model.num_vertices, generator=g)[:50]
+    ids[:2] = torch.tensor([0, model.num_vertices - 1])
+    args = (pose.to(device), shape.to(device), shift.to(device))
+    with torch.no_grad():
+        whole = model(*args)
+        some = model.posed_vertices(ids, *args)
+        plain = model.posed_vertices(ids, args[0])  # default shape, no translation
+    assert some.shape == (n, 50, 3) and some.device == whole.device
+    torch.testing.assert_close(some, whole[:, ids.to(device)], atol=2e-5, rtol=0)
+    torch.testing.assert_close(plain, model(args[0])[:, ids.to(device)], atol=2e-5, rtol=0)
+    # more than half the mesh: Anny's own skinning, indexed
+    many = torch.randperm(model.num_vertices, generator=g)[: 3 * model.num_vertices // 4]
+    with torch.no_grad():
+        torch.testing.assert_close(model.posed_vertices(many, *args), whole[:, many.to(device)])
+    # repeated and empty index lists
+    twice = model.posed_vertices(torch.tensor([7, 7]), args[0])
+    torch.testing.assert_close(twice[:, 0], twice[:, 1])
+    assert model.posed_vertices(torch.zeros(0, dtype=torch.long), args[0]).shape == (n, 0, 3)
+    model.to("cpu")
+
+
+def test_posed_vertices_bad_indices(body):
+    pose = torch.zeros(1, 104, 3)
+    with pytest.raises(TypeError, match="integer tensor"):
+        body.posed_vertices(torch.tensor([0.0, 1.0]), pose)
+    with pytest.raises(TypeError, match="integer tensor"):
+        body.posed_vertices([0, 1], pose)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        body.posed_vertices(torch.zeros(2, 2, dtype=torch.long), pose)
+    with pytest.raises(ValueError, match=r"\[0, 13718\)"):
+        body.posed_vertices(torch.tensor([0, 13718]), pose)
+    with pytest.raises(ValueError, match=r"\[0, 13718\)"):
+        body.posed_vertices(torch.tensor([-1]), pose)
+    with pytest.raises(ValueError, match="pose must have shape"):
+        body.posed_vertices(torch.tensor([0]), torch.zeros(1, 3, 3))

@@ -177,3 +177,16 @@ def test_rig_of_smpl_files(smpl_file, mano_file):
     mano = SMPLModel("mano", mano_file[0], is_rhand=True)
     assert mano.is_hand and mano.side == "R" and mano.bone_labels[0] == "right_wrist"
     np.testing.assert_array_equal(mano.world_rotation.numpy(), np.eye(3))
+
+
+def test_posed_vertices_default_is_the_whole_mesh_indexed(smpl_file):
+    """The base class's posed_vertices (SMPL poses the whole mesh, then indexes)."""
+    path, _ = smpl_file
+    model = SMPLModel("smpl", path.parent)
+    pose = 0.3 * torch.randn(2, 24, 3)
+    betas = torch.randn(2, 10)
+    ids = torch.tensor([5, 0, V - 1, 5])
+    out = model.posed_vertices(ids, pose, betas)
+    np.testing.assert_array_equal(out.numpy(), model(pose, betas)[:, ids].numpy())
+    with pytest.raises(ValueError, match=rf"\[0, {V}\)"):
+        model.posed_vertices(torch.tensor([V]), pose)

@@ -101,6 +101,40 @@ def test_cache_roundtrip_corruption_and_config(body, tmp_path):
         SyntheticPoseMeshDataset(body, 10, seed=2, cache_dir=tmp_path, shard_size=4)
 
 
+@pytest.mark.parametrize("which", ["body", "hand"])
+def test_without_the_mesh_the_rest_is_the_same(which, body, hand, tmp_path):
+    """with_mesh=False leaves out the mesh keys and poses the regressor's vertices alone."""
+    model, joint_set = (body, "coco") if which == "body" else (hand, "hand")
+    ds = SyntheticPoseMeshDataset(model, 30, joint_set=joint_set, seed=4)
+    full = ds.__getitems__([3, 17, 29])
+    ds.with_mesh = False
+    calls = []
+    original = model.posed_vertices
+
+    def spy(indices, *args, **kwargs):
+        calls.append(len(indices))
+        return original(indices, *args, **kwargs)
+
+    model.posed_vertices = spy
+    try:
+        joints_only = ds.__getitems__([3, 17, 29])
+    finally:
+        del model.posed_vertices
+    reg = model.joint_regressor(joint_set)
+    assert calls == [int((reg.abs().sum(0) > 0).sum())] and calls[0] < model.num_vertices
+    assert set(full) - set(joints_only) == {"vertices", "mesh_joints_3d"}
+    for k, v in joints_only.items():
+        # millimetre-scale pixels and metres: float rounding of another summation order
+        torch.testing.assert_close(v, full[k], atol=2e-4, rtol=1e-5, msg=k)
+    # the same from the on-disk cache, and back with the mesh
+    cached = SyntheticPoseMeshDataset(model, 30, joint_set=joint_set, seed=4, cache_dir=tmp_path,
+                                      shard_size=16, progress=False, with_mesh=False)  # fmt: skip
+    assert set(cached.__getitems__([3, 17])) == set(joints_only)
+    cached.with_mesh = True
+    torch.testing.assert_close(cached.__getitems__([3])["vertices"], full["vertices"][:1],
+                               atol=1e-4, rtol=0)  # fmt: skip
+
+
 def test_bad_arguments(body):
     with pytest.raises(ValueError, match="not 'hand'"):
         SyntheticPoseMeshDataset(body, 10, joint_set="hand")

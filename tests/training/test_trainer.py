@@ -194,6 +194,26 @@ def test_batches_made_in_groups_change_no_number(hand, tmp_path):
         torch.testing.assert_close(_weights(model)[k], v, rtol=0, atol=0, msg=k)
 
 
+def test_posenet_stage_asks_for_no_mesh(hand, tmp_path):
+    """Stage-1 batches are made without the mesh, stage-2 batches with it; the dataset's
+    setting comes back after the run, also after a failed one."""
+    model, ds = _setup(hand)
+    seen = []
+    made = ds.__getitems__
+    ds.__getitems__ = lambda idx: seen.append((ds.with_mesh, sorted(out := made(idx)))) or out
+    Trainer(model, ds, TrainConfig(**CFG), tmp_path / "a", progress=False).fit()
+    stage1, stage2 = seen[:3], seen[3:]  # 6 steps an epoch in pairs: 3 calls per epoch
+    assert len(seen) == 9 and all(not m for m, _ in stage1) and all(m for m, _ in stage2)
+    assert all("vertices" not in keys and "joints_3d" in keys for _, keys in stage1)
+    assert all("vertices" in keys and "mesh_joints_3d" in keys for _, keys in stage2)
+    assert ds.with_mesh is True
+    # a dataset set to make no mesh is refused before any step (stage 2 needs the vertices)
+    ds.with_mesh = False
+    with pytest.raises(ValueError, match="with_mesh=False"):
+        Trainer(model, ds, TrainConfig(**CFG), tmp_path / "b", progress=False).fit()
+    assert ds.with_mesh is False
+
+
 def test_mid_epoch_checkpoints_by_steps_or_by_time(hand, tmp_path, monkeypatch):
     """checkpoint_every=N: every N-th step and every epoch's end; None: after the step at which
     CHECKPOINT_EVERY_S has passed since the last one, and at the end of the run."""
