@@ -300,7 +300,11 @@ class MeshNet(nn.Module):
                 h = block(h)
             out = self.direct_head(h)
         out = self.hierarchy.from_layout(out)
-        return out if frame is None else out @ frame.transpose(1, 2)
+        if frame is None:
+            return out
+        # out @ frame^T, as (frame @ out^T)^T: a (3, 3) x (3, V) product per sample took 0.6
+        # against 1.2 ms forward and backward for the body quick batch (2 CPU cores)
+        return (frame @ out.transpose(1, 2)).transpose(1, 2).contiguous()
 
 
 class FCBaseline(nn.Module):
