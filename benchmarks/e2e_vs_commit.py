@@ -11,6 +11,8 @@ are passed to both). The wall time of each process and the held-out metrics of i
 ``results.json`` go to ``benchmarks/results/e2e-body-<preset>-<device>.{json,md}``.
 
 It takes the two runs' time: about 10 minutes for the ``quick`` preset on 2 CPU cores.
+``--rounds 2`` runs base, new, new, base (then again for more rounds), so that a drift of the
+machine's speed during the runs weighs on both trees alike, and reports each tree's median.
 """
 
 from __future__ import annotations
@@ -44,15 +46,36 @@ def run_example(tree: Path, out: Path, extra: list[str]) -> dict:
             "gt_2d": results["gt_2d"], "noisy_2d": results["noisy_2d"]}  # fmt: skip
 
 
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
+
+def _merge(runs: list[dict]) -> dict:
+    """One tree's runs as one row: median times (the metrics are the same run to run)."""
+    row = dict(runs[0])
+    row["wall_s"] = _median([r["wall_s"] for r in runs])
+    row["train_s"] = _median([r["train_s"] for r in runs])
+    row["wall_s_each"] = [round(r["wall_s"], 1) for r in runs]
+    return row
+
+
 def _markdown(base: str, new: str, rows: dict, device: str, threads: int) -> str:
     b, n = rows[base], rows[new]
+    rounds = len(n.get("wall_s_each", [0]))
     lines = [
         f"# `python examples/pose2mesh_body.py` end to end, {base} against {new} "
         f"({device}, {threads} threads)",
         "",
         "Both trees run one after the other on the same machine (`python -m "
         "benchmarks.e2e_vs_commit`): the quick body preset, "
-        f"{n['steps']:,} steps, held-out samples. Millimetres, ground-truth 2D input.",
+        f"{n['steps']:,} steps, held-out samples. Millimetres, ground-truth 2D input."
+        + (
+            f" {rounds} runs of each tree in the order base, new, new, base, ...; the times "
+            "are medians."
+            if rounds > 1
+            else ""
+        ),
         "",
         "| run | wall time | training | MPJPE | PA-MPJPE | MPVPE | PA-MPVPE "
         "| noisy 2D PA-MPJPE / MPVPE |",
@@ -65,6 +88,9 @@ def _markdown(base: str, new: str, rows: dict, device: str, threads: int) -> str
             + " | ".join(f"{m[k]:.1f}" for k in METRICS)
             + f" | {r['noisy_2d']['pa_mpjpe']:.1f} / {r['noisy_2d']['mpvpe']:.1f} |"
         )
+    if rounds > 1:
+        lines += ["", f"Wall times of each run: {base} {b['wall_s_each']} s, "
+                  f"{new} {n['wall_s_each']} s."]  # fmt: skip
     lines += ["", f"{b['wall_s'] / n['wall_s']:.2f} times faster end to end "
               f"({b['train_s'] / n['train_s']:.2f} times for the training alone)."]  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -80,18 +106,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="4024ed2", help="the commit to compare against")
     parser.add_argument("--name", default="e2e-body-quick-cpu", help="results file stem")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of each tree (base, new, new, base, ...)"
+    )
     args = parser.parse_args(argv)
     import torch
 
     new = git_head()
-    rows: dict[str, dict] = {}
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    runs: dict[str, list[dict]] = {args.base: [], new: []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        base_tree = _export(args.base, tmp_path)
-        for name, tree in ((args.base, base_tree), (new, ROOT)):
-            print(f"running the example from {name} ...", flush=True)
-            rows[name] = run_example(tree, tmp_path / f"out-{name}", extra)
-            print(f"  {rows[name]['wall_s']:.0f} s", flush=True)
+        trees = {args.base: _export(args.base, tmp_path), new: ROOT}
+        order = [args.base, new]
+        for r in range(args.rounds):
+            for name in order if r % 2 == 0 else order[::-1]:
+                print(f"running the example from {name} ...", flush=True)
+                out_dir = tmp_path / f"out-{name}-{r}"
+                runs[name].append(run_example(trees[name], out_dir, extra))
+                print(f"  {runs[name][-1]['wall_s']:.0f} s", flush=True)
+    rows = {name: _merge(r) for name, r in runs.items()}
     out = ROOT / "benchmarks" / "results"
     record = {"base": args.base, "new": new, "extra_args": extra, "runs": rows,
               "machine": platform.processor() or platform.machine(),

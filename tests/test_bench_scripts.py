@@ -24,6 +24,32 @@ def test_end_to_end_report_gives_both_runs_and_their_ratio():
     assert "1.50 times faster end to end (2.00 times for the training alone)." in lines
 
 
+def test_end_to_end_rounds_alternate_and_report_medians(tmp_path, monkeypatch):
+    """--rounds 3: base, new, new, base, base, new; each tree's median time."""
+    order, times = [], {"base0": [330, 300, 360], "new": [210, 240, 200]}
+    monkeypatch.setattr(e2e_vs_commit, "git_head", lambda: "new")
+    monkeypatch.setattr(e2e_vs_commit, "_export", lambda commit, tmp: tmp / "base-tree")
+    monkeypatch.setattr(e2e_vs_commit, "ROOT", tmp_path)
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+
+    def fake_run(tree, out, extra):
+        name = "base0" if tree.name == "base-tree" else "new"
+        order.append(name)
+        wall = times[name][sum(n == name for n in order) - 1]
+        return _row(wall, wall - 10, 85.0)
+
+    monkeypatch.setattr(e2e_vs_commit, "run_example", fake_run)
+    assert e2e_vs_commit.main(["--base", "base0", "--rounds", "3", "--name", "r"]) == 0
+    assert order == ["base0", "new", "new", "base0", "base0", "new"]
+    lines = (tmp_path / "benchmarks" / "results" / "r.md").read_text().splitlines()
+    assert "| base0 | 330 s | 320 s | 100.0 | 85.0 | 150.0 | 90.0 | 90.0 / 150.0 |" in lines
+    assert "| new | 210 s | 200 s | 100.0 | 85.0 | 150.0 | 90.0 | 90.0 / 150.0 |" in lines
+    assert "1.57 times faster end to end (1.60 times for the training alone)." in lines
+    assert "Wall times of each run: base0 [330, 300, 360] s, new [210, 240, 200] s." in lines
+    with pytest.raises(SystemExit):
+        e2e_vs_commit.main(["--rounds", "0"])
+
+
 def test_trainer_options_report_ratios_and_failures(tmp_path, monkeypatch):
     canned = {
         (False, False): {"first_s": 0.3, "step_ms": 200.0, "first_loss": 1.5, "peak_mib": None},
