@@ -210,3 +210,51 @@ def test_posed_vertices_bad_indices(body):
         body.posed_vertices(torch.tensor([-1]), pose)
     with pytest.raises(ValueError, match="pose must have shape"):
         body.posed_vertices(torch.tensor([0]), torch.zeros(1, 3, 3))
+
+
+@pytest.mark.parametrize("kind", ["body", "hand.R", "hand.L"])
+def test_run_matches_annys_own_forward(kind, tmp_path):
+    """run() calls Anny's steps one by one with meshgraph's forward kinematics: the same
+    vertices, bone poses and rest data as anny.Anny's forward, first call and later ones."""
+    model = AnnyModel(kind, "notoes_collapse10pc" if kind == "body" else None,
+                      regressor_cache_dir=tmp_path)  # fmt: skip
+    g = torch.Generator().manual_seed(11)
+    pose = 0.5 * torch.randn(4, model.num_bones, 3, generator=g)
+    shape = torch.rand(4, 6, generator=g)
+    shift = torch.randn(4, 3, generator=g)
+    mats = model.pose_matrices(pose, shift)
+    with torch.no_grad():
+        ref = model.model(pose_parameters=mats, phenotype_kwargs=shape)
+        first = model.run(pose, shape, shift)  # compares the two kinematics, keeps meshgraph's
+        assert model._fast_kinematics is True
+        later = model.run(pose, shape, shift)
+    assert set(later) == set(ref)
+    for key, value in later.items():  # the first call gave the numbers of the later ones
+        assert torch.equal(first[key], value), key
+    for out in (first, later):
+        for key in ("vertices", "bone_poses", "rest_vertices", "rest_bone_poses"):
+            torch.testing.assert_close(out[key], ref[key], atol=1e-5, rtol=0, msg=key)
+
+
+def test_kinematics_fall_back_to_annys_when_they_disagree(tmp_path, monkeypatch):
+    from meshgraph.bodies import anny_model
+
+    model = AnnyModel("hand.R", regressor_cache_dir=tmp_path)
+    pose = 0.3 * torch.randn(2, model.num_bones, 3)
+    with torch.no_grad():  # Anny's own forward (the model has not compared kinematics yet)
+        expected = model.model(pose_parameters=model.pose_matrices(pose))["vertices"]
+
+    def wrong(m, rest, deltas):
+        t, p = m.get_bone_transforms(deltas, rest)
+        return t + 0.01, p
+
+    monkeypatch.setattr(anny_model, "_local_ref_kinematics", wrong)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pose), expected, atol=1e-5, rtol=0)
+        assert model._fast_kinematics is False
+        torch.testing.assert_close(model(pose), expected, atol=1e-5, rtol=0)  # Anny's from now on
+    # another parameterisation, or no kinematic chain: not handled
+    fake = type("Fake", (), {"pose_parameterization": "local-bone"})()
+    assert anny_model.__dict__["_local_ref_kinematics"] is wrong
+    monkeypatch.undo()
+    assert anny_model._local_ref_kinematics(fake, torch.zeros(1, 2, 4, 4), None) is None
