@@ -11,6 +11,8 @@ Subcommands:
 * ``meshgraph evaluate MODEL.pt``: metrics on a held-out synthetic set.
 * ``meshgraph predict MODEL.pt KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
   keypoints in pixels.
+* ``meshgraph export-weights RUN --name body|hand``: a finished run's model as a shippable
+  weight file (float16, with its provenance; :mod:`meshgraph.models.pretrained`).
 
 Every failure ends as one line, ``meshgraph COMMAND: error: ...``, naming the file or the
 option, with exit status 2; ``MESHGRAPH_DEBUG=1`` shows the traceback instead.
@@ -399,7 +401,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_finite_float, default=0.1, help="confidence threshold")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("export-weights", help="a finished run's model as shippable weights")
+    p.add_argument("run", type=Path, help="the output folder of a finished `meshgraph train`")
+    p.add_argument("--name", required=True, choices=("body", "hand"))
+    p.add_argument(
+        "--out", type=Path, default=None, help="the file (default: meshgraph/weights/NAME)"
+    )
+    p.set_defaults(func=_export_weights)
     return parser
+
+
+def _export_weights(args: argparse.Namespace) -> int:
+    from meshgraph.models.pretrained import PRETRAINED, export_pretrained, weights_dir
+
+    out = args.out or weights_dir() / PRETRAINED[args.name]["file"]
+    path = export_pretrained(args.run, args.name, out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

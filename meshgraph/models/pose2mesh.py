@@ -259,6 +259,8 @@ class Pose2Mesh(nn.Module):
                 canonical_frame=config.canonical_frame,
             )
         self.register_buffer("mesh_regressor", mesh_regressor.detach().float().clone())
+        #: The provenance record of shipped weights (:meth:`pretrained`), else ``None``.
+        self.provenance: dict[str, Any] | None = None
         self.register_buffer("faces", topology.faces.clone(), persistent=False)
 
     @classmethod
@@ -271,6 +273,27 @@ class Pose2Mesh(nn.Module):
         topology = body.topology
         reg = body.joint_regressor(config.mesh_joint_set).detach().cpu()
         return cls(config, topology, reg)
+
+    @classmethod
+    def pretrained(
+        cls,
+        name: str = "body",
+        *,
+        directory: str | os.PathLike | None = None,
+        map_location: Any = "cpu",
+    ) -> Pose2Mesh:
+        """The trained model ``name`` that ships with meshgraph (``"body"`` or ``"hand"``).
+
+        See :mod:`meshgraph.models.pretrained`; its provenance (command, commit, data,
+        hardware, held-out metrics) is the returned model's ``provenance`` attribute.
+
+        Raises:
+            ValueError: For an unknown name or a weight file that holds another model.
+            FileNotFoundError: If this installation ships no such weights.
+        """
+        from meshgraph.models.pretrained import load_pretrained
+
+        return load_pretrained(name, directory=directory, map_location=map_location)
 
     @property
     def num_vertices(self) -> int:

@@ -341,6 +341,7 @@ def _run(
         "mean_mesh_baseline": baseline,
         "baseline_over_model_mpvpe": baseline["mpvpe"] / max(clean["mpvpe"], 1e-9),
         "run": asdict(cfg),
+        **_provenance(cfg.device),
     }
     text = json.dumps(results, indent=2, default=str)
     atomic_write(out / "results.json", lambda fh: fh.write(text.encode()))
@@ -369,6 +370,43 @@ def _run(
         pass
     print(format_table(results), flush=True)
     return results
+
+
+def _provenance(device: str) -> dict[str, Any]:
+    """How the run was made: the command, the source commit, the hardware and versions."""
+    import platform
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    commit = "unknown (not a git checkout)"
+    try:
+        if not (root / ".git").exists():  # an installed package: no source tree to ask
+            raise OSError("not a checkout")
+        git = {"cwd": root, "capture_output": True, "text": True, "timeout": 10}
+        head = subprocess.run(["git", "rev-parse", "HEAD"], check=True, **git).stdout.strip()
+        status = ["git", "status", "--porcelain", "--untracked-files=no"]
+        dirty = subprocess.run(status, **git).stdout
+        commit = head + (" (with uncommitted changes)" if dirty.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    hardware = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        hardware += f", {torch.cuda.get_device_name(torch.device(device))}"
+    return {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "commit": commit,
+        "hardware": hardware,
+        "device": device,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+    }
 
 
 def format_table(results: dict[str, Any]) -> str:

@@ -32,6 +32,9 @@ def test_train_evaluate_predict(tmp_path, capsys):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
     assert results["steps"] == 4 and set(results["gt_2d"]) >= {"mpvpe", "pa_mpvpe", "f5", "f15"}
+    # provenance: this checkout's commit, the machine, the versions
+    assert len(results["commit"].split()[0]) == 40 and "cores" in results["hardware"]
+    assert results["versions"]["torch"] == torch.__version__ and results["command"]
     model = Pose2Mesh.load(out / "model.pt")
     assert model.config.body == "anny-hand.R"
 

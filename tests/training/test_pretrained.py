@@ -1,0 +1,134 @@
+"""Shipped weights: export from a run, float16 storage, provenance, loading and its errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("anny")
+
+import meshgraph
+from meshgraph.cli import main
+from meshgraph.models import Pose2Mesh
+from meshgraph.models.pretrained import (
+    PRETRAINED,
+    PROVENANCE_KEYS,
+    export_pretrained,
+    load_pretrained,
+    pretrained_info,
+    weights_dir,
+)
+
+TINY = ["--posenet-epochs", "1", "--epochs", "1", "--samples-per-epoch", "32", "--batch-size",
+        "16", "--test-samples", "16", "--posenet-width", "32", "--no-progress"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hand_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrained") / "run"
+    threads = str(torch.get_num_threads())
+    assert main(["train", "--kind", "hand", "--out", str(out), "--threads", threads, *TINY]) == 0
+    return out
+
+
+def test_export_and_load_roundtrip(hand_run, tmp_path):
+    path = export_pretrained(hand_run, "hand", tmp_path / PRETRAINED["hand"]["file"])
+    original = Pose2Mesh.load(hand_run / "model.pt")
+    # float16 storage: about half the bytes of the float32 model file
+    assert path.stat().st_size < 0.6 * (hand_run / "model.pt").stat().st_size
+    raw = torch.load(path, weights_only=True)
+    assert raw["state_dict"]["posenet.inp.weight"].dtype == torch.float16
+    assert raw["state_dict"]["mesh_regressor"].dtype == torch.float32
+    model = Pose2Mesh.pretrained("hand", directory=tmp_path)
+    assert not model.training and model.posenet.inp.weight.dtype == torch.float32
+    for k, v in original.state_dict().items():  # the float16 rounding of every weight
+        rounded = v.half().float() if v.is_floating_point() and k != "mesh_regressor" else v
+        torch.testing.assert_close(model.state_dict()[k], rounded, rtol=0, atol=0, msg=k)
+    kp = torch.from_numpy(np.random.default_rng(0).random((2, 21, 2)) * 300).float()
+    # float16 weights: relative errors of about 1e-3 in the output (an untrained model's)
+    torch.testing.assert_close(model.predict(kp).vertices, original.predict(kp).vertices,
+                               atol=1e-3, rtol=5e-3)  # fmt: skip
+    # provenance, the same through the model and through pretrained_info
+    info = model.provenance
+    assert info == pretrained_info("hand", directory=tmp_path)
+    assert set(PROVENANCE_KEYS) <= set(info) and info["name"] == "hand"
+    results = json.loads((hand_run / "results.json").read_text())
+    assert info["commit"] == results["commit"] and info["seed"] == 0
+    assert json.loads(info["metrics"])["gt_2d"] == pytest.approx(results["gt_2d"])
+    assert json.loads(info["data"])["kind"] == "hand"
+    assert info["train_seconds"] == pytest.approx(results["train_seconds"])
+
+
+def test_loading_errors_name_the_file_and_the_mismatch(hand_run, tmp_path):
+    with pytest.raises(ValueError, match=r"no pretrained model 'foot'.*\['body', 'hand'\]"):
+        load_pretrained("foot", directory=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"pose2mesh-body\.pt.*ships none"):
+        Pose2Mesh.pretrained("body", directory=tmp_path)
+    hand_file = export_pretrained(hand_run, "hand", tmp_path / "hand.pt")
+    # the hand's file under the body's name
+    shutil.copy(hand_file, tmp_path / PRETRAINED["body"]["file"])
+    with pytest.raises(ValueError, match="holds the 'hand' model, not 'body'"):
+        Pose2Mesh.pretrained("body", directory=tmp_path)
+    # a record that says body, but hand joints and a hand mesh
+    raw = torch.load(hand_file, weights_only=True)
+    raw["pretrained"]["name"] = "body"
+    torch.save(raw, tmp_path / PRETRAINED["body"]["file"])
+    with pytest.raises(ValueError, match="should take 'coco' joints, this one takes 'hand'"):
+        Pose2Mesh.pretrained("body", directory=tmp_path)
+    # a hand file trained on another body model
+    raw = torch.load(hand_file, weights_only=True)
+    raw["config"]["body"] = "anny-hand.L"
+    torch.save(raw, tmp_path / PRETRAINED["hand"]["file"])
+    with pytest.raises(ValueError, match=r"trained on 'anny-hand\.R', this one was trained on"):
+        Pose2Mesh.pretrained("hand", directory=tmp_path)
+    # an ordinary model file (no provenance), a corrupt file
+    shutil.copy(hand_run / "model.pt", tmp_path / PRETRAINED["hand"]["file"])
+    with pytest.raises(ValueError, match="no provenance record"):
+        Pose2Mesh.pretrained("hand", directory=tmp_path)
+    (tmp_path / PRETRAINED["hand"]["file"]).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"pose2mesh-hand\.pt"):
+        Pose2Mesh.pretrained("hand", directory=tmp_path)
+    # weights that do not fit the config
+    raw = torch.load(hand_file, weights_only=True)
+    raw["state_dict"]["posenet.inp.weight"] = raw["state_dict"]["posenet.inp.weight"][:3]
+    torch.save(raw, tmp_path / PRETRAINED["hand"]["file"])
+    with pytest.raises(ValueError, match=r"pose2mesh-hand\.pt: not a usable Pose2Mesh model"):
+        Pose2Mesh.pretrained("hand", directory=tmp_path)
+
+
+def test_export_refuses_unfinished_or_foreign_runs(hand_run, tmp_path):
+    with pytest.raises(ValueError, match="is not the body model"):
+        export_pretrained(hand_run, "body", tmp_path / "b.pt")
+    with pytest.raises(FileNotFoundError, match=r"results\.json"):
+        export_pretrained(tmp_path, "hand", tmp_path / "h.pt")
+    run = tmp_path / "run"
+    shutil.copytree(hand_run, run)
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "complete": False}))
+    with pytest.raises(ValueError, match="stopped before its schedule ended"):
+        export_pretrained(run, "hand", tmp_path / "h.pt")
+    del results["commit"]
+    (run / "results.json").write_text(json.dumps(results))
+    with pytest.raises(ValueError, match="lacks commit"):
+        export_pretrained(run, "hand", tmp_path / "h.pt")
+    assert not (tmp_path / "h.pt").exists()
+
+
+def test_weights_live_in_the_package():
+    from pathlib import Path
+
+    assert weights_dir() == Path(meshgraph.__file__).resolve().parent / "weights"
+
+
+def test_export_weights_command(hand_run, tmp_path, capsys):
+    out = tmp_path / "w" / "hand.pt"
+    assert main(["export-weights", str(hand_run), "--name", "hand", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    shutil.copy(out, tmp_path / PRETRAINED["hand"]["file"])
+    assert Pose2Mesh.pretrained("hand", directory=tmp_path).provenance["name"] == "hand"
+    assert main(["export-weights", str(hand_run), "--name", "body", "--out", str(out)]) == 2
+    assert "is not the body model" in capsys.readouterr().err
