@@ -9,8 +9,8 @@ Subcommands:
   ``--preset full`` the full-mesh schedule for a GPU;
   ``--resume`` continues a killed run; under ``torchrun`` it trains on every process).
 * ``meshgraph evaluate MODEL.pt``: metrics on a held-out synthetic set.
-* ``meshgraph predict MODEL.pt KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
-  keypoints in pixels.
+* ``meshgraph predict [MODEL.pt] KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
+  keypoints in pixels (without a model: the shipped body model, or the hand with ``--hand``).
 * ``meshgraph export-weights RUN --name body|hand``: a finished run's model as a shippable
   weight file (float16, with its provenance; :mod:`meshgraph.models.pretrained`).
 
@@ -110,6 +110,9 @@ def _train(args: argparse.Namespace) -> int:
         overrides["joint_set"] = args.joint_set
     if args.test_samples is not None:
         overrides["test_samples"] = args.test_samples
+    poses = {k: getattr(args, f"pose_{k}") for k in ("blend", "uniform")}
+    if any(v is not None for v in poses.values()):
+        overrides["poses"] = {k: v for k, v in poses.items() if v is not None}
     _device_option(args.device)
     kind = args.kind or ("hand" if args.body == "mano" else "body")
     cfg = preset(kind, args.preset, **overrides)
@@ -243,7 +246,15 @@ def _predict(args: argparse.Namespace) -> int:
     from meshgraph.models.pose2mesh import Pose2Mesh
     from meshgraph.viz import save_obj, save_ply
 
-    model = Pose2Mesh.load(args.model, map_location="cpu")
+    if len(args.inputs) > 2:
+        raise ValueError(f"expected [MODEL.pt] KEYPOINTS, got {len(args.inputs)} paths")
+    if len(args.inputs) == 2:
+        if args.hand:
+            raise ValueError("--hand picks the shipped hand model: give no MODEL.pt with it")
+        model = Pose2Mesh.load(args.inputs[0], map_location="cpu")
+    else:  # the weights that ship with meshgraph
+        model = Pose2Mesh.pretrained("hand" if args.hand else "body")
+    args.keypoints = args.inputs[-1]
     kp = _load_keypoints(Path(args.keypoints))
     try:
         pred = model.predict(kp, confidence_threshold=args.threshold)
@@ -356,6 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="MeshNet works in the body frame of the 3D joints (not in the paper)",
     )
+    p.add_argument(
+        "--pose-blend",
+        type=_finite_float,
+        default=None,
+        help="bodies: fraction of training poses between two canonical poses",
+    )
+    p.add_argument(
+        "--pose-uniform",
+        type=_finite_float,
+        default=None,
+        help="bodies: fraction of training poses uniform within the joint limits",
+    )
     p.add_argument("--epochs", type=_int_at_least(0), default=None, help="stage-2 epochs")
     p.add_argument("--posenet-epochs", type=_int_at_least(0), default=None, help="stage-1 epochs")
     p.add_argument("--samples-per-epoch", type=_int_at_least(1), default=None)
@@ -396,8 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="mesh from 2D keypoints (.json or .npy, pixels)")
-    p.add_argument("model", type=Path)
-    p.add_argument("keypoints", help="(J, 2) or (J, 3) with confidences; JSON list or .npy")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="[MODEL.pt] KEYPOINTS",
+        help="a trained model (default: the shipped body model, or the hand with --hand), then "
+        "(J, 2) or (J, 3) keypoints with confidences, a JSON list or .npy",
+    )
+    p.add_argument("--hand", action="store_true", help="the shipped hand model (Hand-21 input)")
     p.add_argument("--threshold", type=_finite_float, default=0.1, help="confidence threshold")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)

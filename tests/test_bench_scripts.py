@@ -67,3 +67,15 @@ def test_trainer_options_report_ratios_and_failures(tmp_path, monkeypatch):
     assert any(line.startswith("| compile | failed: RuntimeError: no compiler") for line in lines)
     record = json.loads(stem.with_suffix(".json").read_text())
     assert record["results"]["bf16"]["step_ms"] == pytest.approx(160.0)
+
+
+def test_pose_prior_report_rows():
+    from benchmarks import pose_prior
+
+    metrics = {"mpjpe": 1.0, "pa_mpjpe": 60.0, "posenet_mpjpe": 90.0, "mpvpe": 120.0,
+               "pa_mpvpe": 70.0}  # fmt: skip
+    beyond = {**metrics, "pa_mpjpe": 150.0, "mpvpe": 300.0, "posenet_mpjpe": 250.0}
+    rows = {"wide": {"poses": {"uniform": 0.5}, "train_s": 241.2, "canonical": metrics,
+                     "beyond": beyond}}  # fmt: skip
+    lines = pose_prior.markdown(rows, "quick").splitlines()
+    assert '| wide {"uniform": 0.5} | 60.0 | 120.0 | 150.0 | 300.0 | 250.0 | 241 s |' in lines

@@ -295,23 +295,31 @@ class AnnyModel(BodyModel):
         """``(bone transforms, bone poses)``, both ``(B, nb, 4, 4)``: Anny's forward kinematics.
 
         :func:`_local_ref_kinematics` where it gives Anny's own numbers: the first call
-        compares the two and keeps the faster one if they agree, Anny's otherwise (another
-        parameterisation or another Anny version). Either way every call, the first
-        included, returns the kept one's numbers: a sample does not depend on what was
-        computed before it.
+        compares the two on a fixed random pose of every bone (not on the caller's pose, which
+        may be the rest pose, where different formulas can agree) and keeps the faster one if
+        they agree, Anny's otherwise (another parameterisation or another Anny version).
+        Either way every call, the first included, returns the kept one's numbers: a sample
+        does not depend on what was computed before it.
         """
         m = self.model
-        if self._fast_kinematics is False:
-            return m.get_bone_transforms(deltas, rest_poses)
-        mine = _local_ref_kinematics(m, rest_poses, deltas)
         if self._fast_kinematics is None:
-            theirs = m.get_bone_transforms(deltas, rest_poses)
+            g = torch.Generator().manual_seed(0)
+            probe = torch.zeros(1, self.num_bones, 4, 4, dtype=deltas.dtype)
+            probe[0, :, :3, :3] = axis_angle_to_matrix(
+                0.5 * torch.randn(self.num_bones, 3, generator=g, dtype=deltas.dtype)
+            )
+            probe[0, 0, :3, 3] = torch.randn(3, generator=g, dtype=deltas.dtype)
+            probe[0, :, 3, 3] = 1.0
+            probe = probe.to(deltas.device)
+            mine = _local_ref_kinematics(m, rest_poses[:1], probe)
+            theirs = m.get_bone_transforms(probe, rest_poses[:1])
             self._fast_kinematics = mine is not None and all(
                 torch.allclose(a, b, atol=1e-4, rtol=1e-4)
                 for a, b in zip(mine, theirs, strict=True)
             )
-            if not self._fast_kinematics:
-                return theirs
+        if not self._fast_kinematics:
+            return m.get_bone_transforms(deltas, rest_poses)
+        mine = _local_ref_kinematics(m, rest_poses, deltas)
         assert mine is not None
         return mine
 

@@ -302,10 +302,18 @@ class BodyPoseSampler:
             rig (see the module docstring).
         world_rotation: ``(3, 3)`` rotation from the rig's coordinates to the tables' frame
             (x left, y backwards, z up); ``None`` if they coincide (Anny).
+        blend: Fraction of poses centred between two random canonical poses (every angle
+            ``(1 - t) a + t b`` with ``t`` uniform in ``[0, 1]``) before the perturbation:
+            the transitions between the canonical poses.
+        uniform: Fraction of poses whose every angle is uniform within its anatomical limits
+            (no canonical pose): a broad prior beyond the canonical mixture.
+
+    With ``blend`` and ``uniform`` at 0 (the default) the samples are those of earlier
+    versions, number for number; otherwise more random numbers are drawn per sample.
 
     Raises:
-        ValueError: For an unknown canonical pose, or a rig that lacks a bone the tables (or
-            the bone map) need.
+        ValueError: For an unknown canonical pose, a rig that lacks a bone the tables (or the
+            bone map) need, or fractions outside ``[0, 1]`` (or summing to more than 1).
     """
 
     bone_labels: list[str]
@@ -317,9 +325,19 @@ class BodyPoseSampler:
     finger_curl: tuple[float, float] = (0.0, 0.8)
     bone_map: dict[str, str] | None = None
     world_rotation: Tensor | None = None
+    blend: float = 0.0
+    uniform: float = 0.0
     _specs: list[_JointSpec] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        for name in ("blend", "uniform"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
+        if self.blend + self.uniform > 1.0:
+            raise ValueError(
+                f"blend + uniform must be at most 1, got {self.blend} + {self.uniform}"
+            )
         unknown = set(self.canonical) - set(BODY_CANONICAL)
         if unknown:
             raise ValueError(
@@ -393,12 +411,18 @@ class BodyPoseSampler:
         ``generator``: a :class:`torch.Generator` or a
         :class:`~meshgraph.data.random.CounterRandom` of ``n`` samples.
         """
-        return {
+        draws = {
             "which": integers(generator, len(self.canonical), n),
             "normal": normal(generator, n, len(self._axis_list())),
             "curl": uniform(generator, n),
             "yaw": uniform(generator, n),
         }
+        if self.blend > 0 or self.uniform > 0:  # drawn after the others: those stay the same
+            draws["mode"] = uniform(generator, n)
+            draws["other"] = integers(generator, len(self.canonical), n)
+            draws["t"] = uniform(generator, n)
+            draws["box"] = uniform(generator, n, len(self._axis_list()))
+        return draws
 
     def _build_tables(self) -> None:
         axis_list = self._axis_list()
@@ -437,8 +461,18 @@ class BodyPoseSampler:
         if not hasattr(self, "_tables"):
             self._build_tables()
         centres, lows, highs, axes, compose = self._tables
-        deg = centres[which] + self.noise_std * draws["normal"]
+        centre = centres[which]
+        mode = draws.get("mode")
+        if mode is not None:  # poses between two canonical ones, and poses from the limits
+            t = draws["t"][:, None]
+            between = (1 - t) * centre + t * centres[draws["other"]]
+            centre = torch.where(((mode >= self.uniform) & (mode < self.uniform + self.blend))
+                                 [:, None], between, centre)  # fmt: skip
+        deg = centre + self.noise_std * draws["normal"]
         deg = torch.maximum(torch.minimum(deg, highs), lows)
+        if mode is not None:
+            anywhere = lows + (highs - lows) * draws["box"]
+            deg = torch.where((mode < self.uniform)[:, None], anywhere, deg)
         mats = axis_angle_to_matrix(axes.unsqueeze(0) * torch.deg2rad(deg).unsqueeze(-1))
         nb = len(self.bone_labels)
         rot = torch.eye(3, dtype=torch.float64).repeat(n, nb, 1, 1)

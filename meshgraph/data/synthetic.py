@@ -43,7 +43,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +103,17 @@ def _bone_map(model: BodyModel) -> dict[str, str] | None:
     return BONE_MAPS[kind]
 
 
-def default_pose_sampler(model: BodyModel) -> BodyPoseSampler | HandPoseSampler:
+def default_pose_sampler(model: BodyModel, **options: Any) -> BodyPoseSampler | HandPoseSampler:
     """The pose sampler the dataset uses for ``model`` (Anny, SMPL, SMPL-H or MANO).
 
+    Args:
+        model: The body model.
+        **options: :class:`BodyPoseSampler` fields for bodies (``blend``, ``uniform``,
+            ``noise_std``...), :class:`HandPoseSampler` fields for hands.
+
     Raises:
-        ValueError: If the model has no rig the pose tables know.
+        ValueError: If the model has no rig the pose tables know, or an option is not a field
+            of its sampler.
     """
     for attr in ("bone_labels", "bone_parents"):
         if not hasattr(model, attr):
@@ -115,10 +121,18 @@ def default_pose_sampler(model: BodyModel) -> BodyPoseSampler | HandPoseSampler:
     bone_map = _bone_map(model)
     world = None if bone_map is None else model.world_rotation
     args = (model.bone_labels, model.rest_joints(), model.bone_parents)
+    cls = HandPoseSampler if model.is_hand else BodyPoseSampler
+    fixed = {"bone_labels", "rest_heads", "bone_parents", "bone_map", "world_rotation", "side"}
+    known = {f.name for f in fields(cls) if f.init} - fixed
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} has no option {', '.join(map(repr, unknown))}; known: {sorted(known)}"
+        )
     if model.is_hand:
         return HandPoseSampler(*args, side=model.side or "R", bone_map=bone_map,
-                               world_rotation=world)  # fmt: skip
-    return BodyPoseSampler(*args, bone_map=bone_map, world_rotation=world)
+                               world_rotation=world, **options)  # fmt: skip
+    return BodyPoseSampler(*args, bone_map=bone_map, world_rotation=world, **options)
 
 
 def default_shape_sampler(model: BodyModel) -> ShapeSampler | BetaSampler:
@@ -271,8 +285,12 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
                         "curl_std",
                         "spread_deg",
                         "side",
+                        "blend",
+                        "uniform",
                     )
+                    # the wider priors only when on: the default's hash (and cache) stays
                     if hasattr(sampler, k)
+                    and not (k in ("blend", "uniform") and not getattr(sampler, k))
                 },
                 "bone_map": getattr(sampler, "bone_map", None),
                 "tables": [

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from meshgraph.bodies.base import BodyModel
-from meshgraph.data.synthetic import SyntheticPoseMeshDataset
+from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_pose_sampler
 from meshgraph.io import atomic_write, folder_lock
 from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig
 from meshgraph.training.evaluate import evaluate, mean_mesh_baseline
@@ -77,6 +77,9 @@ class RunConfig:
             ``J_regressor_h36m_correct.npy``), replacing the built-in approximations.
         anny_topology: Anny topology (``None``: the full mesh).
         joint_set: Input joint set (``None``: ``"coco"`` for bodies, ``"hand"`` for hands).
+        poses: Options of the training set's pose sampler
+            (:func:`~meshgraph.data.default_pose_sampler`; e.g. ``{"uniform": 0.3}`` for bodies).
+            The held-out sets keep the default sampler, so runs stay comparable.
         model: :class:`~meshgraph.models.Pose2MeshConfig` fields.
         train: :class:`~meshgraph.training.TrainConfig` fields.
         train_samples: Size of the training set (indices cycle through it).
@@ -91,6 +94,7 @@ class RunConfig:
     regressors: dict[str, str] = field(default_factory=dict)
     anny_topology: str | None = None
     joint_set: str | None = None
+    poses: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     train_samples: int = 1_000_000
@@ -300,7 +304,9 @@ def _run(
     train_cfg = TrainConfig(seed=cfg.seed, **cfg.train)
     # the data are made on the training device: a GPU run never waits on the CPU for them
     data_kw = {"joint_set": joint_set, "device": cfg.device}
-    train = SyntheticPoseMeshDataset(body, cfg.train_samples, seed=cfg.seed, **data_kw)
+    poses = default_pose_sampler(body, **cfg.poses) if cfg.poses else None
+    train = SyntheticPoseMeshDataset(body, cfg.train_samples, seed=cfg.seed, pose_sampler=poses,
+                                     **data_kw)  # fmt: skip
     test_clean = SyntheticPoseMeshDataset(body, cfg.test_samples, seed=HELD_OUT_SEED + cfg.seed,
                                           noise="none", **data_kw)  # fmt: skip
     test_noisy = SyntheticPoseMeshDataset(body, cfg.test_samples, seed=HELD_OUT_SEED + cfg.seed,

@@ -258,3 +258,23 @@ def test_kinematics_fall_back_to_annys_when_they_disagree(tmp_path, monkeypatch)
     assert anny_model.__dict__["_local_ref_kinematics"] is wrong
     monkeypatch.undo()
     assert anny_model._local_ref_kinematics(fake, torch.zeros(1, 2, 4, 4), None) is None
+
+
+def test_kinematics_check_does_not_trust_the_rest_pose(tmp_path, monkeypatch):
+    """Kinematics right at the rest pose only are refused even if the first call is the rest
+    pose (the check poses every bone)."""
+    from meshgraph.bodies import anny_model
+
+    real = anny_model._local_ref_kinematics
+
+    def right_at_rest_only(m, rest, deltas):
+        t, p = real(m, rest, deltas)
+        eye = torch.eye(4, dtype=deltas.dtype, device=deltas.device)
+        moved = not torch.allclose(deltas, eye.expand_as(deltas))
+        return (t + 0.01, p) if moved else (t, p)
+
+    model = AnnyModel("hand.R", regressor_cache_dir=tmp_path)
+    monkeypatch.setattr(anny_model, "_local_ref_kinematics", right_at_rest_only)
+    with torch.no_grad():
+        model(torch.zeros(1, model.num_bones, 3))
+    assert model._fast_kinematics is False

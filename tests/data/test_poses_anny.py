@@ -97,3 +97,69 @@ def test_hand_poses(hand):
     with pytest.raises(ValueError, match="unknown"):
         _sampler(hand, canonical=("wave",))
     assert np.isfinite(poses.numpy()).all()
+
+
+def test_wider_pose_priors(body, hand):
+    """blend: poses between two canonical ones; uniform: angles anywhere within the limits."""
+    from meshgraph.data import default_pose_sampler
+    from meshgraph.data.random import CounterRandom
+
+    base = _sampler(body, canonical=("standing", "sitting"), noise_std=0.0)
+    mixed = _sampler(body, canonical=("standing", "sitting"), noise_std=0.0, blend=1.0)
+    # the defaults draw what they always drew; the wider priors draw more afterwards
+    source = CounterRandom(3, [0, 1, 2], 0)
+    draws = base.draw(3, source)
+    assert set(draws) == {"which", "normal", "curl", "yaw"}
+    wide = mixed.draw(3, CounterRandom(3, [0, 1, 2], 0))
+    for k, v in draws.items():
+        assert torch.equal(wide[k], v), k
+    assert set(wide) - set(draws) == {"mode", "other", "t", "box"}
+    # blend, t = 0 and t = 1: the two canonical poses themselves
+    n = 2
+    zeros = torch.zeros(n, dtype=torch.float64)
+    common = {"normal": torch.zeros(n, draws["normal"].shape[1], dtype=torch.float64),
+              "curl": zeros, "yaw": zeros, "which": torch.tensor([0, 1]),
+              "box": torch.zeros(n, wide["box"].shape[1])}  # fmt: skip
+    plain = base.from_draws({k: common[k] for k in ("normal", "curl", "yaw", "which")})
+    ends = mixed.from_draws({**common, "mode": torch.full((n,), 0.5), "other": torch.tensor([1, 0]),
+                             "t": torch.tensor([0.0, 1.0], dtype=torch.float64)})  # fmt: skip
+    torch.testing.assert_close(ends[0], plain[0])  # standing, t = 0
+    torch.testing.assert_close(ends[1], plain[0])  # sitting -> standing, t = 1
+    middle = mixed.from_draws({**common, "mode": torch.full((n,), 0.5),
+                               "other": torch.tensor([1, 0]),
+                               "t": torch.tensor([0.5, 0.5], dtype=torch.float64)})  # fmt: skip
+    torch.testing.assert_close(middle[0], middle[1])  # half-way either way
+    hip = body.bone_labels.index("upperleg01.L")
+    lo, hi = sorted((plain[0, hip].norm().item(), plain[1, hip].norm().item()))
+    assert lo < middle[0, hip].norm().item() < hi  # the hip bends half-way
+    # uniform: every angle within its limits, spread over them
+    anywhere = _sampler(body, uniform=1.0)
+    anywhere._build_tables()
+    _, lows, highs, _, _ = anywhere._tables
+    d = anywhere.draw(4000, torch.Generator().manual_seed(1))
+    deg = lows + (highs - lows) * d["box"]
+    assert torch.all((deg >= lows) & (deg <= highs))
+    pose = anywhere.from_draws(d)
+    assert pose.shape == (4000, 104, 3) and torch.isfinite(pose).all()
+    # beyond the canonical mixture: farther from the nearest canonical pose than its samples
+    exact = _sampler(body, noise_std=0.0)
+    k = len(exact.canonical)
+    zeros_k = torch.zeros(k, dtype=torch.float64)
+    centres_pose = exact.from_draws({"which": torch.arange(k), "curl": zeros_k, "yaw": zeros_k,
+                                     "normal": torch.zeros(k, d["normal"].shape[1],
+                                                           dtype=torch.float64)})  # fmt: skip
+
+    def nearest(p):
+        return torch.cdist(p.flatten(1), centres_pose.flatten(1)).min(1).values.mean()
+
+    usual = _sampler(body).sample(4000, torch.Generator().manual_seed(1))
+    assert nearest(pose) > 1.2 * nearest(usual)  # measured: 5.1 against 3.5 (radians)
+    # bad fractions and options
+    for kw in ({"blend": -0.1}, {"uniform": 1.5}, {"blend": 0.6, "uniform": 0.5}):
+        with pytest.raises(ValueError, match=r"blend|uniform"):
+            _sampler(body, **kw)
+    with pytest.raises(ValueError, match="BodyPoseSampler has no option 'blnd'"):
+        default_pose_sampler(body, blnd=0.3)
+    with pytest.raises(ValueError, match="HandPoseSampler has no option 'blend'"):
+        default_pose_sampler(hand, blend=0.3)
+    assert default_pose_sampler(body, uniform=0.25).uniform == 0.25

@@ -55,6 +55,15 @@ def test_train_evaluate_predict(tmp_path, capsys):
     assert main(["train", "--kind", "hand", "--out", str(out), "--resume", *TINY]) == 0
 
 
+def test_pose_prior_options_are_for_bodies(tmp_path, capsys):
+    args = ["train", "--kind", "hand", "--out", str(tmp_path / "h"), "--pose-uniform", "0.3"]
+    assert main([*args, *TINY]) == 2
+    assert "HandPoseSampler has no option 'uniform'" in capsys.readouterr().err
+    args = ["train", "--kind", "body", "--out", str(tmp_path / "b"), "--pose-blend", "1.5"]
+    assert main([*args, "--topology", "notoes_collapse10pc", *TINY]) == 2
+    assert "blend must be a fraction in [0, 1], got 1.5" in capsys.readouterr().err
+
+
 def test_cli_errors(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "none.pt"), str(tmp_path / "kp.json")]) == 2
     assert "no Pose2Mesh model file" in capsys.readouterr().err

@@ -132,3 +132,29 @@ def test_export_weights_command(hand_run, tmp_path, capsys):
     assert Pose2Mesh.pretrained("hand", directory=tmp_path).provenance["name"] == "hand"
     assert main(["export-weights", str(hand_run), "--name", "body", "--out", str(out)]) == 2
     assert "is not the body model" in capsys.readouterr().err
+
+
+def test_predict_command_uses_the_shipped_weights(hand_run, tmp_path, capsys, monkeypatch):
+    from meshgraph.models import pretrained
+
+    export_pretrained(hand_run, "hand", tmp_path / PRETRAINED["hand"]["file"])
+    monkeypatch.setattr(pretrained, "weights_dir", lambda: tmp_path)
+    kp = np.random.default_rng(1).random((21, 2)) * 300
+    (tmp_path / "kp.json").write_text(json.dumps(kp.tolist()))
+    out = tmp_path / "pred"
+    assert main(["predict", "--hand", str(tmp_path / "kp.json"), "--out", str(out)]) == 0
+    mesh = (out / "mesh.obj").read_text()
+    assert mesh.count("\nv ") + mesh.startswith("v ") == 1609  # the hand's vertices
+    # the same mesh as the model loaded from the file by hand
+    model = Pose2Mesh.pretrained("hand", directory=tmp_path)
+    verts = model.predict(torch.from_numpy(kp)).vertices[0].numpy()
+    np.testing.assert_allclose(np.load(out / "mesh_pixels.npy").shape, (1609, 2))
+    lines = [ln.split()[1:] for ln in mesh.splitlines() if ln.startswith("v ")]
+    np.testing.assert_allclose(np.array(lines, dtype=float), verts, atol=1e-5)
+    # no body weights here; --hand with a model file; three paths
+    assert main(["predict", str(tmp_path / "kp.json")]) == 2
+    assert "pose2mesh-body.pt: the pretrained body weights are missing" in capsys.readouterr().err
+    assert main(["predict", "--hand", str(hand_run / "model.pt"), str(tmp_path / "kp.json")]) == 2
+    assert "give no MODEL.pt with it" in capsys.readouterr().err
+    assert main(["predict", "a.pt", "b.pt", str(tmp_path / "kp.json")]) == 2
+    assert "expected [MODEL.pt] KEYPOINTS, got 3 paths" in capsys.readouterr().err
