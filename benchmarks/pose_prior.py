@@ -26,7 +26,7 @@ from pathlib import Path
 VARIANTS = {
     "default": {},
     "blend": {"blend": 0.5},
-    "wide": {"blend": 1 / 3, "uniform": 1 / 3},
+    "wide": {"blend": 1 / 3, "uniform": 1 / 3},  # a third each, and a third canonical
 }
 HELD_OUT = {"canonical": {}, "beyond": {"uniform": 1.0}}
 KEYS = ("mpjpe", "pa_mpjpe", "posenet_mpjpe", "mpvpe", "pa_mpvpe")
@@ -49,7 +49,8 @@ def markdown(rows: dict[str, dict], preset: str) -> str:
     for name, row in rows.items():
         c, b = row["canonical"], row["beyond"]
         lines.append(
-            f"| {name} {json.dumps(row['poses'])} | {c['pa_mpjpe']:.1f} | {c['mpvpe']:.1f} | "
+            f"| {name} {json.dumps({k: round(v, 2) for k, v in row['poses'].items()})} | "
+            f"{c['pa_mpjpe']:.1f} | {c['mpvpe']:.1f} | "
             f"{b['pa_mpjpe']:.1f} | {b['mpvpe']:.1f} | {b['posenet_mpjpe']:.1f} | "
             f"{row['train_s']:.0f} s |"
         )
