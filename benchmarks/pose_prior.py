@@ -4,6 +4,7 @@ Usage::
 
     python -m benchmarks.pose_prior                       # default, blend, wide (quick preset)
     python -m benchmarks.pose_prior --variants default wide --preset quick
+    python -m benchmarks.pose_prior --models long-wide=outputs/body_long_wide/model.pt
 
 Each variant trains the body preset with another pose sampler for its training set
 (``RunConfig.poses``): ``default`` (perturbations of the canonical poses), ``blend`` (half of
@@ -11,7 +12,9 @@ the poses between two canonical poses), ``wide`` (a third between two canonical 
 uniform within the joint limits). Every model is then evaluated, with ground-truth 2D, on the
 same held-out sets: ``canonical`` (the default sampler) and ``beyond`` (poses uniform within the
 joint limits), 256 samples each, unseen shapes and cameras. Results go to
-``benchmarks/results/pose-prior-<preset>-cpu.{json,md}``.
+``benchmarks/results/pose-prior-<preset>-cpu.{json,md}``. ``--models NAME=PATH`` evaluates
+trained body models (Anny's 1,229-vertex topology, COCO input) on the same sets instead of
+training (``--out`` then names the results).
 """
 
 from __future__ import annotations
@@ -64,7 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--out", default=None, help="results file stem")
+    parser.add_argument("--models", nargs="+", default=None, metavar="NAME=PATH",
+                        help="evaluate these trained models instead of training")  # fmt: skip
     args = parser.parse_args(argv)
+    models = {}
+    for item in args.models or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not Path(path).is_file():
+            parser.error(f"--models takes NAME=PATH with an existing file, got {item!r}")
+        models[name] = Path(path)
 
     import torch
 
@@ -76,15 +87,25 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict] = {}
     body = None
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.variants:
-            cfg = preset("body", args.preset, poses=VARIANTS[name])
-            print(f"training {name} ...", flush=True)
-            start = time.perf_counter()
-            run(cfg, Path(tmp) / name, progress=False)
-            train_s = time.perf_counter() - start
+        for name in models or args.variants:
+            cfg = preset("body", args.preset, poses=VARIANTS.get(name, {}))
+            if models:  # a trained model: its own record of the training
+                path, train_s = models[name], float("nan")
+                results = path.parent / "results.json"
+                poses: dict = {}
+                if results.is_file():
+                    record = json.loads(results.read_text())
+                    train_s = float(record.get("train_seconds", train_s))
+                    poses = record.get("run", {}).get("poses", {})
+            else:
+                print(f"training {name} ...", flush=True)
+                start = time.perf_counter()
+                run(cfg, Path(tmp) / name, progress=False)
+                train_s, path = time.perf_counter() - start, Path(tmp) / name / "model.pt"
+                poses = VARIANTS[name]
             body = body or build_body(cfg)
-            model = Pose2Mesh.load(Path(tmp) / name / "model.pt")
-            row: dict = {"poses": VARIANTS[name], "train_s": train_s}
+            model = Pose2Mesh.load(path)
+            row: dict = {"poses": poses, "train_s": train_s}
             for held, options in HELD_OUT.items():
                 sampler = default_pose_sampler(body, **options)
                 test = SyntheticPoseMeshDataset(body, args.samples, joint_set="coco",

@@ -79,3 +79,34 @@ def test_pose_prior_report_rows():
                      "beyond": beyond}}  # fmt: skip
     lines = pose_prior.markdown(rows, "quick").splitlines()
     assert '| wide {"uniform": 0.5} | 60.0 | 120.0 | 150.0 | 300.0 | 250.0 | 241 s |' in lines
+
+
+def test_pose_prior_evaluates_given_models(tmp_path, capsys):
+    pytest.importorskip("anny")
+    import torch
+
+    from benchmarks import pose_prior
+    from meshgraph.models import Pose2Mesh
+    from meshgraph.training.pipeline import build_body, preset
+
+    cfg = preset("body", "quick")
+    torch.manual_seed(0)
+    model = Pose2Mesh.from_body(build_body(cfg), joint_set="coco", mesh_joint_set="h36m",
+                                num_levels=4, posenet_width=16, coarse_channels=8)  # fmt: skip
+    (tmp_path / "run").mkdir()
+    model.save(tmp_path / "run" / "model.pt")
+    (tmp_path / "run" / "results.json").write_text(
+        json.dumps({"train_seconds": 12.5, "run": {"poses": {"uniform": 0.5}}})
+    )
+    stem = tmp_path / "prior"
+    path = tmp_path / "run" / "model.pt"
+    args = ["--models", f"tiny={path}", "--samples", "8", "--out", str(stem)]
+    assert pose_prior.main(args) == 0
+    rows = json.loads(stem.with_suffix(".json").read_text())
+    assert list(rows) == ["tiny"] and rows["tiny"]["poses"] == {"uniform": 0.5}
+    assert rows["tiny"]["train_s"] == 12.5
+    assert set(rows["tiny"]) >= {"canonical", "beyond"}
+    assert rows["tiny"]["beyond"]["mpvpe"] > 0
+    with pytest.raises(SystemExit):
+        pose_prior.main(["--models", f"x={tmp_path / 'none.pt'}"])
+    assert "NAME=PATH with an existing file" in capsys.readouterr().err
