@@ -340,8 +340,8 @@ class AnnyModel(BodyModel):
         mesh is posed with Anny's own skinning and indexed, which is then as fast.
         """
         indices = self._check_indices(indices)
-        if 2 * len(indices) > self.num_vertices:
-            return self(pose, shape, translation)[:, indices.to(self.faces.device)]
+        if 2 * len(indices) > self.num_vertices:  # the base class: the whole mesh, indexed
+            return super().posed_vertices(indices, pose, shape, translation)
         rest, transforms, _ = self._posed_rig(pose, shape, translation)
         if rest is None:  # an Anny without the pieces: the whole mesh, indexed
             return transforms["vertices"][:, indices.to(self.faces.device)]

@@ -129,10 +129,8 @@ def default_pose_sampler(model: BodyModel, **options: Any) -> BodyPoseSampler | 
         raise ValueError(
             f"{cls.__name__} has no option {', '.join(map(repr, unknown))}; known: {sorted(known)}"
         )
-    if model.is_hand:
-        return HandPoseSampler(*args, side=model.side or "R", bone_map=bone_map,
-                               world_rotation=world, **options)  # fmt: skip
-    return BodyPoseSampler(*args, bone_map=bone_map, world_rotation=world, **options)
+    side = {"side": model.side or "R"} if model.is_hand else {}
+    return cls(*args, bone_map=bone_map, world_rotation=world, **side, **options)
 
 
 def default_shape_sampler(model: BodyModel) -> ShapeSampler | BetaSampler:

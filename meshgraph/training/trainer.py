@@ -594,8 +594,8 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = group["lr_scale"] * self._lr_for(stage, stage_epoch)
             self.dataset.set_epoch(epoch)
-            if with_mesh is not None:  # PoseNet's stage needs the joints alone
-                self.dataset.with_mesh = bool(with_mesh) and stage == 2
+            if with_mesh is not None:  # PoseNet's stage needs no mesh (False is refused above)
+                self.dataset.with_mesh = stage == 2
             indices = self._epoch_indices(epoch)
             first = start_step if epoch == start_epoch else 0
             running = getattr(self, "_running", None) if first else None
