@@ -8,7 +8,8 @@ Subcommands:
   (``--preset quick`` in minutes on a CPU, ``--preset long`` at most 2 hours on a CPU,
   ``--preset full`` the full-mesh schedule for a GPU;
   ``--resume`` continues a killed run; under ``torchrun`` it trains on every process).
-* ``meshgraph evaluate MODEL.pt``: metrics on a held-out synthetic set.
+* ``meshgraph evaluate [MODEL.pt]``: metrics on the held-out synthetic sets (ground-truth,
+  noisy and detector-like 2D; without a model: the shipped body model, or ``--hand``).
 * ``meshgraph predict [MODEL.pt] KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
   keypoints in pixels (without a model: the shipped body model, or the hand with ``--hand``).
 * ``meshgraph export-weights RUN --name body|hand``: a finished run's model as a shippable
@@ -100,6 +101,8 @@ def _train(args: argparse.Namespace) -> int:
         model["posenet_width"] = args.posenet_width
     if args.canonical_frame:
         model["canonical_frame"] = True
+    if args.detector:
+        model["visibility_input"] = True
     overrides: dict = {"model": model, "train": train, "device": args.device, "seed": args.seed}
     if args.body != "anny":
         overrides.update(body=args.body, model_path=args.model_path, anny_topology=None,
@@ -113,6 +116,8 @@ def _train(args: argparse.Namespace) -> int:
     poses = {k: getattr(args, f"pose_{k}") for k in ("blend", "uniform")}
     if any(v is not None for v in poses.values()):
         overrides["poses"] = {k: v for k, v in poses.items() if v is not None}
+    if args.detector:
+        overrides["detector"] = {}
     _device_option(args.device)
     kind = args.kind or ("hand" if args.body == "mano" else "body")
     cfg = preset(kind, args.preset, **overrides)
@@ -180,23 +185,20 @@ def _body_for(
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from meshgraph.data.synthetic import SyntheticPoseMeshDataset
     from meshgraph.models.pose2mesh import Pose2Mesh
-    from meshgraph.training.evaluate import evaluate
-    from meshgraph.training.pipeline import HELD_OUT_SEED
+    from meshgraph.training.evaluate import HELD_OUT_SETS, evaluate_held_out
 
     _device_option(args.device)
-    model = Pose2Mesh.load(args.model, map_location=args.device)
+    if args.model is None:
+        model = Pose2Mesh.pretrained("hand" if args.hand else "body", map_location=args.device)
+    else:
+        model = Pose2Mesh.load(args.model, map_location=args.device)
     body = _body_for(model.config, args.model_path, _regressors(args.regressor))
-    rows = {}
-    for label, noise in (("ground-truth 2D", "none"), ("noisy 2D", "auto")):
-        data = SyntheticPoseMeshDataset(body, args.samples, joint_set=model.joint_set.name,  # type: ignore[arg-type]
-                                        seed=HELD_OUT_SEED + args.seed, noise=noise,
-                                        device=args.device)  # fmt: skip
-        rows[label] = evaluate(model, data)
+    rows = evaluate_held_out(model, body, args.samples, seed=args.seed, device=args.device)  # type: ignore[arg-type]
     keys = list(next(iter(rows.values())))
     print(f"{'input':<18}" + "".join(f"{k:>14}" for k in keys))
-    for label, res in rows.items():
+    for key, res in rows.items():
+        label = HELD_OUT_SETS[key][0]
         print(f"{label:<18}" + "".join(f"{res[k]:>14.3f}" for k in keys))
     if args.json:
         from meshgraph.io import atomic_write
@@ -379,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="bodies: fraction of training poses uniform within the joint limits",
     )
+    p.add_argument(
+        "--detector",
+        action="store_true",
+        help="train on detector failures too (missing joints, left/right swaps, offsets: "
+        "DetectorNoise), with the joints' visibility as an input",
+    )
     p.add_argument("--epochs", type=_int_at_least(0), default=None, help="stage-2 epochs")
     p.add_argument("--posenet-epochs", type=_int_at_least(0), default=None, help="stage-1 epochs")
     p.add_argument("--samples-per-epoch", type=_int_at_least(1), default=None)
@@ -404,7 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained model on held-out synthetic data")
-    p.add_argument("model", type=Path)
+    p.add_argument(
+        "model",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="a saved model (default: the shipped body model, or the hand with --hand)",
+    )
+    p.add_argument("--hand", action="store_true", help="without MODEL: the shipped hand model")
     p.add_argument("--samples", type=_int_at_least(1), default=256)
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--model-path", default=None, help="body model files for SMPL-family models")

@@ -8,12 +8,12 @@ from meshgraph.generators import icosphere
 from meshgraph.models import Pose2Mesh, Pose2MeshConfig, fit_weak_perspective
 
 
-def _model(layout="compact"):
+def _model(layout="compact", **config):
     mesh = icosphere(3)
     reg = torch.rand(17, mesh.num_vertices)
     reg = reg / reg.sum(1, keepdim=True)
     cfg = Pose2MeshConfig(joint_set="h36m", num_levels=4, layout=layout, posenet_width=32,
-                          coarse_channels=8, decoder_channels=(8, 8, 8, 8))  # fmt: skip
+                          coarse_channels=8, decoder_channels=(8, 8, 8, 8), **config)  # fmt: skip
     return Pose2Mesh(cfg, mesh, reg).eval()
 
 
@@ -53,6 +53,49 @@ def test_forward_and_predict(layout):
     moved = model.predict(_pixels() * 2.5 + 40)
     torch.testing.assert_close(moved.vertices, pred.vertices, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(moved.camera[:, 0], pred.camera[:, 0] * 2.5, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["coarse_to_fine", "fc"])
+def test_visibility_input_ignores_missing_joints(variant, tmp_path):
+    torch.manual_seed(0)
+    model = _model(visibility_input=True, variant=variant)
+    assert model.posenet.inp.in_features == 3 * 17
+    x = torch.randn(4, 17, 2)
+    visible = torch.ones(4, 17, dtype=torch.bool)
+    visible[:, [3, 6]] = False
+    out = model(x, visible)
+    # whatever a missing joint holds, the output is the same
+    moved = x.clone()
+    moved[:, [3, 6]] = torch.randn(4, 2, 2) * 5
+    again = model(moved, visible)
+    for key in out:
+        torch.testing.assert_close(again[key], out[key], rtol=0, atol=0)
+    # ... and it differs from the output with those joints seen
+    assert not torch.allclose(model(x)["vertices"], out["vertices"])
+    # the network input, by hand: zeroed coordinates and a 0/1 channel
+    inp = model.network_input(moved, visible)
+    assert inp.shape == (4, 17, 3)
+    assert torch.equal(inp[..., 2], visible.float()) and not inp[:, [3, 6], :2].any()
+    with pytest.raises(ValueError, match=r"visible must have shape \(4, 17\)"):
+        model(x, visible[:, :5])
+    # predict hands its visibility to the network: a NaN on a low-confidence joint is harmless,
+    # and the result is what the network gives for those joints missing
+    px = _pixels(4).double()
+    conf = torch.ones(4, 17, 1, dtype=torch.float64)
+    conf[:, [3, 6]] = 0.0
+    px_nan = px.clone()
+    px_nan[:, [3, 6]] = float("nan")
+    pred = model.predict(torch.cat([px_nan, conf], -1))
+    pred_other = model.predict(torch.cat([px, conf], -1))
+    torch.testing.assert_close(pred.vertices, pred_other.vertices, rtol=0, atol=0)
+    # a model without the visibility channel takes the mask and ignores it
+    plain = _model()
+    torch.testing.assert_close(plain(x, visible)["vertices"], plain(x)["vertices"])
+    # the setting survives save and load
+    model.save(tmp_path / "m.pt")
+    loaded = Pose2Mesh.load(tmp_path / "m.pt").eval()
+    assert loaded.config.visibility_input
+    torch.testing.assert_close(loaded(x, visible)["vertices"], out["vertices"])
 
 
 def test_predict_rejects_degenerate_input():

@@ -14,12 +14,20 @@ Two models, both driven by a :class:`torch.Generator` (a fixed seed gives the sa
   miss 0.02 / 0.05 / 0.10, inversion 0.01 / 0.03 / 0.06 for (nose, knees, ankles) /
   (eyes, ears, shoulders, elbows, wrists) / (hips). The added pelvis and neck of COCO-19 are
   recomputed from the noisy hips and shoulders.
+
+On top of either, :func:`detector_noise` adds what real detectors do beyond jitter
+(:class:`DetectorNoise`): joints that go missing (alone, or a whole limb), left and right
+labels swapped (one limb, or the whole person), and per-joint offsets of a few percent of the
+box (a detector's hips and shoulders are not the body model's joints). It returns a
+visibility mask with the keypoints.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -29,7 +37,10 @@ from meshgraph.data.random import CounterRandom, normal, uniform
 
 __all__ = [
     "COCO_SIGMAS",
+    "DERIVED_JOINTS",
     "H36M_DETECTOR_STD",
+    "DetectorNoise",
+    "detector_noise",
     "draw_rows",
     "gaussian_noise",
     "oks_distance",
@@ -205,3 +216,173 @@ def posefix_noise(
     else:
         out = out17
     return out
+
+
+#: Joints that detectors do not report but adapters compute as the midpoint of two others
+#: (COCO-19's pelvis and neck), by joint set: ``(joint, (a, b))`` by index. Such a joint is
+#: visible only when both of its sources are, and it follows their offsets.
+DERIVED_JOINTS: dict[str, tuple[tuple[int, tuple[int, int]], ...]] = {
+    "coco": ((17, (11, 12)), (18, (5, 6))),
+}
+
+#: Per-joint multipliers of :attr:`DetectorNoise.offset`, by joint set and joint name: a
+#: detector's hips are furthest from the body model's (measured with mediapipe on rendered
+#: Anny bodies: hips about 9 px on a 420 px box, against 5.5 px on average).
+DETECTOR_OFFSET_SCALE: dict[str, dict[str, float]] = {
+    "coco": {"left_hip": 2.0, "right_hip": 2.0, "left_shoulder": 1.5, "right_shoulder": 1.5},
+    "h36m": {"L_Hip": 2.0, "R_Hip": 2.0, "L_Shoulder": 1.5, "R_Shoulder": 1.5},
+}
+
+
+@dataclass(frozen=True)
+class DetectorNoise:
+    """Detector failures beyond jitter (see :func:`detector_noise`), as probabilities per sample.
+
+    Attributes:
+        drop: Chance that a joint is missing (not detected, or below the confidence threshold),
+            each joint independently.
+        drop_limb: Chance that a sample loses one limb: a random joint other than the root and
+            every joint beyond it in the skeleton (an occluded arm, a leg out of the picture, a
+            finger).
+        swap_limb: Chance that the left and right labels of one limb are exchanged: a random
+            left/right pair and every pair beyond it (the elbows and wrists with the
+            shoulders).
+        swap_all: Chance that every left/right pair is exchanged (a person taken as seen from
+            behind).
+        offset: Standard deviation of a per-joint offset, as a fraction of the keypoint box's
+            larger side (scaled per joint by :data:`DETECTOR_OFFSET_SCALE`): detectors place
+            hips and shoulders elsewhere than the body model's joint regressor.
+        min_visible: Fewer visible joints than this and the sample keeps all of its joints
+            (``Pose2Mesh.predict`` needs 4).
+    """
+
+    drop: float = 0.05
+    drop_limb: float = 0.15
+    swap_limb: float = 0.03
+    swap_all: float = 0.02
+    offset: float = 0.01
+    min_visible: int = 6
+
+    def __post_init__(self) -> None:
+        """Refuse probabilities outside [0, 1] and negative offsets (the message names them)."""
+        for name in ("drop", "drop_limb", "swap_limb", "swap_all"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+                raise ValueError(f"DetectorNoise.{name} must be a probability, got {value!r}")
+        if not (isinstance(self.offset, int | float) and 0.0 <= self.offset < 1.0):
+            raise ValueError(f"DetectorNoise.offset must be in [0, 1), got {self.offset!r}")
+        if not isinstance(self.min_visible, int) or self.min_visible < 1:
+            raise ValueError(
+                f"DetectorNoise.min_visible must be a positive integer, got {self.min_visible!r}"
+            )
+
+
+def _descendants(js: JointSet) -> list[set[int]]:
+    """For every joint, itself and the joints beyond it from the root (breadth-first tree)."""
+    n = js.num_joints
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for a, b in js.bones:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    parent = [-1] * n
+    order, seen = [js.root], {js.root}
+    for joint in order:
+        for other in neighbours[joint]:
+            if other not in seen:
+                seen.add(other)
+                parent[other] = joint
+                order.append(other)
+    out = [{j} for j in range(n)]
+    for joint in reversed(order):  # children before parents
+        if parent[joint] >= 0:
+            out[parent[joint]] |= out[joint]
+    return out
+
+
+@lru_cache(maxsize=16)
+def _tables(js: JointSet) -> tuple[Tensor, Tensor, Tensor]:
+    """(limb masks (J, J) per non-root joint, limb swap permutations (P, J), full flip (J,))."""
+    below = _descendants(js)
+    derived = {d for d, _ in DERIVED_JOINTS.get(js.name, ())}
+    starts = [j for j in range(js.num_joints) if j != js.root and j not in derived]
+    masks = torch.zeros(len(starts), js.num_joints, dtype=torch.bool)
+    for row, j in enumerate(starts):
+        masks[row, sorted(below[j])] = True
+    perms = []
+    for a, b in js.flip_pairs:
+        chain = below[a] | below[b]
+        perm = list(range(js.num_joints))
+        for c, d in js.flip_pairs:
+            if c in chain or d in chain:
+                perm[c], perm[d] = d, c
+        perms.append(perm)
+    swaps = torch.tensor(perms, dtype=torch.int64).reshape(len(perms), js.num_joints)
+    flip = torch.as_tensor(js.flip_permutation(), dtype=torch.int64)
+    return masks, swaps, flip
+
+
+def detector_noise(
+    keypoints: Tensor,
+    generator: Generators,
+    joint_set: str | JointSet,
+    params: DetectorNoise | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Missing joints, left/right swaps and per-joint offsets, as a real 2D detector makes them.
+
+    In this order, per sample: a per-joint offset (Gaussian, ``params.offset`` times the box's
+    larger side, times the joint's :data:`DETECTOR_OFFSET_SCALE`); with ``swap_all`` every
+    left/right pair exchanged, else with ``swap_limb`` one limb's pairs; then each joint
+    missing with ``drop``, and with ``drop_limb`` one limb missing. Joints of
+    :data:`DERIVED_JOINTS` are recomputed from their sources and are visible only when both
+    are. A sample left with fewer than ``params.min_visible`` joints keeps them all.
+
+    Args:
+        keypoints: ``(B, J, 2)`` pixels of ``joint_set``.
+        generator: Random source, or one per sample (see :func:`draw_rows`).
+        joint_set: The keypoints' joint set.
+        params: The probabilities (default :class:`DetectorNoise`).
+
+    Returns:
+        ``(keypoints, visible)``: ``(B, J, 2)`` pixels (missing joints keep their coordinates)
+        and the ``(B, J)`` boolean mask of the joints a detector would report.
+    """
+    params = params or DetectorNoise()
+    js = get_joint_set(joint_set)
+    if keypoints.dim() != 3 or keypoints.shape[1:] != (js.num_joints, 2):
+        raise ValueError(
+            f"keypoints must have shape (B, {js.num_joints}, 2) for the {js.name} joint set, "
+            f"got {tuple(keypoints.shape)}"
+        )
+    b, j, _ = keypoints.shape
+    dtype, dev = keypoints.dtype, keypoints.device
+    masks, swaps, flip = (t.to(dev) for t in _tables(js))
+    num_limbs, num_pairs = masks.shape[0], swaps.shape[0]
+    u, gauss = draw_rows(generator, b, lambda n, g: [
+        uniform(g, n, 6, dtype=dtype), normal(g, n, j, 2, dtype=dtype),
+    ])  # fmt: skip
+    u_drop = draw_rows(generator, b, lambda n, g: [uniform(g, n, j, dtype=dtype)])[0]
+    u, gauss, u_drop = u.to(dev), gauss.to(dev), u_drop.to(dev)
+    scale = torch.ones(j, dtype=dtype, device=dev)
+    for name, factor in DETECTOR_OFFSET_SCALE.get(js.name, {}).items():
+        scale[js.index(name)] = factor
+    w, h = _box_size(keypoints)
+    size = torch.maximum(w, h).view(b, 1, 1)
+    out = keypoints + gauss * (params.offset * scale.view(1, j, 1)) * size
+    rows = torch.arange(b, device=dev)
+    identity = torch.arange(j, device=dev).expand(b, j)
+    perm = identity
+    if num_pairs:
+        limb_swap = swaps[(u[:, 1] * num_pairs).long().clamp_max(num_pairs - 1)]
+        perm = torch.where((u[:, 0] < params.swap_limb)[:, None], limb_swap, perm)
+        perm = torch.where((u[:, 2] < params.swap_all)[:, None], flip.expand(b, j), perm)
+    out = out[rows[:, None], perm]
+    visible = u_drop >= params.drop
+    if num_limbs:
+        limb = masks[(u[:, 4] * num_limbs).long().clamp_max(num_limbs - 1)]
+        visible = visible & ~(limb & (u[:, 3] < params.drop_limb)[:, None])
+    for joint, (a, c) in DERIVED_JOINTS.get(js.name, ()):
+        out[:, joint] = 0.5 * (out[:, a] + out[:, c])
+        visible[:, joint] = visible[:, a] & visible[:, c]
+    too_few = visible.sum(1) < min(params.min_visible, j)
+    visible = visible | too_few[:, None]
+    return out, visible

@@ -12,7 +12,10 @@ noise for a new epoch) and normalised as Pose2Mesh does.
 
 A sample is a dict of tensors:
 
-* ``keypoints_2d`` ``(J, 2)``: the network input (normalised noisy 2D joints);
+* ``keypoints_2d`` ``(J, 2)``: the network input (normalised noisy 2D joints; 0 where a joint
+  is not visible);
+* ``visible`` ``(J,)``: bool, the joints a detector reported (all, unless
+  :attr:`~SyntheticPoseMeshDataset.detector` makes some go missing);
 * ``keypoints_2d_pixels`` ``(J, 2)`` the noisy pixels, ``keypoints_2d_gt`` the clean ones;
 * ``box`` ``(4,)``: the normalisation box (x0, y0, width, height) in pixels;
 * ``joints_3d`` ``(J, 3)``: root-relative joints in camera axes, metres;
@@ -54,7 +57,13 @@ from torch import Tensor
 from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import get_joint_set
 from meshgraph.data.camera import CameraRanges, normalize_keypoints, project, sample_cameras
-from meshgraph.data.noise import H36M_DETECTOR_STD, gaussian_noise, posefix_noise
+from meshgraph.data.noise import (
+    H36M_DETECTOR_STD,
+    DetectorNoise,
+    detector_noise,
+    gaussian_noise,
+    posefix_noise,
+)
 from meshgraph.data.poses import (
     ANNY_REST_ANGLES,
     BODY_CANONICAL,
@@ -158,6 +167,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         noise: ``"auto"`` (PoseFix-style for COCO, Gaussian otherwise), ``"gaussian"``,
             ``"posefix"`` or ``"none"``.
         noise_seed: Seed of the 2D noise (default ``seed``).
+        detector: Optional :class:`~meshgraph.data.noise.DetectorNoise`: after the noise
+            above, joints go missing (``visible`` is ``False``), left and right labels get
+            swapped and joints get offsets, as a real detector does. An attribute that may be
+            changed at any time (it draws from the same per-epoch noise stream, after the
+            other noise, whose numbers it leaves unchanged).
         pose_sampler: Default: :func:`default_pose_sampler` (a :class:`BodyPoseSampler` or
             :class:`HandPoseSampler` for the model's rig).
         shape_sampler: Default: :func:`default_shape_sampler` (adult Anny phenotypes, or
@@ -190,6 +204,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         seed: int = 0,
         noise: str = "auto",
         noise_seed: int | None = None,
+        detector: DetectorNoise | None = None,
         pose_sampler: BodyPoseSampler | HandPoseSampler | None = None,
         shape_sampler: ShapeSampler | BetaSampler | None = None,
         camera_ranges: CameraRanges | None = None,
@@ -236,6 +251,9 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         if noise == "posefix" and self.joint_set.name != "coco":
             raise ValueError("posefix noise needs the coco joint set")
         self.noise = noise
+        if detector is not None and not isinstance(detector, DetectorNoise):
+            raise TypeError(f"detector must be a DetectorNoise, got {type(detector).__name__}")
+        self.detector = detector
         self.pose_sampler = pose_sampler or default_pose_sampler(model)
         self.shape_sampler = shape_sampler or default_shape_sampler(model)
         template = model.template_vertices().detach().float().cpu().numpy().tobytes()
@@ -392,18 +410,21 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         which = self.pose_sampler.draw(len(indices), source)["which"]
         return [self.pose_sampler.canonical[int(w)] for w in which]
 
-    def _noisy(self, clean: Tensor, indices: list[int]) -> Tensor:
-        if self.noise == "none":
-            return clean
+    def _noisy(self, clean: Tensor, indices: list[int]) -> tuple[Tensor, Tensor]:
+        visible = torch.ones(clean.shape[:2], dtype=torch.bool, device=clean.device)
+        if self.noise == "none" and self.detector is None:
+            return clean, visible
         gens = CounterRandom(self.noise_seed, indices, _STREAM_NOISE + self._epoch,
                              device=clean.device)  # fmt: skip
         x = clean.double()
         if self.noise == "posefix":
             x = posefix_noise(x, gens, self.joint_set)
-        else:
+        elif self.noise == "gaussian":
             std = H36M_DETECTOR_STD if self.joint_set.name == "h36m" else 2.0
             x = gaussian_noise(x, gens, std=std)
-        return x.float()
+        if self.detector is not None:
+            x, visible = detector_noise(x, gens, self.joint_set, self.detector)
+        return x.float(), visible
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
         """A whole batch at once (used by :class:`torch.utils.data.DataLoader`)."""
@@ -412,10 +433,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             geo = self._cached(indices)
         else:
             geo = self.generate(indices, mesh=self.with_mesh)
-        noisy = self._noisy(geo["keypoints_2d_gt"], indices)
-        normalised, box = normalize_keypoints(noisy.double())
+        noisy, visible = self._noisy(geo["keypoints_2d_gt"], indices)
+        normalised, box = normalize_keypoints(noisy.double(), visible)
         return {
             "keypoints_2d": normalised.float(),
+            "visible": visible,
             "keypoints_2d_pixels": noisy,
             "box": box.float(),
             **geo,

@@ -58,9 +58,11 @@ class PoseNet(nn.Module):
         num_blocks: Residual blocks.
         dropout: Dropout probability.
         norm: ``"batch"`` (the paper) or ``"none"``.
+        in_channels: Numbers per joint: 2 (x, y), or 3 with a visibility channel (see
+            :class:`~meshgraph.models.Pose2Mesh`).
 
     Shapes:
-        - input: ``(B, J, 2)`` normalised 2D joints
+        - input: ``(B, J, in_channels)`` normalised 2D joints
         - output: ``(B, J, 3)`` root-relative 3D joints (metres)
     """
 
@@ -71,22 +73,26 @@ class PoseNet(nn.Module):
         num_blocks: int = 2,
         dropout: float = 0.5,
         norm: str = "batch",
+        in_channels: int = 2,
     ) -> None:
         super().__init__()
         if norm not in ("batch", "none"):
             raise ValueError(f"norm must be 'batch' or 'none', got {norm!r}")
+        if in_channels not in (2, 3):
+            raise ValueError(f"in_channels must be 2 or 3, got {in_channels!r}")
         self.num_joints = num_joints
-        self.inp = nn.Linear(2 * num_joints, width)
+        self.in_channels = in_channels
+        self.inp = nn.Linear(in_channels * num_joints, width)
         self.blocks = nn.Sequential(
             *(_ResidualMLPBlock(width, dropout, norm) for _ in range(num_blocks))
         )
         self.out = nn.Linear(width, 3 * num_joints)
 
     def forward(self, keypoints_2d: Tensor) -> Tensor:
-        """Lift ``(B, J, 2)`` to ``(B, J, 3)``."""
-        if keypoints_2d.dim() != 3 or keypoints_2d.shape[1:] != (self.num_joints, 2):
+        """Lift ``(B, J, in_channels)`` to ``(B, J, 3)``."""
+        if keypoints_2d.dim() != 3 or keypoints_2d.shape[1:] != (self.num_joints, self.in_channels):
             raise ValueError(
-                f"keypoints must have shape (B, {self.num_joints}, 2), "
+                f"keypoints must have shape (B, {self.num_joints}, {self.in_channels}), "
                 f"got {tuple(keypoints_2d.shape)}"
             )
         b = keypoints_2d.shape[0]
@@ -202,9 +208,10 @@ class MeshNet(nn.Module):
         variant: ``"coarse_to_fine"`` or ``"direct"``.
         norm: Block normalisation (``"batch"``, ``"group"``, ``"none"``).
         canonical_frame: Work in the body frame of the 3D joints (see above).
+        keypoint_channels: Numbers per 2D joint: 2, or 3 with a visibility channel.
 
     Shapes:
-        - keypoints_2d: ``(B, J, 2)``, joints_3d: ``(B, J, 3)``
+        - keypoints_2d: ``(B, J, keypoint_channels)``, joints_3d: ``(B, J, 3)``
         - output: ``(B, V, 3)`` vertices in mesh order
     """
 
@@ -221,8 +228,12 @@ class MeshNet(nn.Module):
         variant: str = "coarse_to_fine",
         norm: str = "batch",
         canonical_frame: bool = False,
+        keypoint_channels: int = 2,
     ) -> None:
         super().__init__()
+        if keypoint_channels not in (2, 3):
+            raise ValueError(f"keypoint_channels must be 2 or 3, got {keypoint_channels!r}")
+        self.keypoint_channels = keypoint_channels
         if canonical_frame and get_joint_set(joint_set).name not in FRAME_JOINTS:
             raise ValueError(f"canonical_frame needs one of the joint sets {list(FRAME_JOINTS)}")
         self.canonical_frame = bool(canonical_frame)
@@ -236,7 +247,7 @@ class MeshNet(nn.Module):
         self.variant = variant
         self.coarse_level = top
         jg = joint_graph(self.joint_set)
-        widths = [5, *joint_channels]
+        widths = [keypoint_channels + 3, *joint_channels]
         self.joint_blocks = nn.Sequential(
             *(
                 ChebBlock(widths[i], widths[i + 1], K, jg, norm=norm)
@@ -278,9 +289,10 @@ class MeshNet(nn.Module):
     def forward(self, keypoints_2d: Tensor, joints_3d: Tensor) -> Tensor:
         """Vertices ``(B, V, 3)`` (mesh order) from 2D and 3D joints."""
         j = self.joint_set.num_joints
-        if keypoints_2d.shape[1:] != (j, 2) or joints_3d.shape[1:] != (j, 3):
+        c = self.keypoint_channels
+        if keypoints_2d.shape[1:] != (j, c) or joints_3d.shape[1:] != (j, 3):
             raise ValueError(
-                f"expected keypoints (B, {j}, 2) and joints (B, {j}, 3), got "
+                f"expected keypoints (B, {j}, {c}) and joints (B, {j}, 3), got "
                 f"{tuple(keypoints_2d.shape)} and {tuple(joints_3d.shape)}"
             )
         joints_3d = joints_3d.detach()
@@ -314,18 +326,26 @@ class FCBaseline(nn.Module):
         num_joints: ``J``.
         num_vertices: ``V``.
         hidden: Hidden widths.
+        keypoint_channels: Numbers per 2D joint: 2, or 3 with a visibility channel.
 
     Shapes:
-        - keypoints_2d: ``(B, J, 2)``, joints_3d: ``(B, J, 3)``
+        - keypoints_2d: ``(B, J, keypoint_channels)``, joints_3d: ``(B, J, 3)``
         - output: ``(B, V, 3)``
     """
 
     def __init__(
-        self, num_joints: int, num_vertices: int, hidden: Sequence[int] = (1024, 1024)
+        self,
+        num_joints: int,
+        num_vertices: int,
+        hidden: Sequence[int] = (1024, 1024),
+        keypoint_channels: int = 2,
     ) -> None:
         super().__init__()
+        if keypoint_channels not in (2, 3):
+            raise ValueError(f"keypoint_channels must be 2 or 3, got {keypoint_channels!r}")
+        self.keypoint_channels = keypoint_channels
         layers: list[nn.Module] = []
-        width = 5 * num_joints
+        width = (keypoint_channels + 3) * num_joints
         for h in hidden:
             layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU()]
             width = h
@@ -339,7 +359,7 @@ class FCBaseline(nn.Module):
         """Vertices ``(B, V, 3)``."""
         b = keypoints_2d.shape[0]
         x = torch.cat([keypoints_2d, joints_3d.detach()], dim=-1).reshape(b, -1)
-        if x.shape[1] != 5 * self.num_joints:
+        if x.shape[1] != (self.keypoint_channels + 3) * self.num_joints:
             raise ValueError(
                 f"expected {self.num_joints} joints, got input of shape {tuple(x.shape)}"
             )

@@ -53,6 +53,10 @@ class Pose2MeshConfig:
         fc_hidden: Hidden widths of the ``"fc"`` variant.
         canonical_frame: MeshNet works in the body frame of PoseNet's joints (not in the
             paper; see :class:`~meshgraph.models.MeshNet`).
+        visibility_input: PoseNet and MeshNet get a third number per joint, 1 where the joint
+            was detected and 0 where it is missing (whose coordinates are then 0), so that a
+            missing joint is not mistaken for one at the box centre (not in the paper; train
+            with :class:`~meshgraph.data.noise.DetectorNoise` so that joints go missing).
         norm: Block normalisation.
         aspect: Input box aspect ratio (width / height) of the normalisation.
         box_scale: Input box enlargement of the normalisation.
@@ -75,6 +79,7 @@ class Pose2MeshConfig:
     variant: str = "coarse_to_fine"
     fc_hidden: tuple[int, ...] = (1024, 1024)
     canonical_frame: bool = False
+    visibility_input: bool = False
     norm: str = "batch"
     aspect: float = 0.75
     box_scale: float = 1.25
@@ -230,11 +235,13 @@ class Pose2Mesh(nn.Module):
             )
         self.topology = topology
         self.hierarchy = hierarchy
+        channels = 3 if config.visibility_input else 2
         self.posenet = PoseNet(
             self.joint_set.num_joints,
             config.posenet_width,
             dropout=config.posenet_dropout,
             norm=config.posenet_norm,
+            in_channels=channels,
         )
         if config.variant not in ("coarse_to_fine", "direct", "fc"):
             raise ValueError(
@@ -243,7 +250,10 @@ class Pose2Mesh(nn.Module):
         self.meshnet: nn.Module
         if config.variant == "fc":  # the paper's fully connected baseline (no graph, no hierarchy)
             self.meshnet = FCBaseline(
-                self.joint_set.num_joints, topology.num_vertices, hidden=config.fc_hidden
+                self.joint_set.num_joints,
+                topology.num_vertices,
+                hidden=config.fc_hidden,
+                keypoint_channels=channels,
             )
         else:
             self.meshnet = MeshNet(
@@ -257,6 +267,7 @@ class Pose2Mesh(nn.Module):
                 variant=config.variant,
                 norm=config.norm,
                 canonical_frame=config.canonical_frame,
+                keypoint_channels=channels,
             )
         self.register_buffer("mesh_regressor", mesh_regressor.detach().float().clone())
         #: The provenance record of shipped weights (:meth:`pretrained`), else ``None``.
@@ -300,14 +311,51 @@ class Pose2Mesh(nn.Module):
         """Vertices of the output mesh."""
         return self.topology.num_vertices
 
-    def forward(self, keypoints_2d: Tensor) -> dict[str, Tensor]:
+    def network_input(self, keypoints_2d: Tensor, visible: Tensor | None = None) -> Tensor:
+        """What PoseNet and MeshNet read from normalised joints and their visibility.
+
+        Without ``config.visibility_input`` the joints as given; with it a third channel, 1
+        for detected joints and 0 for missing ones (whose coordinates are zeroed).
+
+        Args:
+            keypoints_2d: ``(B, J, 2)`` normalised joints.
+            visible: Optional ``(B, J)`` mask of the detected joints (default: all).
+
+        Returns:
+            ``(B, J, 2)`` as given, or ``(B, J, 3)``.
+
+        Raises:
+            ValueError: If ``visible`` does not have the keypoints' batch and joint sizes.
+        """
+        if visible is not None and visible.shape != keypoints_2d.shape[:2]:
+            raise ValueError(
+                f"visible must have shape {tuple(keypoints_2d.shape[:2])} (batch, joints), "
+                f"got {tuple(visible.shape)}"
+            )
+        if not self.config.visibility_input:
+            return keypoints_2d
+        if visible is None:
+            v = keypoints_2d.new_ones(keypoints_2d.shape[:2])
+        else:
+            v = visible.to(device=keypoints_2d.device, dtype=keypoints_2d.dtype)
+        return torch.cat([keypoints_2d * v[..., None], v[..., None]], dim=-1)
+
+    def forward(self, keypoints_2d: Tensor, visible: Tensor | None = None) -> dict[str, Tensor]:
         """From normalised 2D joints ``(B, J, 2)``.
+
+        Args:
+            keypoints_2d: ``(B, J, 2)`` normalised joints
+                (:func:`~meshgraph.data.normalize_keypoints`: 0 where not visible).
+            visible: Optional ``(B, J)`` mask of the detected joints (default: all). With
+                ``config.visibility_input`` it becomes the networks' third input channel
+                (see :meth:`network_input`); other models ignore it.
 
         Returns:
             ``joints_3d`` ``(B, J, 3)``, ``vertices`` ``(B, V, 3)``, ``mesh_joints_3d``
             ``(B, J', 3)`` (all root-relative, camera axes, metres).
         """
         check_same_device(keypoints_2d, self.mesh_regressor, "keypoints_2d", "Pose2Mesh model")
+        keypoints_2d = self.network_input(keypoints_2d, visible)
         joints = self.posenet(keypoints_2d)
         verts = self.meshnet(keypoints_2d, joints)
         mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(verts.dtype), verts)
@@ -371,7 +419,7 @@ class Pose2Mesh(nn.Module):
         try:
             dtype = next(self.parameters()).dtype
             device = next(self.parameters()).device
-            out = self(norm.to(device=device, dtype=dtype))
+            out = self(norm.to(device=device, dtype=dtype), visible.to(device))
         finally:
             self.train(was_training)
         camera = fit_weak_perspective(out["joints_3d"].double().cpu(), kp, visible)
@@ -405,7 +453,7 @@ class Pose2Mesh(nn.Module):
         """Rebuild from :meth:`checkpoint` output.
 
         The model gets the floating dtype and the device of the saved weights (a float64
-        model reloads as float64).
+        model reloads as float64; weights stored as float16 or bfloat16 load as float32).
 
         Raises:
             ValueError: If ``ckpt`` is not a complete Pose2Mesh checkpoint of this version.
@@ -437,7 +485,10 @@ class Pose2Mesh(nn.Module):
         }
         hierarchy = MeshHierarchy.from_arrays(arrays, topology=topology, source="the checkpoint")
         model = cls(config, topology, state["mesh_regressor"].cpu(), hierarchy)
-        model = model.to(dtype=floats[0].dtype, device=floats[0].device)
+        dtype = floats[0].dtype
+        if dtype in (torch.float16, torch.bfloat16):  # half storage (shipped weights): compute
+            dtype = torch.float32  # in float32, the weights cast on loading
+        model = model.to(dtype=dtype, device=floats[0].device)
         try:
             model.load_state_dict(state)
         except RuntimeError as err:

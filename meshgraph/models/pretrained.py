@@ -127,15 +127,23 @@ def pretrained_info(name: str = "body", *, directory: str | os.PathLike | None =
     return _read(name, directory, "cpu")["info"]
 
 
-def export_pretrained(run_dir: str | os.PathLike, name: str, out: str | os.PathLike) -> Path:
+def export_pretrained(
+    run_dir: str | os.PathLike, name: str, out: str | os.PathLike, *, evaluate: bool = True
+) -> Path:
     """Write the model of a finished ``meshgraph train`` run as a shippable weight file.
 
     Reads ``model.pt`` and ``results.json`` from ``run_dir`` and writes ``out`` (atomically):
     the checkpoint with float16 weights (the mesh regressor stays float32) and the
     ``pretrained`` record: ``name``, ``storage``, and the provenance of
     :data:`PROVENANCE_KEYS`, taken from ``results.json`` (``command``, ``commit``, ``seed``,
-    ``data`` (the run configuration), ``train_seconds``, ``hardware`` and ``metrics``: the
-    held-out tables with ground-truth and noisy 2D and the mean-mesh baseline).
+    ``data`` (the run configuration), ``train_seconds``, ``hardware``) and ``metrics``.
+
+    The metrics are measured on the float16 weights as they ship, with
+    :func:`~meshgraph.training.evaluate.evaluate_held_out` on the run's held-out sets (its
+    ``test_samples`` and ``seed``): exactly what ``meshgraph evaluate [--hand] --samples N
+    --seed S`` prints for the shipped model (``metrics_command`` records that command). The
+    mean-mesh baseline comes from the run. With ``evaluate=False`` (tests) the run's own
+    float32 metrics are recorded instead.
 
     Raises:
         ValueError: For an unknown name, a run of another kind, an incomplete run (stopped
@@ -169,6 +177,15 @@ def export_pretrained(run_dir: str | os.PathLike, name: str, out: str | os.PathL
 
     ckpt["state_dict"] = {k: half(k, v) for k, v in ckpt["state_dict"].items()}
     run = results["run"]
+    metrics = {k: results[k] for k in ("gt_2d", "noisy_2d", "detector_2d") if k in results}
+    samples, seed = int(run.get("test_samples", 256)), int(run.get("seed", 0))
+    metrics_command = None
+    if evaluate:
+        metrics = _measure(ckpt, run, samples, seed)
+        hand = " --hand" if name == "hand" else ""
+        metrics_command = f"meshgraph evaluate{hand} --samples {samples} --seed {seed}"
+    if "mean_mesh_baseline" in results:
+        metrics["mean_mesh_baseline"] = results["mean_mesh_baseline"]
     ckpt["pretrained"] = {
         "name": name,
         "storage": "float16",
@@ -178,9 +195,25 @@ def export_pretrained(run_dir: str | os.PathLike, name: str, out: str | os.PathL
         "data": json.dumps(run, sort_keys=True),
         "train_seconds": float(results["train_seconds"]),
         "hardware": results["hardware"],
-        "metrics": json.dumps(
-            {k: results[k] for k in ("gt_2d", "noisy_2d", "mean_mesh_baseline") if k in results},
-            sort_keys=True,
-        ),
+        "metrics": json.dumps(metrics, sort_keys=True),
+        "metrics_command": metrics_command or "the run's own evaluation (float32 weights)",
     }
     return atomic_write(out, lambda fh: torch.save(ckpt, fh))
+
+
+def _measure(ckpt: dict[str, Any], run: dict[str, Any], samples: int, seed: int) -> dict:
+    """The held-out tables of the float16 checkpoint, as ``meshgraph evaluate`` makes them."""
+    from meshgraph.models.pose2mesh import Pose2Mesh
+    from meshgraph.training.evaluate import evaluate_held_out
+    from meshgraph.training.pipeline import RunConfig, build_body
+
+    loaded = dict(ckpt)
+    loaded["state_dict"] = {
+        k: v.float() if isinstance(v, torch.Tensor) and v.dtype == torch.float16 else v
+        for k, v in ckpt["state_dict"].items()
+    }
+    model = Pose2Mesh.from_checkpoint(loaded).eval()
+    known = {f for f in RunConfig.__dataclass_fields__}
+    cfg = RunConfig(**{k: v for k, v in run.items() if k in known})
+    body = build_body(cfg)
+    return evaluate_held_out(model, body, samples, seed=seed)

@@ -28,16 +28,20 @@ import numpy as np
 import torch
 
 from meshgraph.bodies.base import BodyModel
+from meshgraph.data.noise import DetectorNoise
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_pose_sampler
 from meshgraph.io import atomic_write, folder_lock
 from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig
-from meshgraph.training.evaluate import evaluate, mean_mesh_baseline
+from meshgraph.training.evaluate import (
+    HELD_OUT_SEED,
+    HELD_OUT_SETS,
+    evaluate,
+    held_out_sets,
+    mean_mesh_baseline,
+)
 from meshgraph.training.trainer import TrainConfig, Trainer, refuse_existing_run
 
-__all__ = ["PRESETS", "RunConfig", "build_body", "run"]
-
-#: Held-out data use this seed offset (never used for training).
-HELD_OUT_SEED = 1_000_003
+__all__ = ["HELD_OUT_SEED", "PRESETS", "RunConfig", "build_body", "run"]
 
 
 class _MadeOnce:
@@ -80,6 +84,9 @@ class RunConfig:
         poses: Options of the training set's pose sampler
             (:func:`~meshgraph.data.default_pose_sampler`; e.g. ``{"uniform": 0.3}`` for bodies).
             The held-out sets keep the default sampler, so runs stay comparable.
+        detector: :class:`~meshgraph.data.noise.DetectorNoise` fields for the training set
+            (``{}``: its defaults; ``None``: no detector failures). Train models with
+            ``model={"visibility_input": True}`` so that they see which joints are missing.
         model: :class:`~meshgraph.models.Pose2MeshConfig` fields.
         train: :class:`~meshgraph.training.TrainConfig` fields.
         train_samples: Size of the training set (indices cycle through it).
@@ -95,6 +102,7 @@ class RunConfig:
     anny_topology: str | None = None
     joint_set: str | None = None
     poses: dict[str, Any] = field(default_factory=dict)
+    detector: dict[str, Any] | None = None
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     train_samples: int = 1_000_000
@@ -305,12 +313,11 @@ def _run(
     # the data are made on the training device: a GPU run never waits on the CPU for them
     data_kw = {"joint_set": joint_set, "device": cfg.device}
     poses = default_pose_sampler(body, **cfg.poses) if cfg.poses else None
+    detector = None if cfg.detector is None else DetectorNoise(**cfg.detector)
     train = SyntheticPoseMeshDataset(body, cfg.train_samples, seed=cfg.seed, pose_sampler=poses,
-                                     **data_kw)  # fmt: skip
-    test_clean = SyntheticPoseMeshDataset(body, cfg.test_samples, seed=HELD_OUT_SEED + cfg.seed,
-                                          noise="none", **data_kw)  # fmt: skip
-    test_noisy = SyntheticPoseMeshDataset(body, cfg.test_samples, seed=HELD_OUT_SEED + cfg.seed,
-                                          **data_kw)  # fmt: skip
+                                     detector=detector, **data_kw)  # fmt: skip
+    tests = held_out_sets(body, cfg.test_samples, seed=cfg.seed, **data_kw)
+    test_clean, test_noisy = tests["gt_2d"], tests["noisy_2d"]
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{body.name}: {body.num_vertices} vertices, hierarchy {model.hierarchy.sizes}, "
           f"{n_params / 1e6:.2f} M parameters, {joint_set} input", flush=True)  # fmt: skip
@@ -327,8 +334,8 @@ def _run(
     trainer.fit(resume=resume, overwrite=overwrite)
     t_train = time.perf_counter() - t_train
     model.eval()
-    clean = evaluate(model, test_clean)
-    noisy = evaluate(model, test_noisy)
+    held_out = {key: evaluate(model, data) for key, data in tests.items()}
+    clean = held_out["gt_2d"]
     baseline = mean_mesh_baseline(train, test_clean, num_test=cfg.test_samples)
     results: dict[str, Any] = {
         "body": body.name,
@@ -342,8 +349,7 @@ def _run(
         "total_seconds": time.perf_counter() - t0,
         "steps": trainer.step,
         "complete": not trainer.stopped,  # False: stopped by max_steps (resumable)
-        "gt_2d": clean,
-        "noisy_2d": noisy,
+        **held_out,
         "mean_mesh_baseline": baseline,
         "baseline_over_model_mpvpe": baseline["mpvpe"] / max(clean["mpvpe"], 1e-9),
         "run": asdict(cfg),
@@ -354,15 +360,16 @@ def _run(
     table = io.StringIO(newline="")
     writer = csv.writer(table)
     writer.writerow(["input", *clean.keys()])
-    writer.writerow(["ground-truth 2D", *(f"{v:.4f}" for v in clean.values())])
-    writer.writerow(["noisy 2D", *(f"{v:.4f}" for v in noisy.values())])
+    for key, (label, _, _) in HELD_OUT_SETS.items():
+        writer.writerow([label, *(f"{v:.4f}" for v in held_out[key].values())])
     writer.writerow(["mean-mesh baseline", *(f"{baseline.get(k, float('nan')):.4f}"
                                              for k in clean)])  # fmt: skip
     atomic_write(out / "results.csv", lambda fh: fh.write(table.getvalue().encode()))
     # one predicted mesh and a figure
     batch = {k: v.cpu() for k, v in test_noisy.__getitems__([0]).items()}
     with torch.no_grad():
-        pred = model(batch["keypoints_2d"].to(cfg.device))["vertices"].cpu()
+        pred = model(batch["keypoints_2d"].to(cfg.device), batch["visible"].to(cfg.device))
+        pred = pred["vertices"].cpu()
     faces = body.faces.cpu().numpy()
     err = (pred[0] - batch["vertices"][0]).norm(dim=-1)
     heat = (err / err.max().clamp_min(1e-9)).numpy()
@@ -420,7 +427,9 @@ def format_table(results: dict[str, Any]) -> str:
     keys = list(results["gt_2d"])
     head = f"{'input':<22}" + "".join(f"{k:>14}" for k in keys)
     lines = [head, "-" * len(head)]
-    for label, key in (("ground-truth 2D", "gt_2d"), ("noisy 2D", "noisy_2d")):
+    for key, (label, _, _) in HELD_OUT_SETS.items():
+        if key not in results:  # runs of earlier versions
+            continue
         lines.append(f"{label:<22}" + "".join(f"{results[key][k]:>14.3f}" for k in keys))
     base = results["mean_mesh_baseline"]
     lines.append(f"{'mean-mesh baseline':<22}" + "".join(

@@ -706,10 +706,12 @@ class Trainer:
         self, batch: dict[str, Tensor], stage: int, stage_epoch: int
     ) -> dict[str, float]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            visible = batch.get("visible")
             if stage == 1:
-                out = {"joints_3d": self._forward(batch["keypoints_2d"])}
+                x = self.model.network_input(batch["keypoints_2d"], visible)
+                out = {"joints_3d": self._forward(x)}
             else:
-                out = self._forward(batch["keypoints_2d"])
+                out = self._forward(batch["keypoints_2d"], visible)
         if self.config.bf16:  # the losses in (at least) float32
             out = {k: v.to(torch.promote_types(v.dtype, torch.float32)) for k, v in out.items()}
         terms = pose2mesh_losses(out, batch, self.faces, self.config, stage, stage_epoch)

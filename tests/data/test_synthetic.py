@@ -163,3 +163,32 @@ def test_synthetic_example_runs(tmp_path, monkeypatch, anny_body):
     runpy.run_path(str(script), run_name="__main__")
     for name in ("canonical.png", "samples.png", "sample_000.obj", "throughput.json"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_detector_failures_leave_the_rest_unchanged(body):
+    from meshgraph.data.noise import DetectorNoise
+
+    plain = SyntheticPoseMeshDataset(body, 64, seed=5, with_mesh=False)
+    off = DetectorNoise(drop=0, drop_limb=0, swap_limb=0, swap_all=0, offset=0)
+    quiet = SyntheticPoseMeshDataset(body, 64, seed=5, detector=off, with_mesh=False)
+    idx = list(range(0, 64, 4))
+    a, b = plain.__getitems__(idx), quiet.__getitems__(idx)
+    # switched off, the detector changes nothing: the PoseFix noise draws come first
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=0)
+    assert a["visible"].dtype == torch.bool and bool(a["visible"].all())
+    loud = DetectorNoise(drop=0.3, drop_limb=0.5)
+    noisy = SyntheticPoseMeshDataset(body, 64, seed=5, detector=loud, with_mesh=False)
+    c = noisy.__getitems__(idx)
+    assert not bool(c["visible"].all())
+    for key in ("keypoints_2d_gt", "joints_3d", "pose", "camera_rotation"):
+        torch.testing.assert_close(c[key], a[key], rtol=0, atol=0)  # the geometry stays
+    # missing joints are 0 in the network input; the visible ones are z-scored
+    assert not bool(c["keypoints_2d"][~c["visible"]].any())
+    for row in range(len(idx)):
+        seen = c["keypoints_2d"][row][c["visible"][row]]
+        torch.testing.assert_close(seen.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    noisy.set_epoch(1)  # a new epoch, new failures
+    assert not torch.equal(noisy.__getitems__(idx)["visible"], c["visible"])
+    with pytest.raises(TypeError, match="detector must be a DetectorNoise"):
+        SyntheticPoseMeshDataset(body, 4, detector={"drop": 0.1})

@@ -38,9 +38,15 @@ def test_train_evaluate_predict(tmp_path, capsys):
     model = Pose2Mesh.load(out / "model.pt")
     assert model.config.body == "anny-hand.R"
 
-    assert main(["evaluate", str(out / "model.pt"), "--samples", "8", "--json",
+    # `meshgraph evaluate` on as many samples reproduces the run's held-out table
+    assert main(["evaluate", str(out / "model.pt"), "--samples", "16", "--json",
                  str(tmp_path / "m.json")]) == 0  # fmt: skip
-    assert set(json.loads((tmp_path / "m.json").read_text())) == {"ground-truth 2D", "noisy 2D"}
+    again = json.loads((tmp_path / "m.json").read_text())
+    assert set(again) == {"gt_2d", "noisy_2d", "detector_2d"}
+    for key, row in again.items():
+        for metric, value in row.items():
+            assert value == pytest.approx(results[key][metric], rel=1e-4, abs=1e-6), (key, metric)
+    assert "detector-like 2D" in capsys.readouterr().out
 
     kp = np.random.default_rng(0).random((21, 2)) * 300
     (tmp_path / "kp.json").write_text(json.dumps({"keypoints": kp.tolist()}))
@@ -84,3 +90,23 @@ def test_mesh_autoencoder_example_runs(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_vertices"] == 1229 and metrics["mean_vertex_error_mm"] > 0
     assert (tmp_path / "reconstruction.png").stat().st_size > 0
+
+
+def test_train_with_detector_failures(tmp_path):
+    out = tmp_path / "det"
+    threads = str(torch.get_num_threads())
+    args = ["train", "--kind", "hand", "--out", str(out), "--no-progress", "--threads", threads]
+    assert main([*args, *TINY, "--detector"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["detector"] == {} and results["run"]["model"]["visibility_input"]
+    assert set(results["detector_2d"]) >= {"mpjpe", "mpvpe"}
+    model = Pose2Mesh.load(out / "model.pt")
+    assert model.config.visibility_input and model.posenet.inp.in_features == 3 * 21
+    # predict with a few joints below the confidence threshold (NaN there) still works
+    kp = np.random.default_rng(1).random((21, 3)) * 300
+    kp[:, 2] = 1.0
+    kp[[4, 8], :] = [np.nan, np.nan, 0.0]
+    np.save(tmp_path / "kp.npy", kp)
+    assert main(["predict", str(out / "model.pt"), str(tmp_path / "kp.npy"), "--out",
+                 str(tmp_path / "pred")]) == 0  # fmt: skip
+    assert (tmp_path / "pred" / "mesh.obj").stat().st_size > 0

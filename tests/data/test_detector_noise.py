@@ -1,0 +1,160 @@
+"""Detector failures on 2D keypoints: missing joints, left/right swaps, per-joint offsets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from meshgraph.bodies import COCO, HAND
+from meshgraph.data.noise import DetectorNoise, detector_noise
+from meshgraph.data.random import CounterRandom
+
+OFF = {"drop": 0.0, "drop_limb": 0.0, "swap_limb": 0.0, "swap_all": 0.0, "offset": 0.0}
+
+
+def _coco(b: int, seed: int = 0) -> torch.Tensor:
+    """COCO-19 pixels whose pelvis and neck are the midpoints of hips and shoulders."""
+    kp = 200 + 60 * torch.randn(b, 19, 2, generator=torch.Generator().manual_seed(seed))
+    kp = kp.double()
+    kp[:, 17] = 0.5 * (kp[:, 11] + kp[:, 12])
+    kp[:, 18] = 0.5 * (kp[:, 5] + kp[:, 6])
+    return kp
+
+
+def _source(b: int, seed: int = 1) -> CounterRandom:
+    return CounterRandom(seed, range(b), stream=2)
+
+
+def test_nothing_switched_on_changes_nothing():
+    kp = _coco(16)
+    out, visible = detector_noise(kp, _source(16), "coco", DetectorNoise(**OFF))
+    torch.testing.assert_close(out, kp, rtol=0, atol=1e-12)
+    assert visible.dtype == torch.bool and bool(visible.all())
+
+
+def test_swap_all_exchanges_every_left_right_label():
+    kp = _coco(8)
+    out, visible = detector_noise(kp, _source(8), COCO, DetectorNoise(**{**OFF, "swap_all": 1.0}))
+    assert bool(visible.all())
+    # by hand: COCO's left/right pairs (eyes, ears, shoulders, elbows, wrists, hips, knees,
+    # ankles) change places; the nose stays; pelvis and neck are midpoints, so they stay too
+    swapped = kp.clone()
+    for a, b in ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)):
+        swapped[:, [a, b]] = kp[:, [b, a]]
+    torch.testing.assert_close(out, swapped, rtol=0, atol=1e-12)
+
+
+# by hand, from COCO-19's skeleton rooted at the pelvis: a limb is a joint and everything
+# beyond it; the pelvis goes with a hip and the neck with a shoulder (midpoints)
+COCO_LIMBS = [
+    {0, 1, 2, 3, 4}, {1, 3}, {2, 4}, {3}, {4},
+    {5, 7, 9, 18}, {6, 8, 10, 18}, {7, 9}, {8, 10}, {9}, {10},
+    {11, 13, 15, 17}, {12, 14, 16, 17}, {13, 15}, {14, 16}, {15}, {16},
+]  # fmt: skip
+# the left/right chains: a pair and the pairs beyond it
+COCO_SWAPS = [
+    {(1, 2), (3, 4)}, {(3, 4)}, {(5, 6), (7, 8), (9, 10)}, {(7, 8), (9, 10)}, {(9, 10)},
+    {(11, 12), (13, 14), (15, 16)}, {(13, 14), (15, 16)}, {(15, 16)},
+]  # fmt: skip
+
+
+def test_a_dropped_limb_is_a_joint_and_everything_beyond_it():
+    n = 400
+    kp = _coco(n)
+    params = DetectorNoise(**{**OFF, "drop_limb": 1.0}, min_visible=1)
+    out, visible = detector_noise(kp, _source(n), "coco", params)
+    torch.testing.assert_close(out, kp, rtol=0, atol=1e-12)  # coordinates stay
+    seen = []
+    for row in visible:
+        missing = set(torch.nonzero(~row)[:, 0].tolist())
+        assert missing in COCO_LIMBS, missing
+        seen.append(frozenset(missing))
+    assert len(set(seen)) == len(COCO_LIMBS)  # every limb gets its turn
+
+
+def test_a_swapped_limb_exchanges_a_pair_and_the_pairs_beyond_it():
+    n = 300
+    kp = _coco(n)
+    out, _ = detector_noise(kp, _source(n), "coco", DetectorNoise(**{**OFF, "swap_limb": 1.0}))
+    seen = set()
+    for i in range(n):
+        pairs = set()
+        for a, b in COCO.flip_pairs:
+            if torch.equal(out[i, a], kp[i, b]) and torch.equal(out[i, b], kp[i, a]):
+                pairs.add((a, b))
+            else:  # a pair not swapped stays where it was
+                assert torch.equal(out[i, [a, b]], kp[i, [a, b]])
+        assert pairs in COCO_SWAPS, pairs
+        seen.add(frozenset(pairs))
+    assert len(seen) == len(COCO_SWAPS)
+
+
+def test_hand_fingers_drop_from_the_knuckle_out():
+    n = 300
+    kp = 100 + 30 * torch.randn(n, 21, 2, dtype=torch.float64)
+    params = DetectorNoise(**{**OFF, "drop_limb": 1.0, "swap_all": 1.0}, min_visible=1)
+    out, visible = detector_noise(kp, _source(n), HAND, params)
+    torch.testing.assert_close(out, kp, rtol=0, atol=0)  # a hand has no left/right pairs
+    for row in visible:
+        missing = sorted(torch.nonzero(~row)[:, 0].tolist())
+        # Hand-21: finger f has joints 1 + 4 f .. 4 + 4 f, base to tip; the wrist never goes
+        assert missing and 0 not in missing
+        finger, first = (missing[0] - 1) // 4, (missing[0] - 1) % 4
+        assert missing == list(range(missing[0], 5 + 4 * finger)), (missing, first)
+
+
+def test_drop_rate_and_min_visible():
+    n = 2000
+    kp = _coco(n)
+    _, visible = detector_noise(kp, _source(n), "coco", DetectorNoise(**{**OFF, "drop": 0.2}))
+    rate = 1 - visible[:, :17].double().mean()
+    assert abs(float(rate) - 0.2) < 0.02
+    # pelvis and neck are seen only with both of their sources
+    torch.testing.assert_close(visible[:, 17], visible[:, 11] & visible[:, 12])
+    # everything dropped: too few joints, so the sample keeps them all
+    _, all_gone = detector_noise(kp[:8], _source(8), "coco", DetectorNoise(**{**OFF, "drop": 1}))
+    assert bool(all_gone.all())
+
+
+def test_offsets_scale_with_the_box_and_are_largest_at_the_hips():
+    n = 4000
+    kp = _coco(n)
+    kp[:, :, 1] *= 2  # a tall box: its larger side is the height
+    out, _ = detector_noise(kp, _source(n), "coco", DetectorNoise(**{**OFF, "offset": 0.02}))
+    size = (kp.amax(1) - kp.amin(1)).amax(1)
+    rel = (out - kp) / size[:, None, None]
+    std = rel[:, :17].std(dim=(0, 2))
+    torch.testing.assert_close(std[0], torch.tensor(0.02, dtype=torch.float64), rtol=0.05, atol=0)
+    torch.testing.assert_close(std[11], torch.tensor(0.04, dtype=torch.float64), rtol=0.05, atol=0)
+    torch.testing.assert_close(std[5], torch.tensor(0.03, dtype=torch.float64), rtol=0.05, atol=0)
+    torch.testing.assert_close(out[:, 17], 0.5 * (out[:, 11] + out[:, 12]))
+
+
+def test_batches_match_one_sample_calls():
+    kp = _coco(6)
+    params = DetectorNoise(drop=0.3, drop_limb=0.5, swap_limb=0.5, swap_all=0.2, offset=0.02)
+    out, vis = detector_noise(kp, CounterRandom(5, [3, 9, 4, 1, 0, 7], 2), "coco", params)
+    for row, index in enumerate([3, 9, 4, 1, 0, 7]):
+        one, one_vis = detector_noise(kp[row : row + 1], CounterRandom(5, [index], 2), "coco",
+                                      params)  # fmt: skip
+        torch.testing.assert_close(out[row : row + 1], one, rtol=0, atol=0)
+        assert torch.equal(vis[row : row + 1], one_vis)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"drop": 1.5}, "drop must be a probability"),
+        ({"swap_all": -0.1}, "swap_all must be a probability"),
+        ({"offset": -0.01}, "offset must be in"),
+        ({"min_visible": 0}, "min_visible must be a positive integer"),
+    ],
+)
+def test_bad_parameters_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DetectorNoise(**kwargs)
+
+
+def test_bad_keypoints_are_refused():
+    with pytest.raises(ValueError, match=r"shape \(B, 19, 2\) for the coco joint set"):
+        detector_noise(torch.zeros(2, 17, 2), _source(2), "coco")
