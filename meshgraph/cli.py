@@ -184,14 +184,27 @@ def _body_for(
     return SMPLModel(name, model_path, regressors=regressors or None)
 
 
+def _shipped(args: argparse.Namespace, map_location: str = "cpu") -> object:
+    """The shipped model that ``--hand`` and ``--left`` choose (the body without them)."""
+    from meshgraph.models.pose2mesh import Pose2Mesh
+
+    if args.left and not args.hand:
+        raise ValueError("--left is for the hand: add --hand")
+    side = "left" if args.left else None
+    return Pose2Mesh.pretrained("hand" if args.hand else "body", side=side,
+                                map_location=map_location)  # fmt: skip
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from meshgraph.models.pose2mesh import Pose2Mesh
     from meshgraph.training.evaluate import HELD_OUT_SETS, evaluate_held_out
 
     _device_option(args.device)
     if args.model is None:
-        model = Pose2Mesh.pretrained("hand" if args.hand else "body", map_location=args.device)
+        model = _shipped(args, map_location=args.device)
     else:
+        if args.hand or args.left:
+            raise ValueError("--hand and --left pick the shipped hand model: give no MODEL.pt")
         model = Pose2Mesh.load(args.model, map_location=args.device)
     body = _body_for(model.config, args.model_path, _regressors(args.regressor))
     rows = evaluate_held_out(model, body, args.samples, seed=args.seed, device=args.device)  # type: ignore[arg-type]
@@ -251,11 +264,12 @@ def _predict(args: argparse.Namespace) -> int:
     if len(args.inputs) > 2:
         raise ValueError(f"expected [MODEL.pt] KEYPOINTS, got {len(args.inputs)} paths")
     if len(args.inputs) == 2:
-        if args.hand:
-            raise ValueError("--hand picks the shipped hand model: give no MODEL.pt with it")
+        if args.hand or args.left:
+            flag = "--hand" if args.hand else "--left"
+            raise ValueError(f"{flag} picks the shipped hand model: give no MODEL.pt with it")
         model = Pose2Mesh.load(args.inputs[0], map_location="cpu")
     else:  # the weights that ship with meshgraph
-        model = Pose2Mesh.pretrained("hand" if args.hand else "body")
+        model = _shipped(args)
     args.keypoints = args.inputs[-1]
     kp = _load_keypoints(Path(args.keypoints))
     try:
@@ -420,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a saved model (default: the shipped body model, or the hand with --hand)",
     )
     p.add_argument("--hand", action="store_true", help="without MODEL: the shipped hand model")
+    p.add_argument(
+        "--left", action="store_true", help="with --hand: the left hand (the right one mirrored)"
+    )
     p.add_argument("--samples", type=_int_at_least(1), default=256)
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--model-path", default=None, help="body model files for SMPL-family models")
@@ -442,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(J, 2) or (J, 3) keypoints with confidences, a JSON list or .npy",
     )
     p.add_argument("--hand", action="store_true", help="the shipped hand model (Hand-21 input)")
+    p.add_argument(
+        "--left", action="store_true", help="with --hand: a left hand (the right one mirrored)"
+    )
     p.add_argument("--threshold", type=_finite_float, default=0.1, help="confidence threshold")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)

@@ -110,3 +110,40 @@ def test_pose_prior_evaluates_given_models(tmp_path, capsys):
     with pytest.raises(SystemExit):
         pose_prior.main(["--models", f"x={tmp_path / 'none.pt'}"])
     assert "NAME=PATH with an existing file" in capsys.readouterr().err
+
+
+def test_detector_robustness_report_rows():
+    from benchmarks import detector_robustness
+
+    def m(pa, v):
+        return {"mpjpe": 1.0, "pa_mpjpe": pa, "mpvpe": v}
+
+    rows = {"detector": {"train_s": 250.4, "gt_2d": m(80.0, 140.0), "noisy_2d": m(85.0, 150.0),
+                         "detector_2d": m(90.25, 160.0)}}  # fmt: skip
+    lines = detector_robustness.markdown(rows, "quick").splitlines()
+    assert "| detector | 80.0 / 140.0 | 85.0 / 150.0 | 90.2 / 160.0 | 250 s |" in lines
+
+
+def test_detector_robustness_evaluates_given_models(tmp_path):
+    pytest.importorskip("anny")
+    import torch
+
+    from benchmarks import detector_robustness
+    from meshgraph.models import Pose2Mesh
+    from meshgraph.training.evaluate import evaluate_held_out
+    from meshgraph.training.pipeline import build_body, preset
+
+    body = build_body(preset("body", "quick"))
+    torch.manual_seed(0)
+    model = Pose2Mesh.from_body(body, joint_set="coco", mesh_joint_set="h36m", num_levels=4,
+                                posenet_width=16, coarse_channels=8,
+                                visibility_input=True)  # fmt: skip
+    model.save(tmp_path / "model.pt")
+    stem = tmp_path / "det"
+    args = ["--models", f"tiny={tmp_path / 'model.pt'}", "--samples", "8", "--out", str(stem)]
+    assert detector_robustness.main(args) == 0
+    rows = json.loads(stem.with_suffix(".json").read_text())
+    # the same numbers as meshgraph evaluate's sets
+    expected = evaluate_held_out(Pose2Mesh.load(tmp_path / "model.pt"), body, 8)
+    for key in ("gt_2d", "noisy_2d", "detector_2d"):
+        assert rows["tiny"][key] == pytest.approx(expected[key])

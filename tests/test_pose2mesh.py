@@ -98,6 +98,59 @@ def test_visibility_input_ignores_missing_joints(variant, tmp_path):
     torch.testing.assert_close(loaded(x, visible)["vertices"], out["vertices"])
 
 
+def _hand_model(**config):
+    mesh = icosphere(2)
+    reg = torch.rand(21, mesh.num_vertices)
+    reg = reg / reg.sum(1, keepdim=True)
+    cfg = Pose2MeshConfig(body="anny-hand.R", joint_set="hand", mesh_joint_set="hand",
+                          num_levels=3, posenet_width=32, coarse_channels=8,
+                          decoder_channels=(8, 8, 8), **config)  # fmt: skip
+    return Pose2Mesh(cfg, mesh, reg).eval()
+
+
+def test_mirrored_hand_is_the_mirror_image(tmp_path):
+    torch.manual_seed(0)
+    right = _hand_model(canonical_frame=True)
+    left = right.mirrored().eval()
+    assert left.config.mirror and left.config.body == "anny-hand.L"
+    assert right.config.body == "anny-hand.R" and not right.config.mirror  # a copy
+    # by hand: the left model's answer to x is the right model's answer to the image mirrored
+    # (x -> -x), mirrored back in 3D (X -> -X)
+    x = torch.randn(3, 21, 2)
+    flip2, flip3 = torch.tensor([-1.0, 1.0]), torch.tensor([-1.0, 1.0, 1.0])
+    out, ref = left(x), right(x * flip2)
+    for key in out:
+        torch.testing.assert_close(out[key], ref[key] * flip3, rtol=1e-5, atol=1e-6)
+    # faces wound the other way, so normals still point outwards
+    assert torch.equal(left.faces, right.faces[:, [0, 2, 1]])
+    # pixels: a mirrored photo of a right hand gives the left model the right hand's mesh,
+    # mirrored, and a camera that places it where the photo has it
+    px = 200 + 40 * torch.randn(21, 2, dtype=torch.float64)
+    mirrored_px = px * torch.tensor([-1.0, 1.0], dtype=torch.float64) + torch.tensor([640.0, 0])
+    a, b = left.predict(mirrored_px), right.predict(px)
+    torch.testing.assert_close(a.vertices, b.vertices * flip3, rtol=1e-4, atol=1e-5)
+    assert a.camera[0, 0] == pytest.approx(float(b.camera[0, 0]), rel=1e-4)
+    # twice mirrored is the original; save and load keep the side
+    back = left.mirrored()
+    assert not back.config.mirror and back.config.body == "anny-hand.R"
+    torch.testing.assert_close(back(x)["vertices"], right(x)["vertices"])
+    left.save(tmp_path / "left.pt")
+    loaded = Pose2Mesh.load(tmp_path / "left.pt").eval()
+    torch.testing.assert_close(loaded(x)["vertices"], out["vertices"])
+    assert torch.equal(loaded.faces, left.faces)
+
+
+def test_only_anny_hands_mirror():
+    with pytest.raises(ValueError, match="only hands can be mirrored"):
+        _model().mirrored()
+    hand = _hand_model()
+    hand.config.body = "mano"
+    with pytest.raises(ValueError, match="'mano' is not one of Anny's hands"):
+        hand.mirrored()
+    with pytest.raises(ValueError, match="mirror: the h36m joint set has left/right joints"):
+        _model(mirror=True)
+
+
 def test_predict_rejects_degenerate_input():
     model = _model()
     with pytest.raises(ValueError, match=r"\(17, 2\|3\).*Pelvis"):

@@ -57,6 +57,8 @@ __all__ = ["AnnyModel"]
 
 _KINDS = ("body", "hand.R", "hand.L")
 _FIT_VERSION = 3
+# the left hand's regressor is the right hand's (its mirror image): a new cache key for it
+_MIRRORED = "|mirror-of-right"
 _H36M_BONES = {
     "R_Hip": "upperleg01.R", "R_Knee": "lowerleg01.R", "R_Ankle": "foot.R",
     "L_Hip": "upperleg01.L", "L_Knee": "lowerleg01.L", "L_Ankle": "foot.L",
@@ -447,13 +449,32 @@ class AnnyModel(BodyModel):
             if self._regressor_cache in (None, True)
             else Path(self._regressor_cache)  # type: ignore[arg-type]
         )
+        mirrored = _MIRRORED if self.kind == "hand.L" else ""
         key = hashlib.sha256(
             f"{self._anny_version}|{self.kind}|{self.anny_topology}|{joint_set.name}|"
-            f"{_FIT_VERSION}|{self.num_vertices}".encode()
+            f"{_FIT_VERSION}|{self.num_vertices}{mirrored}".encode()
         ).hexdigest()[:20]
         return folder / f"regressor-{self.name}-{joint_set.name}-{key}.npz"
 
+    def _mirror_source(self) -> AnnyModel | None:
+        """The right hand, if this is the left hand and its mirror image vertex for vertex.
+
+        Then both regress the same joints from the same vertices, and a right-hand network
+        mirrors exactly into a left-hand one (only on the hands' default topologies).
+        """
+        if self.kind != "hand.L" or self.anny_topology != "hand.L":
+            return None
+        right = AnnyModel("hand.R", dtype=self.dtype, regressor_cache_dir=self._regressor_cache)
+        flip = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+        mirrored = right.template_vertices().double() * flip
+        own = self.template_vertices().double().to(mirrored.device)
+        return right if torch.allclose(own, mirrored, rtol=0, atol=1e-6) else None
+
     def _fit_regressor(self, joint_set: JointSet) -> np.ndarray:
+        if joint_set.name == "hand":
+            right = self._mirror_source()
+            if right is not None:
+                return right.joint_regressor(joint_set).double().cpu().numpy()
         out = self._fit_samples()
         verts = out["vertices"].double().cpu().numpy()
         heads = self.bone_heads(out).double().cpu().numpy()

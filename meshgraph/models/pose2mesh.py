@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,6 +57,9 @@ class Pose2MeshConfig:
             was detected and 0 where it is missing (whose coordinates are then 0), so that a
             missing joint is not mistaken for one at the box centre (not in the paper; train
             with :class:`~meshgraph.data.noise.DetectorNoise` so that joints go missing).
+        mirror: The model predicts the mirror image of what its weights learned: the input's
+            image x and the outputs' camera x are negated and the faces' winding reversed (see
+            :meth:`Pose2Mesh.mirrored`; hands only).
         norm: Block normalisation.
         aspect: Input box aspect ratio (width / height) of the normalisation.
         box_scale: Input box enlargement of the normalisation.
@@ -80,6 +83,7 @@ class Pose2MeshConfig:
     fc_hidden: tuple[int, ...] = (1024, 1024)
     canonical_frame: bool = False
     visibility_input: bool = False
+    mirror: bool = False
     norm: str = "batch"
     aspect: float = 0.75
     box_scale: float = 1.25
@@ -272,7 +276,13 @@ class Pose2Mesh(nn.Module):
         self.register_buffer("mesh_regressor", mesh_regressor.detach().float().clone())
         #: The provenance record of shipped weights (:meth:`pretrained`), else ``None``.
         self.provenance: dict[str, Any] | None = None
-        self.register_buffer("faces", topology.faces.clone(), persistent=False)
+        if config.mirror and self.joint_set.flip_pairs:
+            raise ValueError(
+                f"mirror: the {self.joint_set.name} joint set has left/right joints, and "
+                "mirroring a body would need a left/right map of its vertices (hands only)"
+            )
+        faces = topology.faces[:, [0, 2, 1]] if config.mirror else topology.faces
+        self.register_buffer("faces", faces.clone(), persistent=False)
 
     @classmethod
     def from_body(
@@ -290,6 +300,7 @@ class Pose2Mesh(nn.Module):
         cls,
         name: str = "body",
         *,
+        side: str | None = None,
         directory: str | os.PathLike | None = None,
         map_location: Any = "cpu",
     ) -> Pose2Mesh:
@@ -297,14 +308,55 @@ class Pose2Mesh(nn.Module):
 
         See :mod:`meshgraph.models.pretrained`; its provenance (command, commit, data,
         hardware, held-out metrics) is the returned model's ``provenance`` attribute.
+        ``side="left"`` gives the hand model mirrored (:meth:`mirrored`, exact for Anny's
+        hands); the shipped hand is a right hand.
 
         Raises:
-            ValueError: For an unknown name or a weight file that holds another model.
+            ValueError: For an unknown name or side, or a weight file that holds another model.
             FileNotFoundError: If this installation ships no such weights.
         """
         from meshgraph.models.pretrained import load_pretrained
 
-        return load_pretrained(name, directory=directory, map_location=map_location)
+        return load_pretrained(name, side=side, directory=directory, map_location=map_location)
+
+    def mirrored(self) -> Pose2Mesh:
+        """A copy that predicts the other hand: a right-hand model becomes a left-hand one.
+
+        The copy negates the image x of its input, runs the same weights, negates the camera
+        x of the joints and vertices it returns, and reverses the winding of its faces. For
+        Anny's hands this is exact: ``AnnyModel("hand.L")`` is ``AnnyModel("hand.R")``
+        mirrored vertex for vertex (same order, same joint regressor), so the copy is what a
+        model trained on left hands mirrored from the right ones would be. Its
+        ``config.body`` names the other side (``anny-hand.R`` <-> ``anny-hand.L``), so that
+        ``meshgraph evaluate`` measures it on that hand. Mirroring the copy again gives the
+        original model back.
+
+        Raises:
+            ValueError: For a body model (a joint set with left/right joints), or a hand
+                whose other side is not known to be its exact mirror image (only Anny's).
+        """
+        import copy
+
+        if self.joint_set.flip_pairs:
+            raise ValueError(
+                "mirrored(): only hands can be mirrored (the "
+                f"{self.joint_set.name} joint set has left/right joints)"
+            )
+        body = self.config.body
+        sides = {".R": ".L", ".L": ".R"}
+        if not body.startswith("anny-hand") or body[9:11] not in sides:
+            raise ValueError(
+                f"mirrored(): {body!r} is not one of Anny's hands, whose left hand is exactly "
+                "the right one mirrored; train the other side instead"
+            )
+        out = copy.deepcopy(self)
+        out.config = replace(
+            self.config,
+            mirror=not self.config.mirror,
+            body=body[:9] + sides[body[9:11]] + body[11:],
+        )
+        out.faces = self.faces[:, [0, 2, 1]].clone()
+        return out
 
     @property
     def num_vertices(self) -> int:
@@ -355,9 +407,14 @@ class Pose2Mesh(nn.Module):
             ``(B, J', 3)`` (all root-relative, camera axes, metres).
         """
         check_same_device(keypoints_2d, self.mesh_regressor, "keypoints_2d", "Pose2Mesh model")
+        if self.config.mirror:  # the image mirrored: x negated (z-scored, so exactly)
+            keypoints_2d = keypoints_2d * keypoints_2d.new_tensor([-1.0, 1.0])
         keypoints_2d = self.network_input(keypoints_2d, visible)
         joints = self.posenet(keypoints_2d)
         verts = self.meshnet(keypoints_2d, joints)
+        if self.config.mirror:  # and the 3D answer mirrored back
+            flip = verts.new_tensor([-1.0, 1.0, 1.0])
+            joints, verts = joints * flip, verts * flip
         mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(verts.dtype), verts)
         return {"joints_3d": joints, "vertices": verts, "mesh_joints_3d": mesh_joints}
 

@@ -83,9 +83,13 @@ def _read(name: str, directory: str | os.PathLike | None, map_location: Any) -> 
     return {"path": path, "ckpt": ckpt, "info": info}
 
 
+_SIDES = {"R": "R", "right": "R", "L": "L", "left": "L"}
+
+
 def load_pretrained(
     name: str = "body",
     *,
+    side: str | None = None,
     directory: str | os.PathLike | None = None,
     map_location: Any = "cpu",
 ) -> Any:
@@ -95,15 +99,27 @@ def load_pretrained(
 
     Args:
         name: Which model.
+        side: Hands: ``"right"``/``"R"`` (the default, the shipped weights) or
+            ``"left"``/``"L"``: the right hand's weights mirrored, exactly
+            (:meth:`~meshgraph.models.Pose2Mesh.mirrored`).
         directory: Where the weight files lie (default: :func:`weights_dir`).
         map_location: As for :meth:`~meshgraph.models.Pose2Mesh.load`.
 
     Raises:
-        ValueError: For an unknown name, or a file that holds another model (another name,
-            joint set or body model), no provenance record, or unusable weights.
+        ValueError: For an unknown name or side, a side for the body, or a file that holds
+            another model (another name, joint set or body model), no provenance record, or
+            unusable weights.
         FileNotFoundError: If the file is missing.
     """
     from meshgraph.models.pose2mesh import Pose2Mesh
+
+    _entry(name)
+    if side is not None and (name != "hand" or side not in _SIDES):
+        raise ValueError(
+            f"side={side!r}: only the hand has sides, 'right' ('R') or 'left' ('L')"
+            if name == "hand" or side in _SIDES
+            else f"side={side!r} is not a side: 'right' ('R') or 'left' ('L')"
+        )
 
     read = _read(name, directory, map_location)
     ckpt, path = read["ckpt"], read["path"]
@@ -118,6 +134,8 @@ def load_pretrained(
         model = Pose2Mesh.from_checkpoint(ckpt)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
         raise ValueError(f"{path}: not a usable Pose2Mesh model ({err})") from None
+    if side is not None and _SIDES[side] == "L":
+        model = model.mirrored()
     model.provenance = read["info"]
     return model.eval()
 

@@ -11,8 +11,8 @@ Metrics are reported in millimetres (F-scores as fractions):
 
 :func:`held_out_sets` makes the three held-out sets every run is measured on (and ``meshgraph
 evaluate`` measures again): ground-truth 2D, noisy 2D (the training noise), and detector-like
-2D (the training noise plus :class:`~meshgraph.data.noise.DetectorNoise`: missing joints,
-left/right swaps, per-joint offsets).
+2D (the training noise plus :func:`~meshgraph.data.noise.default_detector_noise`: missing
+joints, left/right swaps, per-joint offsets).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from meshgraph.bodies.base import BodyModel
-from meshgraph.data.noise import DetectorNoise
+from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 from meshgraph.metrics import f_score, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe
 from meshgraph.models.pose2mesh import Pose2Mesh
@@ -43,7 +43,7 @@ __all__ = [
 HELD_OUT_SEED = 1_000_003
 
 #: The held-out sets: key -> (label, the dataset's ``noise``, whether detector failures are
-#: added with the default :class:`~meshgraph.data.noise.DetectorNoise`).
+#: added, :func:`~meshgraph.data.noise.default_detector_noise` of the joint set).
 HELD_OUT_SETS: dict[str, tuple[str, str, bool]] = {
     "gt_2d": ("ground-truth 2D", "none", False),
     "noisy_2d": ("noisy 2D", "auto", False),
@@ -80,7 +80,7 @@ def held_out_sets(
             joint_set=joint_set,
             seed=HELD_OUT_SEED + seed,
             noise=noise,
-            detector=DetectorNoise() if detector else None,
+            detector=default_detector_noise(joint_set) if detector else None,
             device=device,
             **dataset_options,
         )

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from meshgraph.bodies.base import BodyModel
-from meshgraph.data.noise import DetectorNoise
+from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_pose_sampler
 from meshgraph.io import atomic_write, folder_lock
 from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig
@@ -84,8 +84,9 @@ class RunConfig:
         poses: Options of the training set's pose sampler
             (:func:`~meshgraph.data.default_pose_sampler`; e.g. ``{"uniform": 0.3}`` for bodies).
             The held-out sets keep the default sampler, so runs stay comparable.
-        detector: :class:`~meshgraph.data.noise.DetectorNoise` fields for the training set
-            (``{}``: its defaults; ``None``: no detector failures). Train models with
+        detector: :class:`~meshgraph.data.noise.DetectorNoise` fields for the training set,
+            changed from :func:`~meshgraph.data.noise.default_detector_noise` of the joint
+            set (``{}``: that default; ``None``: no detector failures). Train models with
             ``model={"visibility_input": True}`` so that they see which joints are missing.
         model: :class:`~meshgraph.models.Pose2MeshConfig` fields.
         train: :class:`~meshgraph.training.TrainConfig` fields.
@@ -313,7 +314,7 @@ def _run(
     # the data are made on the training device: a GPU run never waits on the CPU for them
     data_kw = {"joint_set": joint_set, "device": cfg.device}
     poses = default_pose_sampler(body, **cfg.poses) if cfg.poses else None
-    detector = None if cfg.detector is None else DetectorNoise(**cfg.detector)
+    detector = None if cfg.detector is None else default_detector_noise(joint_set, **cfg.detector)
     train = SyntheticPoseMeshDataset(body, cfg.train_samples, seed=cfg.seed, pose_sampler=poses,
                                      detector=detector, **data_kw)  # fmt: skip
     tests = held_out_sets(body, cfg.test_samples, seed=cfg.seed, **data_kw)

@@ -147,7 +147,7 @@ def test_simplified_topology_regressors_follow_the_full_mesh(body):
 def test_regressor_cache_is_reused(tmp_path, monkeypatch):
     model = AnnyModel("hand.L", regressor_cache_dir=tmp_path)
     r = model.joint_regressor("hand")
-    assert len(list(tmp_path.glob("regressor-*.npz"))) == 1
+    assert len(list(tmp_path.glob("regressor-anny-hand.L-*.npz"))) == 1
     again = AnnyModel("hand.L", regressor_cache_dir=tmp_path)
     monkeypatch.setattr(again, "_fit_regressor", lambda js: (_ for _ in ()).throw(AssertionError))
     torch.testing.assert_close(again.joint_regressor("hand"), r)
@@ -278,3 +278,17 @@ def test_kinematics_check_does_not_trust_the_rest_pose(tmp_path, monkeypatch):
     with torch.no_grad():
         model(torch.zeros(1, model.num_bones, 3))
     assert model._fast_kinematics is False
+
+
+def test_left_hand_is_the_right_hand_mirrored(anny_hand, tmp_path):
+    """What Pose2Mesh.mirrored() relies on: Anny's left hand is its right hand with x negated,
+    vertex for vertex, and its Hand-21 joints are regressed from the same vertices."""
+    left = AnnyModel("hand.L", regressor_cache_dir=tmp_path)
+    right_t = anny_hand.template_vertices().double()
+    mirrored = right_t * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(left.template_vertices().double(), mirrored, rtol=0, atol=1e-6)
+    torch.testing.assert_close(left.joint_regressor("hand"), anny_hand.joint_regressor("hand"),
+                               rtol=0, atol=1e-5)  # fmt: skip
+    # the same triangles, wound the other way
+    as_sets = {frozenset(f) for f in left.faces.tolist()}
+    assert as_sets == {frozenset(f) for f in anny_hand.faces.tolist()}

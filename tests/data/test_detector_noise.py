@@ -158,3 +158,17 @@ def test_bad_parameters_are_named(kwargs, match):
 def test_bad_keypoints_are_refused():
     with pytest.raises(ValueError, match=r"shape \(B, 19, 2\) for the coco joint set"):
         detector_noise(torch.zeros(2, 17, 2), _source(2), "coco")
+
+
+def test_default_detector_noise_per_joint_set():
+    from meshgraph.data.noise import default_detector_noise
+
+    assert default_detector_noise("coco") == DetectorNoise()
+    assert default_detector_noise("h36m") == DetectorNoise()
+    hand = default_detector_noise(HAND)
+    assert hand.offset == 0.04 and hand.drop == DetectorNoise().drop
+    assert default_detector_noise("hand", drop=0.2) == DetectorNoise(offset=0.04, drop=0.2)
+    with pytest.raises(ValueError, match="DetectorNoise has no field 'dropout'"):
+        default_detector_noise("coco", dropout=0.1)
+    with pytest.raises(ValueError, match="drop must be a probability"):
+        default_detector_noise("coco", drop=2.0)
