@@ -114,12 +114,10 @@ def load_pretrained(
     from meshgraph.models.pose2mesh import Pose2Mesh
 
     _entry(name)
-    if side is not None and (name != "hand" or side not in _SIDES):
-        raise ValueError(
-            f"side={side!r}: only the hand has sides, 'right' ('R') or 'left' ('L')"
-            if name == "hand" or side in _SIDES
-            else f"side={side!r} is not a side: 'right' ('R') or 'left' ('L')"
-        )
+    if side is not None and name != "hand":
+        raise ValueError(f"side={side!r}: only the hand has sides, not the {name}")
+    if side is not None and side not in _SIDES:
+        raise ValueError(f"side={side!r} is not a side: 'right' ('R') or 'left' ('L')")
 
     read = _read(name, directory, map_location)
     ckpt, path = read["ckpt"], read["path"]

@@ -168,3 +168,42 @@ def test_predict_command_uses_the_shipped_weights(hand_run, tmp_path, capsys, mo
     assert "give no MODEL.pt with it" in capsys.readouterr().err
     assert main(["predict", "a.pt", "b.pt", str(tmp_path / "kp.json")]) == 2
     assert "expected [MODEL.pt] KEYPOINTS, got 3 paths" in capsys.readouterr().err
+
+
+def test_docs_table_reads_the_shipped_files(hand_run, tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    from meshgraph.models import pretrained
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    monkeypatch.syspath_prepend(str(docs / "scripts"))
+    sys.modules.pop("make_figures", None)
+    import make_figures
+
+    export_pretrained(hand_run, "hand", tmp_path / PRETRAINED["hand"]["file"])
+    monkeypatch.setattr(pretrained, "weights_dir", lambda: tmp_path)
+    monkeypatch.setattr(make_figures, "OUT", tmp_path)
+    make_figures.shipped_models()
+    text = (tmp_path / "shipped_models.rst").read_text()
+    assert "*No body weights ship in this checkout.*" in text
+    info = pretrained_info("hand", directory=tmp_path)
+    metrics = json.loads(info["metrics"])
+    # the table holds the record's numbers, and the command that reproduces them
+    assert f"     - {metrics['detector_2d']['mpvpe']:.1f}" in text
+    assert f"     - {metrics['gt_2d']['f5']:.3f}" in text
+    assert "``meshgraph evaluate --hand --samples 16 --seed 0``" in text
+    assert info["commit"] in text and "detector failures off" in text
+
+
+def test_left_hand_side_and_errors(hand_run, tmp_path):
+    export_pretrained(hand_run, "hand", tmp_path / PRETRAINED["hand"]["file"], evaluate=False)
+    right = Pose2Mesh.pretrained("hand", directory=tmp_path)
+    left = Pose2Mesh.pretrained("hand", side="left", directory=tmp_path)
+    assert left.config.body == "anny-hand.L" and left.provenance == right.provenance
+    same = Pose2Mesh.pretrained("hand", side="R", directory=tmp_path)
+    assert not same.config.mirror
+    with pytest.raises(ValueError, match="only the hand has sides"):
+        Pose2Mesh.pretrained("body", side="left", directory=tmp_path)
+    with pytest.raises(ValueError, match="'up' is not a side"):
+        Pose2Mesh.pretrained("hand", side="up", directory=tmp_path)
