@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,8 @@ def export_pretrained(
     ckpt["pretrained"] = {
         "name": name,
         "storage": "float16",
-        "command": results["command"],
+        # runs of earlier versions wrote `python -m meshgraph.cli` as the module's file name
+        "command": re.sub(r"^cli\.py(?= |$)", "python -m meshgraph.cli", results["command"]),
         "commit": results["commit"],
         "seed": run.get("seed"),
         "data": json.dumps(run, sort_keys=True),

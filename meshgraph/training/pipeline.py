@@ -386,6 +386,22 @@ def _run(
     return results
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as a user would type it again.
+
+    ``meshgraph train ...`` for the console script, ``python -m meshgraph.cli train ...`` for
+    the module, else the script's file name and its arguments (quoted where needed).
+    """
+    import shlex
+
+    first = Path(argv[0]) if argv else Path("python")
+    if first.name == "cli.py" and first.parent.name == "meshgraph":
+        head = ["python", "-m", "meshgraph.cli"]
+    else:
+        head = [first.name]
+    return shlex.join([*head, *argv[1:]])
+
+
 def _provenance(device: str) -> dict[str, Any]:
     """How the run was made: the command, the source commit, the hardware and versions."""
     import platform
@@ -415,7 +431,7 @@ def _provenance(device: str) -> dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         hardware += f", {torch.cuda.get_device_name(torch.device(device))}"
     return {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(sys.argv),
         "commit": commit,
         "hardware": hardware,
         "device": device,

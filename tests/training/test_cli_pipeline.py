@@ -110,3 +110,16 @@ def test_train_with_detector_failures(tmp_path):
     assert main(["predict", str(out / "model.pt"), str(tmp_path / "kp.npy"), "--out",
                  str(tmp_path / "pred")]) == 0  # fmt: skip
     assert (tmp_path / "pred" / "mesh.obj").stat().st_size > 0
+
+
+def test_command_line_is_what_a_user_types_again():
+    from meshgraph.training.pipeline import command_line
+
+    assert command_line(["/venv/bin/meshgraph", "train", "--kind", "hand"]) == (
+        "meshgraph train --kind hand"
+    )
+    module = "/src/meshgraph/cli.py"
+    assert command_line([module, "train", "--out", "my run"]) == (
+        "python -m meshgraph.cli train --out 'my run'"
+    )
+    assert command_line(["examples/pose2mesh_body.py"]) == "pose2mesh_body.py"

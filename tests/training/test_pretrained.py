@@ -207,3 +207,15 @@ def test_left_hand_side_and_errors(hand_run, tmp_path):
         Pose2Mesh.pretrained("body", side="left", directory=tmp_path)
     with pytest.raises(ValueError, match="'up' is not a side"):
         Pose2Mesh.pretrained("hand", side="up", directory=tmp_path)
+
+
+def test_export_writes_the_module_command_in_full(hand_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(hand_run, run)
+    results = json.loads((run / "results.json").read_text())
+    results["command"] = "cli.py train --kind hand --preset long"  # as earlier versions wrote
+    (run / "results.json").write_text(json.dumps(results))
+    export_pretrained(run, "hand", tmp_path / PRETRAINED["hand"]["file"], evaluate=False)
+    info = pretrained_info("hand", directory=tmp_path)
+    assert info["command"] == "python -m meshgraph.cli train --kind hand --preset long"
+    assert info["metrics_command"] == "the run's own evaluation (float32 weights)"
