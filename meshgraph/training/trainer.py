@@ -303,6 +303,11 @@ class Trainer:
                 f"the model takes {model.joint_set.name} joints, the dataset gives "
                 f"{dataset.joint_set.name}"
             )
+        if model.config.mirror:
+            raise ValueError(
+                "the model is mirrored (Pose2Mesh.mirrored): train the model it mirrors, then "
+                "mirror the trained one"
+            )
         if config.optimizer not in ("rmsprop", "adam"):
             raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {config.optimizer!r}")
         if config.lr_schedule not in ("step", "cosine"):

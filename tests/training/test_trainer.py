@@ -120,6 +120,8 @@ def test_bad_configuration(hand, tmp_path):
     assert os.path.isdir(tmp_path)
     with pytest.raises(ValueError, match="lr_schedule"):
         Trainer(model, ds, TrainConfig(lr_schedule="linear"), tmp_path)
+    with pytest.raises(ValueError, match="the model is mirrored"):
+        Trainer(model.mirrored(), ds, TrainConfig(), tmp_path)
 
 
 def test_cosine_schedule_per_step(hand, tmp_path):
