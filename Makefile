@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,body,viz]" ruff build
+	$(PY) -m pip install --quiet -e ".[test,body,smpl,viz]" ruff build
 	touch $(STAMP)
 
 demo: $(STAMP)

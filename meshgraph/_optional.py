@@ -31,8 +31,15 @@ _INSTALL_HINTS: dict[str, tuple[str, str]] = {
     ),
     "torch_scatter": ("pip install --no-build-isolation torch-scatter", "compiled scatter ops"),
     "trimesh": ("pip install trimesh", "reading and writing mesh files"),
-    "anny": ("pip install anny", "the Anny body and hand models"),
-    "smplx": ("pip install smplx", "SMPL, SMPL-H and MANO body models"),
+    "anny": (
+        'pip install "torch-meshgraph[body]" (or: pip install anny)',
+        "the Anny body and hand models",
+    ),
+    "smplx": (
+        'pip install "torch-meshgraph[smpl]" (smplx; its code licence allows non-commercial '
+        "research only)",
+        "SMPL, SMPL-H and MANO body models",
+    ),
     "matplotlib": ("pip install matplotlib", "figures"),
     "tqdm": ("pip install tqdm", "progress bars"),
 }
