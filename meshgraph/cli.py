@@ -11,7 +11,9 @@ Subcommands:
 * ``meshgraph evaluate [MODEL.pt]``: metrics on the held-out synthetic sets (ground-truth,
   noisy and detector-like 2D; without a model: the shipped body model, or ``--hand``).
 * ``meshgraph predict [MODEL.pt] KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
-  keypoints in pixels (without a model: the shipped body model, or the hand with ``--hand``).
+  keypoints in pixels (without a model: the shipped body model, or the hand with ``--hand``);
+  COCO-17, OpenPose, BlazePose, mmpose/rtmlib and COCO-annotation files are converted
+  (:mod:`meshgraph.keypoint_formats`), one mesh per person.
 * ``meshgraph export-weights RUN --name body|hand``: a finished run's model as a shippable
   weight file (float16, with its provenance; :mod:`meshgraph.models.pretrained`).
 
@@ -32,6 +34,7 @@ from pathlib import Path
 from meshgraph import __version__
 from meshgraph.coarsening import LAYOUTS, MeshHierarchy
 from meshgraph.io import load_mesh
+from meshgraph.keypoint_formats import KEYPOINT_FORMATS
 from meshgraph.mesh import MeshTopology
 
 __all__ = ["main"]
@@ -221,43 +224,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_keypoints(path: Path) -> object:
-    import numpy as np
-
-    from meshgraph.io import load_array
-
-    if not path.is_file():
-        raise FileNotFoundError(f"no keypoint file at {path}")
-    if path.suffix.lower() == ".npy":
-        return load_array(path, what="keypoint file")  # allow_pickle=False: runs no code
-    if path.suffix.lower() != ".json":
-        raise ValueError(f"{path}: keypoint files are .json or .npy, got {path.suffix or 'none'!r}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ValueError(f"{path} is not a JSON keypoint file ({err})") from None
-    if isinstance(data, dict):
-        for key in ("keypoints", "keypoints_2d", "pose_keypoints_2d"):
-            if key in data:
-                data = data[key]
-                break
-        else:
-            raise ValueError(
-                f"{path}: expected a list of [x, y(, confidence)] or a 'keypoints' key"
-            )
-    try:
-        arr = np.asarray(data, dtype=np.float64)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: keypoints must be numbers in a (J, 2|3) list ({err})") from None
-    if arr.ndim == 1 and arr.size % 3 == 0:  # OpenPose-style flat x, y, c list
-        arr = arr.reshape(-1, 3)
-    return arr
-
-
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from meshgraph.io import atomic_write
+    from meshgraph.keypoint_formats import read_keypoints
     from meshgraph.models.pose2mesh import Pose2Mesh
     from meshgraph.viz import save_obj, save_ply
 
@@ -271,7 +242,7 @@ def _predict(args: argparse.Namespace) -> int:
     else:  # the weights that ship with meshgraph
         model = _shipped(args)
     args.keypoints = args.inputs[-1]
-    kp = _load_keypoints(Path(args.keypoints))
+    kp = read_keypoints(Path(args.keypoints), model.joint_set.name, layout=args.layout)
     try:
         pred = model.predict(kp, confidence_threshold=args.threshold)
     except (ValueError, TypeError) as err:
@@ -456,7 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="[MODEL.pt] KEYPOINTS",
         help="a trained model (default: the shipped body model, or the hand with --hand), then "
-        "(J, 2) or (J, 3) keypoints with confidences, a JSON list or .npy",
+        "the keypoints in pixels (.json or .npy): meshgraph's (J, 2|3) list, COCO annotations, "
+        "mmpose/rtmlib predictions or OpenPose output; every person in the file gets a mesh",
+    )
+    p.add_argument(
+        "--layout",
+        default=None,
+        choices=sorted(KEYPOINT_FORMATS),
+        help="the body keypoints' layout (default: told from the joint count; see "
+        "meshgraph.keypoint_formats)",
     )
     p.add_argument("--hand", action="store_true", help="the shipped hand model (Hand-21 input)")
     p.add_argument(

@@ -1,0 +1,382 @@
+"""2D keypoints from other detectors and files, converted to meshgraph's joint sets.
+
+meshgraph's models take COCO-19 (the 17 COCO keypoints, then ``pelvis`` = mid-hips and
+``neck`` = mid-shoulders) for bodies and Hand-21 (wrist, then thumb to pinky, base to tip) for
+hands, in pixels, with an optional confidence per joint (see
+:mod:`meshgraph.bodies.joint_sets`). Detectors write other layouts; feeding them unconverted is
+the most common way to get a wrong mesh. This module converts:
+
+================================  ======  ================================================
+source (``to_coco19(kp, src)``)   joints  notes
+================================  ======  ================================================
+``"coco17"``                      17      COCO order (mmpose, rtmlib, detectron2, COCO files)
+``"coco19"``                      19      meshgraph's own order (passed through)
+``"blazepose"``                   33      mediapipe BlazePose landmarks
+``"openpose_body25"``             25      OpenPose's default BODY_25 model
+``"openpose_coco18"``             18      OpenPose's COCO model (with its own neck)
+================================  ======  ================================================
+
+Pelvis and neck are always recomputed as the mid-hips and mid-shoulders (with the lower of the
+two confidences), since that is how meshgraph's regressors define them: OpenPose's own
+``Neck`` and ``MidHip`` detections are not used. Hands: mediapipe, OpenPose
+(``hand_*_keypoints_2d``) and FreiHAND all write the Hand-21 order already.
+
+:func:`read_keypoints` reads a keypoint file in any of the layouts above (meshgraph's own
+JSON, COCO annotations, mmpose/rtmlib predictions, OpenPose output, ``.npy``), and returns every
+person in it as a batch.
+
+Left and right are always the person's own (anatomical) sides, as in COCO.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BLAZEPOSE_NAMES",
+    "COCO17_NAMES",
+    "KEYPOINT_FORMATS",
+    "OPENPOSE_BODY25_NAMES",
+    "OPENPOSE_COCO18_NAMES",
+    "mediapipe_hand_side",
+    "read_keypoints",
+    "to_coco19",
+]
+
+#: The 17 COCO keypoints, in COCO's order (the first 17 of meshgraph's COCO-19).
+COCO17_NAMES: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+#: mediapipe BlazePose's 33 landmarks, in its order.
+BLAZEPOSE_NAMES: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_pinky", "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+
+#: OpenPose BODY_25, in its order.
+OPENPOSE_BODY25_NAMES: tuple[str, ...] = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+    "left_elbow", "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle",
+    "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+    "left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe",
+    "right_heel",
+)  # fmt: skip
+
+#: OpenPose's COCO-18 model, in its order.
+OPENPOSE_COCO18_NAMES: tuple[str, ...] = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+    "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+    "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
+)  # fmt: skip
+
+#: Source layouts :func:`to_coco19` converts, with their joint names.
+KEYPOINT_FORMATS: dict[str, tuple[str, ...]] = {
+    "coco17": COCO17_NAMES,
+    "coco19": (*COCO17_NAMES, "pelvis", "neck"),
+    "blazepose": BLAZEPOSE_NAMES,
+    "openpose_body25": OPENPOSE_BODY25_NAMES,
+    "openpose_coco18": OPENPOSE_COCO18_NAMES,
+}
+
+#: Formats recognised from the joint count alone (18 is ambiguous in principle, but only
+#: OpenPose writes 18 body joints).
+_BY_COUNT = {17: "coco17", 19: "coco19", 25: "openpose_body25", 33: "blazepose"}
+
+
+def _as_points(keypoints: Any, what: str) -> tuple[np.ndarray, bool]:
+    """``(..., J, 3)`` float64 with a confidence column (1 where none was given)."""
+    try:
+        raw = np.asarray(keypoints)
+    except (TypeError, ValueError) as err:  # ragged lists
+        raise ValueError(
+            f"{what}: keypoints must be real numbers in a (J, 2|3) array ({err})"
+        ) from None
+    if raw.dtype.kind not in "biuf" and raw.dtype != object:
+        raise ValueError(f"{what}: keypoints must be real numbers, got dtype {raw.dtype}")
+    try:
+        kp = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what}: keypoints must be real numbers ({err})") from None
+    if kp.ndim < 2 or kp.shape[-1] not in (2, 3):
+        raise ValueError(f"{what}: keypoints must be (J, 2|3) or (N, J, 2|3), got {kp.shape}")
+    if kp.ndim > 3:
+        raise ValueError(f"{what}: keypoints must be (J, 2|3) or (N, J, 2|3), got {kp.shape}")
+    had_conf = kp.shape[-1] == 3
+    if not had_conf:
+        kp = np.concatenate([kp, np.ones((*kp.shape[:-1], 1))], -1)
+    return kp, had_conf
+
+
+def _midpoint(kp: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Midpoint of joints ``a`` and ``b`` with the lower confidence of the two."""
+    mid = 0.5 * (kp[..., a, :2] + kp[..., b, :2])
+    conf = np.minimum(kp[..., a, 2], kp[..., b, 2])
+    return np.concatenate([mid, conf[..., None]], -1)
+
+
+def to_coco19(keypoints: Any, source: str | None = None) -> np.ndarray:
+    """Convert 2D keypoints of another layout to meshgraph's COCO-19, in pixels.
+
+    Args:
+        keypoints: ``(J, 2|3)`` or ``(N, J, 2|3)``: x, y (pixels) and optionally a
+            confidence (or visibility) per joint.
+        source: One of :data:`KEYPOINT_FORMATS` (``"coco17"``, ``"coco19"``,
+            ``"blazepose"``, ``"openpose_body25"``, ``"openpose_coco18"``); ``None`` picks it
+            from the joint count (17, 19, 25, 33; 18 means OpenPose's COCO model).
+
+    Returns:
+        ``(19, 3)`` or ``(N, 19, 3)`` float64: x, y, confidence (1 where none was given).
+        Pelvis and neck are the mid-hips and mid-shoulders, with the lower confidence of the
+        two joints. A joint that OpenPose did not find (written as 0, 0, 0) keeps confidence 0.
+
+    Raises:
+        ValueError: On an unknown ``source``, a joint count that does not match it, or a
+            shape that is not ``(J, 2|3)`` / ``(N, J, 2|3)``.
+
+    Example:
+        >>> import numpy as np
+        >>> kp = np.zeros((17, 3)); kp[:, 2] = 1
+        >>> kp[11, :2], kp[12, :2] = (10, 100), (30, 100)  # hips
+        >>> kp[5, :2], kp[6, :2] = (0, 40), (40, 40)  # shoulders
+        >>> to_coco19(kp, "coco17")[17:].tolist()  # pelvis, neck
+        [[20.0, 100.0, 1.0], [20.0, 40.0, 1.0]]
+    """
+    kp, _ = _as_points(keypoints, "to_coco19")
+    joints = kp.shape[-2]
+    if source is None:
+        if joints == 18:
+            source = "openpose_coco18"
+        elif joints in _BY_COUNT:
+            source = _BY_COUNT[joints]
+        else:
+            raise ValueError(
+                f"cannot tell the keypoint layout of {joints} joints; known layouts: "
+                + ", ".join(f"{k} ({len(v)})" for k, v in KEYPOINT_FORMATS.items())
+            )
+    if source not in KEYPOINT_FORMATS:
+        raise ValueError(f"unknown keypoint layout {source!r}; known: {sorted(KEYPOINT_FORMATS)}")
+    names = KEYPOINT_FORMATS[source]
+    if joints != len(names):
+        raise ValueError(f"layout {source!r} has {len(names)} joints, got {joints}")
+    if source == "coco19":
+        return kp
+    index = {name: i for i, name in enumerate(names)}
+    coco17 = kp[..., [index[name] for name in COCO17_NAMES], :]
+    pelvis = _midpoint(coco17, 11, 12)
+    neck = _midpoint(coco17, 5, 6)
+    return np.concatenate([coco17, pelvis[..., None, :], neck[..., None, :]], -2)
+
+
+def mediapipe_hand_side(label: str, *, mirrored_image: bool = False) -> str:
+    """The hand's own side from mediapipe's handedness label.
+
+    mediapipe's hand model labels handedness as if the image were mirrored (a selfie camera):
+    in an ordinary photo, a right hand comes back labelled ``"Left"``.
+
+    Args:
+        label: mediapipe's ``classification[0].label``, ``"Left"`` or ``"Right"``.
+        mirrored_image: ``True`` if the image itself is a mirrored (selfie) view.
+
+    Returns:
+        ``"right"`` or ``"left"``.
+
+    Example:
+        >>> mediapipe_hand_side("Left")
+        'right'
+        >>> mediapipe_hand_side("Left", mirrored_image=True)
+        'left'
+    """
+    key = str(label).strip().lower()
+    if key not in ("left", "right"):
+        raise ValueError(f"mediapipe handedness is 'Left' or 'Right', got {label!r}")
+    if mirrored_image:
+        return key
+    return "right" if key == "left" else "left"
+
+
+def _numbers(values: Any, path: Path) -> np.ndarray:
+    """``values`` as a float64 array, or an error naming the file when they are not numbers."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: keypoints must be real numbers ({err})") from None
+
+
+def _flat(values: Any, per: int, path: Path, key: str) -> np.ndarray:
+    arr = _numbers(values, path)
+    if arr.ndim == 1:
+        if arr.size % per:
+            raise ValueError(f"{path}: {key!r} holds {arr.size} numbers, not a multiple of {per}")
+        arr = arr.reshape(-1, per)
+    return arr
+
+
+def _people_openpose(data: dict, path: Path, joint_set: str) -> tuple[list[np.ndarray], str]:
+    people = data["people"]
+    if not isinstance(people, list):
+        raise ValueError(f"{path}: OpenPose 'people' must be a list")
+    if joint_set == "hand":
+        key = "hand_right_keypoints_2d"
+        if not any(p.get(key) for p in people if isinstance(p, dict)):
+            key = "hand_left_keypoints_2d"
+    else:
+        key = "pose_keypoints_2d"
+    out = [_flat(p[key], 3, path, key) for p in people if isinstance(p, dict) and p.get(key)]
+    if joint_set == "hand":
+        return out, "hand"
+    names = {25: "openpose_body25", 18: "openpose_coco18"}
+    if out and out[0].shape[0] not in names:
+        raise ValueError(
+            f"{path}: OpenPose {key!r} has {out[0].shape[0]} joints (BODY_25 or COCO-18 expected)"
+        )
+    return out, names[out[0].shape[0]] if out else "openpose_body25"
+
+
+def _instance(item: Any, path: Path) -> np.ndarray:
+    """One person from a COCO annotation or an mmpose/rtmlib prediction."""
+    if not isinstance(item, dict) or "keypoints" not in item:
+        raise ValueError(f"{path}: expected objects with a 'keypoints' key")
+    kp = _numbers(item["keypoints"], path)
+    if kp.ndim == 1:  # a flat x, y, c list
+        kp = _flat(kp, 3, path, "keypoints")
+        if np.isin(kp[:, 2], (0.0, 1.0, 2.0)).all():
+            # COCO's visibility flags: 0 not labelled, 1 labelled but hidden, 2 visible
+            kp[:, 2] = (kp[:, 2] > 0).astype(np.float64)
+    scores = item.get("keypoint_scores", item.get("scores"))
+    if scores is not None:
+        scores = _numbers(scores, path).reshape(-1)
+        if scores.shape[0] != kp.shape[0]:
+            raise ValueError(
+                f"{path}: {scores.shape[0]} keypoint scores for {kp.shape[0]} keypoints"
+            )
+        kp = np.concatenate([kp[:, :2], scores[:, None]], 1)
+    return kp
+
+
+def read_keypoints(
+    path: str | os.PathLike, joint_set: str = "coco", *, layout: str | None = None
+) -> np.ndarray:
+    """Read 2D keypoints from a file and convert them to ``joint_set``'s order.
+
+    Reads:
+
+    * ``.npy``: ``(J, 2|3)`` or ``(N, J, 2|3)`` (loaded with ``allow_pickle=False``);
+    * JSON, meshgraph's own: a ``(J, 2|3)`` list, or ``{"keypoints": [...]}``;
+    * JSON, COCO annotations: ``{"annotations": [{"keypoints": [x, y, v, ...]}]}``, one
+      annotation, or a list of them (``v = 0`` becomes confidence 0);
+    * JSON, mmpose / rtmlib predictions: ``[{"keypoints": [[x, y], ...],
+      "keypoint_scores": [...]}]`` or ``{"instance_info": [...]}``;
+    * JSON, OpenPose: ``{"people": [{"pose_keypoints_2d": [x, y, c, ...]}]}`` (BODY_25 or
+      COCO-18; for hands ``hand_right_keypoints_2d``, else ``hand_left_keypoints_2d``).
+
+    Body keypoints are converted to COCO-19 with :func:`to_coco19` (``layout`` names the
+    source layout; by default it is told from the joint count). Hand keypoints must already be
+    in the Hand-21 order, which mediapipe, OpenPose and FreiHAND write.
+
+    Args:
+        path: The file.
+        joint_set: ``"coco"`` (bodies; converted from the layouts above), ``"hand"`` or
+            ``"h36m"`` (both taken in their own order).
+        layout: The body layout (see :data:`KEYPOINT_FORMATS`), or ``None`` to infer it.
+
+    Returns:
+        ``(N, J, 3)`` float64, one row per person in the file (x, y in pixels, confidence).
+
+    Raises:
+        FileNotFoundError: If there is no file.
+        ValueError: On a file that is not one of these layouts (the message names the file and
+            what was expected), a joint count that fits no layout, or no person in it.
+    """
+    from meshgraph.bodies.joint_sets import get_joint_set
+    from meshgraph.io import load_array
+
+    path = Path(path)
+    joint_set = get_joint_set(joint_set).name
+    if not path.is_file():
+        raise FileNotFoundError(f"no keypoint file at {path}")
+    suffix = path.suffix.lower()
+    people: list[np.ndarray] | np.ndarray
+    if suffix == ".npy":
+        people = load_array(path, what="keypoint file")
+    elif suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            raise ValueError(f"{path} is not a JSON keypoint file ({err})") from None
+        try:
+            people, found = _json_people(data, path, joint_set)
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            message = str(err)
+            if not message.startswith(str(path)):
+                message = (
+                    f"{path}: not a keypoint layout meshgraph reads ({message}); expected a "
+                    "(J, 2|3) list, {'keypoints': ...}, COCO annotations, mmpose/rtmlib "
+                    "predictions or OpenPose output"
+                )
+            raise ValueError(message) from None
+        if layout is None and found not in ("", "hand"):
+            layout = found
+    else:
+        raise ValueError(f"{path}: keypoint files are .json or .npy, got {suffix or 'none'!r}")
+    if isinstance(people, list):
+        if not people:
+            raise ValueError(f"{path}: the file holds no person")
+        counts = {p.shape for p in people}
+        if len(counts) != 1:
+            raise ValueError(f"{path}: people with different keypoint shapes {sorted(counts)}")
+        people = np.stack(people)
+    try:
+        kp, _ = _as_points(people, str(path))
+    except ValueError as err:
+        raise ValueError(str(err)) from None
+    if kp.ndim == 2:
+        kp = kp[None]
+    if joint_set != "coco":
+        expected = get_joint_set(joint_set).num_joints
+        if kp.shape[1] != expected:
+            raise ValueError(
+                f"{path}: {joint_set!r} keypoints are {expected} joints, got {kp.shape[1]}"
+            )
+        return kp
+    try:
+        return to_coco19(kp, layout)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _json_people(data: Any, path: Path, joint_set: str) -> tuple[Any, str]:
+    """People in a parsed JSON document, and the layout the document names (or "")."""
+    if isinstance(data, dict):
+        if "people" in data:
+            return _people_openpose(data, path, joint_set)
+        if "annotations" in data:
+            return [_instance(a, path) for a in data["annotations"]], "coco17"
+        if "instance_info" in data:
+            return [_instance(a, path) for a in data["instance_info"]], ""
+        for key in ("keypoints", "keypoints_2d"):
+            if key in data:
+                item = data[key]
+                if _numbers(item, path).ndim == 1:  # one COCO annotation
+                    return [_instance({"keypoints": item}, path)], ""
+                if "keypoint_scores" in data:
+                    return [_instance(data, path)], ""
+                return _numbers(item, path), str(data.get("layout", ""))
+        raise ValueError(f"{path}: no 'keypoints', 'annotations', 'instance_info' or 'people' key")
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return [_instance(a, path) for a in data], ""
+    arr = _numbers(data, path)
+    if arr.ndim == 1 and arr.size % 3 == 0:  # a flat x, y, c list
+        arr = arr.reshape(-1, 3)
+    return arr, ""

@@ -1,0 +1,248 @@
+"""Keypoint layouts of other detectors -> COCO-19 / Hand-21, and keypoint files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from meshgraph.keypoint_formats import mediapipe_hand_side, read_keypoints, to_coco19
+
+# COCO-17 order: nose, l/r eye, l/r ear, l/r shoulder, l/r elbow, l/r wrist, l/r hip, l/r knee,
+# l/r ankle. Where each lies in the other layouts, written out by hand from their docs.
+BLAZEPOSE_FOR_COCO17 = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
+BODY25_FOR_COCO17 = [0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11]
+COCO18_FOR_COCO17 = [0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10]
+
+
+def _labelled(joints: int) -> np.ndarray:
+    """Joint i at (i, 100 + i) with confidence 0.5 + i / 100: the output says where it came from."""
+    i = np.arange(joints, dtype=np.float64)
+    return np.stack([i, 100 + i, 0.5 + i / 100], 1)
+
+
+@pytest.mark.parametrize(
+    "source, joints, picks",
+    [
+        ("blazepose", 33, BLAZEPOSE_FOR_COCO17),
+        ("openpose_body25", 25, BODY25_FOR_COCO17),
+        ("openpose_coco18", 18, COCO18_FOR_COCO17),
+        ("coco17", 17, list(range(17))),
+    ],
+)
+def test_layouts_map_to_coco17_then_pelvis_and_neck(source, joints, picks):
+    kp = _labelled(joints)
+    out = to_coco19(kp, source)
+    assert out.shape == (19, 3)
+    np.testing.assert_array_equal(out[:17], kp[picks])
+    # pelvis = mid-hips, neck = mid-shoulders, each with the lower confidence of the two
+    lh, rh, ls, rs = (kp[picks[k]] for k in (11, 12, 5, 6))
+    np.testing.assert_allclose(
+        out[17], [(lh[0] + rh[0]) / 2, (lh[1] + rh[1]) / 2, min(lh[2], rh[2])]
+    )
+    np.testing.assert_allclose(
+        out[18], [(ls[0] + rs[0]) / 2, (ls[1] + rs[1]) / 2, min(ls[2], rs[2])]
+    )
+    # the layout is recognised from the joint count alone
+    np.testing.assert_array_equal(to_coco19(kp), out)
+
+
+def test_openpose_neck_and_midhip_are_not_used():
+    kp = _labelled(25)
+    kp[1] = (999, 999, 1)  # OpenPose's own neck
+    kp[8] = (-999, -999, 1)  # MidHip
+    out = to_coco19(kp, "openpose_body25")
+    assert np.abs(out[:, :2]).max() < 200
+
+
+def test_coco19_passes_through_and_batches_and_confidence_defaults_to_one():
+    kp = _labelled(19)
+    np.testing.assert_array_equal(to_coco19(kp, "coco19"), kp)
+    batch = np.stack([_labelled(17)[:, :2], _labelled(17)[:, :2] * 2])  # no confidences
+    out = to_coco19(batch)
+    assert out.shape == (2, 19, 3)
+    np.testing.assert_array_equal(out[..., 2], 1.0)
+    np.testing.assert_allclose(out[1, :17, :2], 2 * _labelled(17)[:, :2])
+
+
+def test_missing_joint_keeps_confidence_zero_in_midpoints():
+    kp = _labelled(25)
+    kp[9] = 0  # OpenPose writes an undetected joint as 0, 0, 0 (right hip)
+    out = to_coco19(kp, "openpose_body25")
+    assert out[12, 2] == 0 and out[17, 2] == 0  # right hip and pelvis not visible
+    assert out[18, 2] > 0
+
+
+@pytest.mark.parametrize(
+    "kp, source, match",
+    [
+        (np.zeros((20, 3)), None, "cannot tell the keypoint layout of 20"),
+        (np.zeros((17, 3)), "blazepose", "has 33 joints, got 17"),
+        (np.zeros((17, 3)), "alphapose", "unknown keypoint layout"),
+        (np.zeros((17, 4)), None, r"\(J, 2\|3\)"),
+        (np.zeros(17), None, r"\(J, 2\|3\)"),
+        ([["a", "b"]], None, "must be real numbers"),
+        ([[1, 2], [3]], None, "must be real numbers"),
+        (np.ones((17, 2), complex), None, "got dtype complex128"),
+    ],
+)
+def test_to_coco19_errors(kp, source, match):
+    with pytest.raises(ValueError, match=match):
+        to_coco19(kp, source)
+
+
+def test_mediapipe_handedness_is_mirrored():
+    assert mediapipe_hand_side("Left") == "right"
+    assert mediapipe_hand_side("Right") == "left"
+    assert mediapipe_hand_side("Right", mirrored_image=True) == "right"
+    with pytest.raises(ValueError, match="'Left' or 'Right'"):
+        mediapipe_hand_side("up")
+
+
+def _write(path, data):
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_read_openpose_body25_file(tmp_path):
+    kp = _labelled(25)
+    doc = {
+        "version": 1.3,
+        "people": [
+            {"person_id": [-1], "pose_keypoints_2d": kp.ravel().tolist(), "face_keypoints_2d": []},
+            {"person_id": [-1], "pose_keypoints_2d": (kp * 2).ravel().tolist()},
+        ],
+    }
+    out = read_keypoints(_write(tmp_path / "op.json", doc))
+    assert out.shape == (2, 19, 3)
+    np.testing.assert_array_equal(out[0, :17], kp[BODY25_FOR_COCO17])
+    np.testing.assert_array_equal(out[1, :17], (kp * 2)[BODY25_FOR_COCO17])
+
+
+def test_read_openpose_hands(tmp_path):
+    right, left = _labelled(21), _labelled(21) + 5
+    doc = {"people": [{"pose_keypoints_2d": [], "hand_left_keypoints_2d": left.ravel().tolist(),
+                       "hand_right_keypoints_2d": right.ravel().tolist()}]}  # fmt: skip
+    np.testing.assert_array_equal(
+        read_keypoints(_write(tmp_path / "h.json", doc), "hand")[0], right
+    )
+    doc["people"][0]["hand_right_keypoints_2d"] = []
+    np.testing.assert_array_equal(read_keypoints(_write(tmp_path / "l.json", doc), "hand")[0], left)
+
+
+def test_read_coco_annotations_with_visibility_flags(tmp_path):
+    flat = np.zeros((17, 3))
+    flat[:, :2] = _labelled(17)[:, :2]
+    flat[:, 2] = 2
+    flat[3, 2] = 0  # not labelled
+    flat[4, 2] = 1  # labelled, hidden: still a position
+    annotation = {"image_id": 1, "num_keypoints": 16, "keypoints": flat.ravel().tolist()}
+    doc = {"images": [{"id": 1}], "annotations": [annotation]}
+    out = read_keypoints(_write(tmp_path / "coco.json", doc))[0]
+    assert out[3, 2] == 0 and out[4, 2] == 1 and out[0, 2] == 1
+    np.testing.assert_array_equal(out[:17, :2], flat[:, :2])
+
+
+def test_read_mmpose_and_rtmlib_predictions(tmp_path):
+    xy = _labelled(17)[:, :2]
+    scores = np.linspace(0.2, 0.9, 17)
+    inst = {"keypoints": xy.tolist(), "keypoint_scores": scores.tolist(), "bbox": [[0, 0, 9, 9]]}
+    for doc in ([inst], {"meta_info": {}, "instance_info": [inst, inst]}):
+        out = read_keypoints(_write(tmp_path / "mm.json", doc))
+        assert out.shape[1:] == (19, 3)
+        np.testing.assert_array_equal(out[0, :17, :2], xy)
+        np.testing.assert_allclose(out[0, :17, 2], scores)
+
+
+def test_read_own_formats_and_npy(tmp_path):
+    kp = _labelled(19)
+    for data in (kp.tolist(), {"keypoints": kp.tolist()}, kp.ravel().tolist()):
+        np.testing.assert_array_equal(read_keypoints(_write(tmp_path / "k.json", data))[0], kp)
+    np.save(tmp_path / "k.npy", kp[:, :2])
+    out = read_keypoints(tmp_path / "k.npy")
+    np.testing.assert_array_equal(out[0, :, :2], kp[:, :2])
+    np.testing.assert_array_equal(out[0, :, 2], 1.0)
+    # a BlazePose export named as such
+    np.testing.assert_array_equal(
+        read_keypoints(_write(tmp_path / "b.json", {"keypoints": _labelled(33).tolist()}))[0, :17],
+        _labelled(33)[BLAZEPOSE_FOR_COCO17],
+    )
+    h = read_keypoints(_write(tmp_path / "h36m.json", _labelled(17).tolist()), "h36m")
+    assert h.shape == (1, 17, 3)
+
+
+@pytest.mark.parametrize(
+    "content, joint_set, match",
+    [
+        ("{not json", "coco", "is not a JSON keypoint file"),
+        (json.dumps({"people": []}), "coco", "holds no person"),
+        (json.dumps({"foo": 1}), "coco", "no 'keypoints', 'annotations'"),
+        (json.dumps([{"kp": 1}]), "coco", "expected objects with a 'keypoints' key"),
+        (json.dumps({"people": [{"pose_keypoints_2d": [0.0] * 30}]}), "coco", "BODY_25 or COCO-18"),
+        (json.dumps(np.zeros((19, 3)).tolist()), "hand", "are 21 joints, got 19"),
+        (json.dumps(np.zeros((20, 3)).tolist()), "coco", "cannot tell the keypoint layout"),
+        (
+            json.dumps([{"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 3}]),
+            "coco",
+            "3 keypoint scores for 17",
+        ),
+    ],
+)
+def test_read_keypoints_errors_name_the_file(tmp_path, content, joint_set, match):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match) as err:
+        read_keypoints(path, joint_set)
+    assert str(path) in str(err.value)
+
+
+def test_read_keypoints_missing_file_and_suffix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no keypoint file"):
+        read_keypoints(tmp_path / "none.json")
+    (tmp_path / "k.txt").write_text("1 2")
+    with pytest.raises(ValueError, match=r"\.json or \.npy"):
+        read_keypoints(tmp_path / "k.txt")
+
+
+def test_cli_predict_reads_openpose_people_as_a_batch(tmp_path):
+    """`meshgraph predict` on an OpenPose file = predicting each person's COCO-19 by hand."""
+    import torch
+
+    from meshgraph.cli import main
+    from meshgraph.generators import icosphere
+    from meshgraph.models import Pose2Mesh, Pose2MeshConfig
+
+    mesh = icosphere(2)
+    reg = torch.rand(17, mesh.num_vertices, generator=torch.Generator().manual_seed(0))
+    cfg = Pose2MeshConfig(joint_set="coco", num_levels=3, posenet_width=16, coarse_channels=4,
+                          decoder_channels=(4, 4, 4))  # fmt: skip
+    model = Pose2Mesh(cfg, mesh, reg / reg.sum(1, keepdim=True)).eval()
+    model.save(tmp_path / "m.pt")
+    rng = np.random.default_rng(3)
+    people = rng.random((2, 25, 3)) * [400, 600, 1]
+    people[..., 2] = 0.5 + 0.5 * people[..., 2]
+    doc = {"people": [{"pose_keypoints_2d": p.reshape(-1).tolist()} for p in people]}
+    (tmp_path / "op.json").write_text(json.dumps(doc))
+    out = tmp_path / "pred"
+    args = ["predict", str(tmp_path / "m.pt"), str(tmp_path / "op.json"), "--out", str(out)]
+    assert main([*args, "--layout", "openpose_body25"]) == 0
+    # BODY_25 -> COCO-17 by hand: nose, eyes, ears, then shoulders to ankles, left before right
+    order = [0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11]
+    coco = people[:, order]
+
+    def mid(a, b):
+        xy = (coco[:, a, :2] + coco[:, b, :2]) / 2
+        return np.concatenate([xy, np.minimum(coco[:, a, 2:], coco[:, b, 2:])], -1)
+
+    coco19 = np.concatenate([coco, mid(11, 12)[:, None], mid(5, 6)[:, None]], 1)
+    expected = model.predict(torch.from_numpy(coco19)).vertices
+    for b in range(2):
+        lines = (out / f"mesh_{b:03d}.obj").read_text().splitlines()
+        verts = np.array([[float(v) for v in ln.split()[1:4]] for ln in lines if ln[:2] == "v "])
+        np.testing.assert_allclose(verts, expected[b].numpy(), atol=1e-5)
+    # an 18-joint OpenPose COCO file named as BODY_25 is refused
+    doc = {"people": [{"pose_keypoints_2d": people[0, :18].reshape(-1).tolist()}]}
+    (tmp_path / "op18.json").write_text(json.dumps(doc))
+    args[2] = str(tmp_path / "op18.json")
+    assert main([*args, "--layout", "openpose_body25"]) == 2
