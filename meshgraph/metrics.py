@@ -28,6 +28,7 @@ from torch import Tensor
 __all__ = [
     "ProcrustesResult",
     "f_score",
+    "mesh_errors",
     "mpjpe",
     "mpvpe",
     "pa_mpjpe",
@@ -255,3 +256,39 @@ def pck_auc(
     curve = torch.stack([pck(pred, target, float(t), root) for t in th], dim=1)
     area = torch.trapezoid(curve, th, dim=1)
     return area / (th[-1] - th[0])
+
+
+def mesh_errors(
+    pred_vertices: Tensor,
+    pred_joints: Tensor,
+    target_vertices: Tensor,
+    target_joints: Tensor,
+    root: int = 0,
+) -> dict[str, float]:
+    """The usual mesh-recovery table in millimetres, averaged over the batch.
+
+    MPJPE (root joint ``root`` subtracted), PA-MPJPE, MPVPE (each mesh's root joint
+    subtracted) and PA-MPVPE, as :func:`meshgraph.training.evaluate.evaluate` reports them,
+    for inputs in metres.
+
+    Args:
+        pred_vertices: ``(B, V, 3)`` or ``(V, 3)`` predicted vertices, metres.
+        pred_joints: ``(B, J, 3)`` or ``(J, 3)`` joints regressed from the predicted mesh.
+        target_vertices: Ground-truth vertices, the same shape.
+        target_joints: Ground-truth joints, the same shape.
+        root: Index of the root joint (the pelvis of Human3.6M-17, the wrist of Hand-21).
+    """
+    pv, pj, tv, tj = (x if x.dim() == 3 else x.unsqueeze(0) for x in
+                      (pred_vertices, pred_joints, target_vertices, target_joints))  # fmt: skip
+    pv, tv = _check_points(pv, tv)
+    pj, tj = _check_points(pj, tj)
+    if pv.shape[0] != pj.shape[0]:
+        raise ValueError(f"{pv.shape[0]} meshes but {pj.shape[0]} joint sets")
+    if not -pj.shape[1] <= root < pj.shape[1]:
+        raise ValueError(f"root {root} is out of range for {pj.shape[1]} joints")
+    return {
+        "mpjpe": 1000 * float(mpjpe(pj, tj, root=root).mean()),
+        "pa_mpjpe": 1000 * float(pa_mpjpe(pj, tj).mean()),
+        "mpvpe": 1000 * float(mpvpe(pv, tv, pj[:, root], tj[:, root]).mean()),
+        "pa_mpvpe": 1000 * float(pa_mpvpe(pv, tv).mean()),
+    }

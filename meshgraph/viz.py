@@ -19,6 +19,7 @@ __all__ = [
     "level_positions",
     "plot_hierarchy",
     "plot_samples",
+    "render_mesh",
     "save_obj",
     "save_ply",
 ]
@@ -314,3 +315,64 @@ def draw_mesh(
     ax.set_aspect("equal")
     ax.axis("off")
     return coll
+
+
+def render_mesh(
+    vertices: np.ndarray | torch.Tensor,
+    faces: np.ndarray | torch.Tensor,
+    size: tuple[int, int],
+    *,
+    colour: tuple[float, float, float] = (0.87, 0.67, 0.55),
+    light: tuple[float, float, float] = (0.6, 0.8, 0.5),
+    background: tuple[float, float, float] = (0.78, 0.82, 0.86),
+) -> np.ndarray:
+    """Render a mesh into an RGB image array, without OpenGL (matplotlib, painter's order).
+
+    Faces are drawn back to front with Lambert shading from one directional light plus an
+    ambient term, over a vertical gradient background: pictures that a 2D keypoint detector
+    recognises, for testing the photo-to-mesh path on bodies with a known pose.
+
+    Args:
+        vertices: ``(V, 3)`` in image space: x, y in pixels (y down), z the depth (larger is
+            farther) in the same units (pixels), e.g. a perspective projection's pixels and
+            the camera z times ``focal / mean z``.
+        faces: ``(F, 3)`` vertex indices (either winding: every face is shaded on the side
+            that faces the camera).
+        size: ``(width, height)`` of the image in pixels.
+        colour: RGB surface colour in ``[0, 1]``.
+        light: Direction the light travels, in the same axes (normalised here); the default
+            comes from the upper left, in front.
+        background: RGB colour at the top of the background (it darkens downwards).
+
+    Returns:
+        ``(height, width, 3)`` uint8 RGB.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+
+    v, f = _as_numpy(vertices).astype(np.float64), _as_numpy(faces).astype(np.int64)
+    _check_mesh(v, f)
+    w, h = (int(x) for x in size)
+    if w < 1 or h < 1:
+        raise ValueError(f"size must be positive (width, height), got {size}")
+    tri = v[f][np.argsort(-v[f][:, :, 2].mean(1))]  # far faces first
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
+    normal *= -np.sign(normal[:, 2:3] + 1e-12)  # towards the camera (-z): the visible side
+    to_light = -np.asarray(light, dtype=np.float64)
+    to_light /= np.linalg.norm(to_light)
+    shade = 0.25 + 0.75 * np.clip(normal @ to_light, 0.0, None)
+    rgb = np.clip(np.asarray(colour)[None] * shade[:, None], 0, 1)
+
+    fig = Figure(figsize=(w / 100, h / 100), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ramp = np.linspace(1.0, 0.7, 64)[:, None, None] * np.asarray(background)[None, None]
+    ax.imshow(ramp, extent=(0, w, h, 0), aspect="auto", interpolation="bilinear")
+    ax.add_collection(PolyCollection(tri[:, :, :2], facecolors=rgb, edgecolors=rgb, linewidths=0.3))
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.axis("off")
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:h, :w, :3].copy()

@@ -161,3 +161,31 @@ def test_bad_inputs():
         mpjpe(good, good, root=9)
     with pytest.raises(ValueError, match="threshold"):
         f_score(good, good, 0.0)
+
+
+def test_mesh_errors_hand_worked():
+    from meshgraph.metrics import mesh_errors
+
+    g = torch.Generator().manual_seed(0)
+    verts = torch.randn(2, 30, 3, generator=g, dtype=torch.float64)
+    joints = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    # a translated copy: every root-aligned and aligned error is zero
+    shifted = mesh_errors(verts + 0.3, joints + 0.3, verts, joints)
+    assert all(v == pytest.approx(0.0, abs=1e-9) for v in shifted.values())
+    # doubled about the root joint: joint errors are |j - root| (metres -> mm), PA undoes it
+    root = joints[:, :1]
+    big_v, big_j = root + 2 * (verts - root), root + 2 * (joints - root)
+    out = mesh_errors(big_v, big_j, verts, joints, root=0)
+    expected_j = 1000 * (joints - root).norm(dim=-1).mean()
+    expected_v = 1000 * (verts - root).norm(dim=-1).mean()
+    assert out["mpjpe"] == pytest.approx(float(expected_j))
+    assert out["mpvpe"] == pytest.approx(float(expected_v))
+    assert out["pa_mpjpe"] == pytest.approx(0.0, abs=1e-6)
+    assert out["pa_mpvpe"] == pytest.approx(0.0, abs=1e-6)
+    # unbatched input is one sample
+    one = mesh_errors(big_v[0], big_j[0], verts[0], joints[0])
+    assert one["mpjpe"] == pytest.approx(float(1000 * (joints[0] - root[0]).norm(dim=-1).mean()))
+    with pytest.raises(ValueError, match="out of range"):
+        mesh_errors(verts, joints, verts, joints, root=5)
+    with pytest.raises(ValueError, match="2 meshes but 1 joint sets"):
+        mesh_errors(verts, joints[:1], verts, joints[:1])
