@@ -147,3 +147,22 @@ def test_detector_robustness_evaluates_given_models(tmp_path):
     expected = evaluate_held_out(Pose2Mesh.load(tmp_path / "model.pt"), body, 8)
     for key in ("gt_2d", "noisy_2d", "detector_2d"):
         assert rows["tiny"][key] == pytest.approx(expected[key])
+
+
+def test_image_path_report_rows():
+    from benchmarks import image_path
+
+    row = {"mpjpe": 80.0, "pa_mpjpe": 50.0, "mpvpe": 95.0, "pa_mpvpe": 60.0}
+    body = {"photos": 4, "detected": 3, "missed": [2], "vertices": 1229,
+            "detector_px": {"median": 5.5, "mean": 7.0},
+            "detector_pct_height": {"median": 1.9, "mean": 2.5},
+            "detected_2d": row, "exact_2d": {k: v - 10 for k, v in row.items()},
+            "seconds_per_image": {"median": 0.31, "mean": 0.33}}  # fmt: skip
+    hand = dict(body, detected=0, detected_2d={}, exact_2d={})
+    results = {"args": {"bodies": 4, "hands": 4, "threads": 2}, "machine": "x86_64, 2 cores",
+               "mediapipe": "0.10.21", "body": body, "hand": hand}  # fmt: skip
+    text = image_path.markdown(results)
+    head = "| body (1,229 vertices) | 3 / 4 | 5.5 px (1.9 %) |"
+    assert f"{head} detector | 80.0 | 50.0 | 95.0 | 60.0 | 0.31 |" in text
+    assert "| | | | exact 2D | 70.0 | 40.0 | 85.0 | 50.0 | |" in text
+    assert "| hand | 0 / 4 |" in text
