@@ -149,7 +149,7 @@ def shipped_models() -> None:
         data = json.loads(info["data"])
         keys = [(k, title) for k, title in columns if k in metrics.get("gt_2d", {})]
         title = f"The shipped {name} model"
-        out += [title, "~" * len(title), ""]
+        out += [title, "^" * len(title), ""]
         out += [".. list-table::", "   :header-rows: 1", "", "   * - input"]
         out += [f"     - {t}" for _, t in keys]
         for key, label in labels.items():
