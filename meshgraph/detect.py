@@ -240,7 +240,10 @@ class KeypointDetector:
             RuntimeError: If the detector was closed.
         """
         name = str(image) if isinstance(image, (str, os.PathLike)) else "the image"
-        rgb = load_image(image)
+        return self._detect(load_image(image), name)
+
+    def _detect(self, rgb: np.ndarray, name: str) -> Detection:
+        """Detect in an image :func:`load_image` already read; ``name`` goes in errors."""
         if self._graph is None:
             raise RuntimeError("this KeypointDetector was closed")
         h, w = rgb.shape[:2]
@@ -319,7 +322,8 @@ def predict_image(
         own = detector is None
         det = KeypointDetector(kind) if own else detector
         try:
-            detection = det(image if isinstance(image, (str, os.PathLike)) else rgb)
+            name = str(image) if isinstance(image, (str, os.PathLike)) else "the image"
+            detection = det._detect(rgb, name)  # the image is read once
         finally:
             if own:
                 det.close()
