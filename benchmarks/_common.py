@@ -66,7 +66,9 @@ def chebconv_workload(
     """A callable running one forward (and backward) pass of a Chebyshev layer.
 
     ``impl`` is ``"meshgraph-<backend>"`` or ``"pyg"``. PyG gets the exact lambda_max so that
-    both compute the same operator.
+    both compute the same operator. ``"spiral"`` is :class:`~meshgraph.nn.SpiralConv` instead
+    (length ``3 * K``, 9 for ``K = 3``: SpiralNet++'s mesh default), and ``"spiral-gather"``
+    the same product as SpiralNet++ writes it (gather the spirals, then ``nn.Linear``).
     """
     dev = torch.device(device)
     gen = torch.Generator().manual_seed(0)
@@ -80,6 +82,17 @@ def chebconv_workload(
 
         def run() -> torch.Tensor:
             return conv(x_in, edge_index, lambda_max=lam)
+    elif impl in ("spiral", "spiral-gather"):
+        from meshgraph.nn import SpiralConv
+
+        conv = SpiralConv(channels, channels, mesh, length=3 * K).to(dev)
+        flat = conv.indices.reshape(-1)
+
+        def run() -> torch.Tensor:
+            if impl == "spiral":
+                return conv(x_in)
+            gathered = x_in[:, flat].reshape(x_in.shape[0], x_in.shape[1], -1)
+            return torch.nn.functional.linear(gathered, conv.weight, conv.bias)
     else:
         from meshgraph.nn import MeshChebConv
 

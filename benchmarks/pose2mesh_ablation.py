@@ -13,7 +13,9 @@ PoseNet weights, the same seed and the same data, so the rows differ only in the
 * ``coarse_to_fine (binary_tree)``: MeshNet on the release's binary-tree layout;
 * ``direct``: every Chebyshev block at full resolution;
 * ``coarse_to_fine (compact, canonical frame)``: not in the paper: MeshNet works in the body
-  frame of PoseNet's joints (:func:`meshgraph.models.joint_frame`).
+  frame of PoseNet's joints (:func:`meshgraph.models.joint_frame`);
+* ``coarse_to_fine (compact, canonical frame, spiral)``: the same with SpiralNet++'s spiral
+  convolution (length 9) in place of every Chebyshev convolution of the mesh.
 
 For each: MPJPE, PA-MPJPE (joints regressed from the mesh) and MPVPE on the held-out set with
 ground-truth 2D, the parameter count, inference throughput at batch 64 (meshes/s, median of
@@ -46,6 +48,12 @@ VARIANTS = {
         "variant": "coarse_to_fine",
         "layout": "compact",
         "canonical_frame": True,
+    },
+    "coarse_to_fine (compact, canonical frame, spiral)": {
+        "variant": "coarse_to_fine",
+        "layout": "compact",
+        "canonical_frame": True,
+        "conv": "spiral",
     },
 }
 
@@ -159,14 +167,15 @@ def chart(results: dict[str, dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(VARIANTS)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
     panels = (
         ("MPVPE (mm, lower is better)", [results[n]["metrics"]["mpvpe"] for n in names]),
         ("meshes/s at batch 64", [results[n]["meshes_per_second_b64"] for n in names]),
         ("peak memory at batch 64 (MiB)", [results[n]["peak_mib_b64"] for n in names]),
     )
     for ax, (title, values) in zip(axes, panels, strict=True):
-        colors = ["0.6", "tab:blue", "tab:orange", "tab:red", "tab:green"][: len(names)]
+        colors = ["0.6", "tab:blue", "tab:orange", "tab:red", "tab:green", "tab:purple"]
+        colors = colors[: len(names)]
         ax.barh(range(len(names)), values, color=colors)
         ax.set_yticks(range(len(names)), names if ax is axes[0] else [""] * len(names))
         ax.invert_yaxis()

@@ -7,7 +7,7 @@ The names most users need are importable from the top level::
 
 from meshgraph.coarsening import MeshHierarchy, coarsen, heavy_edge_matching
 from meshgraph.mesh import GraphTopology, MeshTopology
-from meshgraph.nn import MeshChebConv, MeshPool, MeshUnpool
+from meshgraph.nn import MeshChebConv, MeshPool, MeshUnpool, SpiralConv
 
 __version__ = "0.1.0"
 
@@ -18,6 +18,7 @@ __all__ = [
     "MeshPool",
     "MeshTopology",
     "MeshUnpool",
+    "SpiralConv",
     "__version__",
     "coarsen",
     "heavy_edge_matching",

@@ -104,6 +104,12 @@ def _train(args: argparse.Namespace) -> int:
         model["posenet_width"] = args.posenet_width
     if args.canonical_frame:
         model["canonical_frame"] = True
+    if args.conv is not None:
+        model["conv"] = args.conv
+    if args.spiral_length is not None:
+        if args.conv != "spiral":
+            raise ValueError("--spiral-length needs --conv spiral")
+        model["spiral_length"] = args.spiral_length
     if args.detector:
         model["visibility_input"] = True
     overrides: dict = {"model": model, "train": train, "device": args.device, "seed": args.seed}
@@ -431,6 +437,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant", choices=["coarse_to_fine", "direct", "fc"], default="coarse_to_fine"
     )
     p.add_argument("--posenet-width", type=_int_at_least(1), default=None)
+    p.add_argument(
+        "--conv",
+        choices=("cheb", "spiral"),
+        default=None,
+        help="mesh convolution: Chebyshev (the paper's, default) or SpiralNet++'s spiral",
+    )
+    p.add_argument(
+        "--spiral-length", type=_int_at_least(1), default=None, help="--conv spiral: length"
+    )
     p.add_argument(
         "--canonical-frame",
         action="store_true",

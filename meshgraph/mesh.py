@@ -393,6 +393,64 @@ class GraphTopology:
             self._torch_cache[key] = sparse_csr_tensor(matrix, dtype=dtype, device=self._device)
         return self._torch_cache[key]
 
+    # ------------------------------------------------------------------ spirals
+    def neighbour_order(self) -> list[list[int]]:
+        """Every vertex's neighbours (self-loops left out) in the order spirals visit them.
+
+        A plain graph has no rotation around a vertex, so the order is by decreasing edge
+        weight, then by index (on a coarse level of a hierarchy the heaviest edges join the
+        clusters that share the most of the fine mesh). :class:`MeshTopology` orders them
+        around the vertex instead (see there).
+        """
+        adj = self._adj
+        out: list[list[int]] = []
+        for v in range(adj.shape[0]):
+            lo, hi = adj.indptr[v], adj.indptr[v + 1]
+            cols, w = adj.indices[lo:hi], adj.data[lo:hi]
+            keep = cols != v
+            cols, w = cols[keep], w[keep]
+            order = np.lexsort((cols, -w))
+            out.append([int(c) for c in cols[order]])
+        return out
+
+    def spiral_indices(self, length: int, dilation: int = 1) -> torch.Tensor:
+        """``(N, length)`` int64 spiral sequences for :class:`~meshgraph.nn.SpiralConv`.
+
+        The sequence of vertex ``v`` starts at ``v``, then lists the vertices ring by ring
+        (1-ring, 2-ring, ...) until ``length * dilation`` vertices are listed, and keeps every
+        ``dilation``-th of them (SpiralNet++'s dilated spirals). The order within a ring:
+
+        * the 1-ring is :meth:`neighbour_order` of ``v`` (for a mesh: around ``v`` in the
+          faces' winding, from the smallest neighbour index, or from the start of the open
+          fan at a boundary vertex);
+        * ring ``k + 1`` walks ring ``k`` in order; for each of its vertices ``u`` it appends
+          ``u``'s new neighbours in ``u``'s own order, rotated to start just after a
+          neighbour already listed, so that the spiral keeps turning one way.
+
+        A vertex whose connected component has fewer than ``length * dilation`` vertices
+        (isolated vertices, the padding of a binary-tree layout) repeats itself to fill its
+        sequence. Computed once per ``(length, dilation)`` and cached.
+
+        Args:
+            length: Entries per sequence, the centre included (``>= 1``).
+            dilation: Keep every ``dilation``-th vertex of ``length * dilation`` (``>= 1``).
+
+        Example:
+            >>> mesh = MeshTopology([[0, 1, 2], [0, 2, 3], [0, 3, 4], [0, 4, 1]])
+            >>> mesh.spiral_indices(5)[0].tolist()  # the centre, then around it
+            [0, 1, 2, 3, 4]
+        """
+        for name, value in (("length", length), ("dilation", dilation)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        key = ("spiral", length, dilation)
+        if key not in self._torch_cache:
+            cache = self.__dict__.setdefault("_spiral_cache", {})
+            if (length, dilation) not in cache:
+                cache[(length, dilation)] = _spirals(self.neighbour_order(), length, dilation)
+            self._torch_cache[key] = torch.from_numpy(cache[(length, dilation)]).to(self._device)
+        return self._torch_cache[key]
+
     # ------------------------------------------------------------------ device
     def _shallow_copy(self) -> GraphTopology:
         new = object.__new__(type(self))
@@ -410,6 +468,7 @@ class GraphTopology:
         new._device = torch.device(device)
         # share the scipy caches (they are device independent)
         new._scipy_cache = self._scipy_cache
+        new.__dict__["_spiral_cache"] = self.__dict__.setdefault("_spiral_cache", {})
         for name, value in self.__dict__.items():
             if isinstance(value, torch.Tensor):
                 setattr(new, name, value.to(device))
@@ -422,6 +481,57 @@ class GraphTopology:
             f"num_edges={self.num_edges}, self_loops={self.has_self_loops}, "
             f"lambda_max={lam}, device={self._device})"
         )
+
+
+def _spirals(order: list[list[int]], length: int, dilation: int) -> np.ndarray:
+    """Spiral sequences from per-vertex neighbour orders (see ``spiral_indices``)."""
+    n = len(order)
+    want = length * dilation
+    out = np.empty((n, length), dtype=np.int64)
+    for v in range(n):
+        seq = [v]
+        seen = {v}
+        ring = [v]
+        while len(seq) < want and ring:
+            nxt: list[int] = []
+            for u in ring:
+                nbrs = order[u]
+                m = len(nbrs)
+                # start just after an already listed neighbour (the first such turn)
+                start = next(
+                    (i for i in range(m) if nbrs[i - 1] in seen and nbrs[i] not in seen), 0
+                )
+                for i in range(m):
+                    w = nbrs[(start + i) % m]
+                    if w not in seen:
+                        seen.add(w)
+                        nxt.append(w)
+            seq.extend(nxt)
+            ring = nxt
+        seq = seq[:want]
+        seq += [v] * (want - len(seq))
+        out[v] = seq[::dilation]
+    return out
+
+
+def _fan_order(v: int, succ: dict[int, list[int]], pred_count: dict[int, int]) -> list[int]:
+    """Neighbours of ``v`` in its faces' winding: follow each neighbour to the next one.
+
+    Open fans (boundary, non-manifold) are walked from a neighbour without a predecessor,
+    the smallest first; closed fans from the smallest neighbour.
+    """
+    done: set[int] = set()
+    order: list[int] = []
+    nodes = sorted(succ)
+    while len(done) < len(nodes):
+        left = [u for u in nodes if u not in done]
+        starts = [u for u in left if pred_count.get(u, 0) == 0]
+        u: int | None = starts[0] if starts else left[0]
+        while u is not None and u not in done:
+            done.add(u)
+            order.append(u)
+            u = next((w for w in succ[u] if w not in done), None)
+    return order
 
 
 def _largest_eigenvalue(lap: sp.csr_matrix) -> float:
@@ -668,6 +778,24 @@ class MeshTopology(GraphTopology):
             [(v1 - v0).norm(dim=-1), (v2 - v1).norm(dim=-1), (v0 - v2).norm(dim=-1)], dim=-1
         )
         return lengths if batched else lengths[0]
+
+    def neighbour_order(self) -> list[list[int]]:
+        """Every vertex's neighbours around it, in the winding of its faces.
+
+        Each face ``(a, b, c)`` says that, seen from ``a``, ``c`` follows ``b`` (and likewise
+        for ``b`` and ``c``). A closed fan starts at the smallest neighbour index; an open
+        fan (a boundary vertex) starts at its first neighbour, so the order does not jump
+        across the hole. Non-manifold fans are walked piece by piece.
+        """
+        n = self.num_vertices
+        succ: list[dict[int, list[int]]] = [{} for _ in range(n)]
+        preds: list[dict[int, int]] = [{} for _ in range(n)]
+        for a, b, c in self.faces.tolist():
+            for v, x, y in ((a, b, c), (b, c, a), (c, a, b)):
+                succ[v].setdefault(x, []).append(y)
+                succ[v].setdefault(y, [])
+                preds[v][y] = preds[v].get(y, 0) + 1
+        return [_fan_order(v, succ[v], preds[v]) for v in range(n)]
 
     def __repr__(self) -> str:
         lam = "?" if self._lambda_max is None else f"{self._lambda_max:.4f}"

@@ -221,3 +221,30 @@ def test_fc_variant_trains_saves_and_loads(tmp_path):
     torch.testing.assert_close(a.vertices, b.vertices)
     with pytest.raises(ValueError, match="variant must be"):
         Pose2Mesh(Pose2MeshConfig(joint_set="h36m", num_levels=2, variant="mlp"), mesh, reg)
+
+
+@pytest.mark.parametrize("layout", ["compact", "binary_tree"])
+def test_spiral_pose2mesh_trains_saves_and_loads(layout, tmp_path):
+    from meshgraph.nn import MeshChebConv, SpiralConv
+
+    model = _model(layout, conv="spiral", spiral_length=7, spiral_dilation=2)
+    mesh_convs = [m for m in model.meshnet.decoder.modules() if isinstance(m, SpiralConv)]
+    assert mesh_convs and all((c.length, c.dilation) == (7, 2) for c in mesh_convs)
+    assert not any(isinstance(m, MeshChebConv) for m in model.meshnet.decoder.modules())
+    model.train()
+    out = model(torch.randn(4, 17, 2))
+    out["vertices"].square().mean().backward()
+    assert all(c.weight.grad is not None for c in mesh_convs)
+    model.eval()
+    loaded = Pose2Mesh.load(model.save(tmp_path / "spiral.pt"))
+    assert loaded.config.conv == "spiral" and loaded.config.spiral_length == 7
+    torch.testing.assert_close(
+        loaded.predict(_pixels()).vertices, model.predict(_pixels()).vertices
+    )
+
+
+def test_config_refuses_unknown_convolutions():
+    with pytest.raises(ValueError, match="conv must be one of"):
+        Pose2MeshConfig(conv="gcn")
+    with pytest.raises(ValueError, match="spiral_length"):
+        Pose2MeshConfig(conv="spiral", spiral_length=0)

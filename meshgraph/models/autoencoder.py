@@ -1,4 +1,4 @@
-"""A Chebyshev mesh autoencoder (CoMA-style) built from MeshEncoder and MeshDecoder."""
+"""A mesh autoencoder (CoMA-style, or SpiralNet++-style) built from MeshEncoder and MeshDecoder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from meshgraph.nn.blocks import MeshDecoder, MeshEncoder
+from meshgraph.nn.convs import ConvFactory
 
 if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.coarsening import MeshHierarchy
@@ -35,6 +36,8 @@ class MeshAutoencoder(nn.Module):
             head (mean-shape baseline 1.02).
         head_init_scale: Initial scale of the output head (see
             :class:`~meshgraph.nn.MeshDecoder`).
+        conv: The convolution factory (:mod:`meshgraph.nn.convs`; default: Chebyshev of order
+            ``K``). ``conv=conv_factory("spiral")`` makes it a SpiralNet++-style autoencoder.
 
     Shapes:
         - input: ``(B, V, in_channels)``; code ``(B, latent)``; output ``(B, V, in_channels)``
@@ -50,17 +53,20 @@ class MeshAutoencoder(nn.Module):
         *,
         norm: str = "group",
         head_init_scale: float = 0.1,
+        conv: ConvFactory | None = None,
     ) -> None:
         super().__init__()
         ch = list(channels)
         self.hierarchy = hierarchy
-        self.encoder = MeshEncoder(hierarchy, in_channels, ch, K, norm=norm)
+        self.encoder = MeshEncoder(hierarchy, in_channels, ch, K, norm=norm, conv=conv)
         self.coarse_vertices = hierarchy.sizes[len(ch)]
         self.coarse_channels = ch[-1]
         self.to_latent = nn.Linear(self.coarse_vertices * ch[-1], latent)
         self.from_latent = nn.Linear(latent, self.coarse_vertices * ch[-1])
-        self.decoder = MeshDecoder(hierarchy, ch[-1], [ch[0], *ch], in_channels, K,
-                                   head_init_scale=head_init_scale, norm=norm)  # fmt: skip
+        self.decoder = MeshDecoder(
+            hierarchy, ch[-1], [ch[0], *ch], in_channels, K,
+            head_init_scale=head_init_scale, norm=norm, conv=conv,
+        )  # fmt: skip
         self.latent = latent
 
     def encode(self, x: Tensor) -> Tensor:

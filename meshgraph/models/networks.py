@@ -10,8 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from meshgraph.bodies.joint_sets import JointSet, get_joint_set, joint_graph
-from meshgraph.nn.blocks import ChebBlock, MeshDecoder
-from meshgraph.nn.cheb_conv import MeshChebConv
+from meshgraph.nn.blocks import ChebBlock, MeshBlock, MeshDecoder
+from meshgraph.nn.convs import ChebConvFactory, ConvFactory, scale_weights_
+from meshgraph.nn.pool import MeshUnpool
 
 if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.coarsening import MeshHierarchy
@@ -204,11 +205,14 @@ class MeshNet(nn.Module):
         coarse_channels: Width at the coarse level.
         decoder_channels: Decoder widths per level, finest first (default:
             :func:`default_decoder_channels`).
-        K: Chebyshev order.
+        K: Chebyshev order (the joint graph's blocks, and the mesh's by default).
         variant: ``"coarse_to_fine"`` or ``"direct"``.
         norm: Block normalisation (``"batch"``, ``"group"``, ``"none"``).
         canonical_frame: Work in the body frame of the 3D joints (see above).
         keypoint_channels: Numbers per 2D joint: 2, or 3 with a visibility channel.
+        conv: The convolution factory of the mesh blocks and head (:mod:`meshgraph.nn.convs`;
+            default: Chebyshev of order ``K``). The joint-graph blocks stay Chebyshev: a
+            joint graph has no faces to order spirals by.
 
     Shapes:
         - keypoints_2d: ``(B, J, keypoint_channels)``, joints_3d: ``(B, J, 3)``
@@ -229,11 +233,13 @@ class MeshNet(nn.Module):
         norm: str = "batch",
         canonical_frame: bool = False,
         keypoint_channels: int = 2,
+        conv: ConvFactory | None = None,
     ) -> None:
         super().__init__()
         if keypoint_channels not in (2, 3):
             raise ValueError(f"keypoint_channels must be 2 or 3, got {keypoint_channels!r}")
         self.keypoint_channels = keypoint_channels
+        factory = conv or ChebConvFactory(K)
         if canonical_frame and get_joint_set(joint_set).name not in FRAME_JOINTS:
             raise ValueError(f"canonical_frame needs one of the joint sets {list(FRAME_JOINTS)}")
         self.canonical_frame = bool(canonical_frame)
@@ -267,23 +273,25 @@ class MeshNet(nn.Module):
             )
         if variant == "coarse_to_fine":
             self.decoder = MeshDecoder(
-                hierarchy, coarse_channels, decoder_channels, 3, K, head_init_scale=0.01, norm=norm
-            )
+                hierarchy, coarse_channels, decoder_channels, 3, K, head_init_scale=0.01,
+                conv=factory, norm=norm,
+            )  # fmt: skip
         else:
-            # the same sequence of block widths, every block at full resolution
+            # the coarse features copied to the full mesh, then the same sequence of block
+            # widths, every block at full resolution
+            self.upsample = nn.ModuleList(MeshUnpool(hierarchy, lv) for lv in range(top, 0, -1))
             widths = [coarse_channels, *list(decoder_channels)[::-1]]
             fine = hierarchy.topologies[0]
             self.direct_blocks = nn.ModuleList(
-                ChebBlock(widths[i], widths[i + 1], K, fine, norm=norm)
+                MeshBlock(widths[i], widths[i + 1], fine, conv=factory, norm=norm)
                 for i in range(len(widths) - 1)
             )
-            self.direct_head = MeshChebConv(widths[-1], 3, K, fine)
-            with torch.no_grad():
-                self.direct_head.weight.mul_(0.01)
+            self.direct_head = factory(widths[-1], 3, fine)
+            scale_weights_(self.direct_head, 0.01)
 
     def _upsample_to_fine(self, x: Tensor) -> Tensor:
-        for level in range(self.coarse_level, 0, -1):
-            x = self.hierarchy.unpool(x, level)
+        for unpool in self.upsample:
+            x = unpool(x)
         return x
 
     def forward(self, keypoints_2d: Tensor, joints_3d: Tensor) -> Tensor:

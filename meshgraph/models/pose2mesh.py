@@ -20,6 +20,7 @@ from meshgraph.devices import check_same_device
 from meshgraph.io import atomic_write
 from meshgraph.mesh import MeshTopology
 from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet
+from meshgraph.nn.convs import CONVOLUTIONS, ConvFactory, conv_factory
 
 __all__ = ["Pose2Mesh", "Pose2MeshConfig", "Prediction", "fit_weak_perspective"]
 
@@ -47,7 +48,11 @@ class Pose2MeshConfig:
         coarse_channels: MeshNet width at the coarse level.
         decoder_channels: MeshNet decoder widths, finest first (``None``: derived).
         coarse_level: Level of the fully connected lift (``None``: the coarsest).
-        K: Chebyshev order.
+        K: Chebyshev order (the joint graph's blocks, and the mesh's with ``conv="cheb"``).
+        conv: The mesh convolution: ``"cheb"`` (:class:`~meshgraph.nn.MeshChebConv`, the
+            paper's) or ``"spiral"`` (:class:`~meshgraph.nn.SpiralConv`, SpiralNet++).
+        spiral_length: Spiral length of ``conv="spiral"``, the centre included.
+        spiral_dilation: Spiral dilation of ``conv="spiral"``.
         variant: ``"coarse_to_fine"``, ``"direct"`` (all blocks at full resolution) or ``"fc"``
             (the paper's fully connected baseline, :class:`~meshgraph.models.FCBaseline`).
         fc_hidden: Hidden widths of the ``"fc"`` variant.
@@ -79,6 +84,9 @@ class Pose2MeshConfig:
     decoder_channels: tuple[int, ...] | None = None
     coarse_level: int | None = None
     K: int = 3
+    conv: str = "cheb"
+    spiral_length: int = 9
+    spiral_dilation: int = 1
     variant: str = "coarse_to_fine"
     fc_hidden: tuple[int, ...] = (1024, 1024)
     canonical_frame: bool = False
@@ -91,7 +99,10 @@ class Pose2MeshConfig:
 
     def __post_init__(self) -> None:
         """Refuse sizes and rates no network can have (the message names the field)."""
-        for name in ("num_levels", "posenet_width", "coarse_channels", "K"):
+        for name in (
+            "num_levels", "posenet_width", "coarse_channels", "K", "spiral_length",
+            "spiral_dilation",
+        ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -99,12 +110,20 @@ class Pose2MeshConfig:
             value = getattr(self, name)
             if value is not None and any(not isinstance(c, int) or c < 1 for c in value):
                 raise ValueError(f"{name} must be positive integers, got {value!r}")
+        if self.conv not in CONVOLUTIONS:
+            raise ValueError(f"conv must be one of {sorted(CONVOLUTIONS)}, got {self.conv!r}")
         if not 0.0 <= self.posenet_dropout < 1.0:
             raise ValueError(f"posenet_dropout must be in [0, 1), got {self.posenet_dropout!r}")
         for name in ("aspect", "box_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+    def conv_factory(self) -> ConvFactory:
+        """The mesh convolution factory that :attr:`conv` and its options describe."""
+        if self.conv == "spiral":
+            return conv_factory("spiral", length=self.spiral_length, dilation=self.spiral_dilation)
+        return conv_factory("cheb", K=self.K)
 
 
 class Prediction(NamedTuple):
@@ -272,6 +291,7 @@ class Pose2Mesh(nn.Module):
                 norm=config.norm,
                 canonical_frame=config.canonical_frame,
                 keypoint_channels=channels,
+                conv=config.conv_factory(),
             )
         self.register_buffer("mesh_regressor", mesh_regressor.detach().float().clone())
         #: The provenance record of shipped weights (:meth:`pretrained`), else ``None``.

@@ -2,12 +2,20 @@
 
 from meshgraph.nn.blocks import (
     ChebBlock,
+    MeshBlock,
     MeshDecoder,
     MeshEncoder,
     channel_interpolation_matrix,
     interpolate_channels,
 )
 from meshgraph.nn.cheb_conv import BACKENDS, MeshChebConv
+from meshgraph.nn.convs import (
+    CONVOLUTIONS,
+    ChebConvFactory,
+    ConvFactory,
+    SpiralConvFactory,
+    conv_factory,
+)
 from meshgraph.nn.pool import (
     MeshPool,
     MeshUnpool,
@@ -17,20 +25,28 @@ from meshgraph.nn.pool import (
     cluster_unpool,
     pair_pool,
 )
+from meshgraph.nn.spiral_conv import SpiralConv
 
 __all__ = [
     "BACKENDS",
+    "CONVOLUTIONS",
     "ChebBlock",
+    "ChebConvFactory",
+    "ConvFactory",
+    "MeshBlock",
     "MeshChebConv",
     "MeshDecoder",
     "MeshEncoder",
     "MeshPool",
     "MeshUnpool",
+    "SpiralConv",
+    "SpiralConvFactory",
     "binary_tree_pool",
     "binary_tree_unpool",
     "channel_interpolation_matrix",
     "cluster_pool",
     "cluster_unpool",
+    "conv_factory",
     "interpolate_channels",
     "pair_pool",
 ]

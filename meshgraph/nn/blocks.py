@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from meshgraph.mesh import GraphTopology
 from meshgraph.nn._layout import as_rows
-from meshgraph.nn.cheb_conv import MeshChebConv
+from meshgraph.nn.convs import ChebConvFactory, ConvFactory, scale_weights_
 from meshgraph.nn.pool import MeshPool, MeshUnpool
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ChebBlock",
+    "MeshBlock",
     "MeshDecoder",
     "MeshEncoder",
     "channel_interpolation_matrix",
@@ -62,7 +63,7 @@ def interpolate_channels(x: Tensor, channels: int) -> Tensor:
     """Linearly interpolate the last (channel) axis of ``x`` to ``channels`` entries.
 
     Pose2Mesh's residual connection between blocks of different widths. Uses
-    ``align_corners=False`` sampling, so widening by an integer factor repeats channels.
+    ``align_corners=False`` sampling (the outer channels are copied, the inner ones blended).
     Applied as one GEMM with :func:`channel_interpolation_matrix` (the memory layout of a
     ``(B, V, C)`` input is kept).
 
@@ -84,24 +85,23 @@ def _apply_channel_map(x: Tensor, m: Tensor) -> Tensor:
     return (x.reshape(-1, x.shape[-1]) @ m).view(*x.shape[:-1], m.shape[1])
 
 
-class ChebBlock(nn.Module):
-    r"""Chebyshev convolution, normalisation, activation, and a residual connection.
+class MeshBlock(nn.Module):
+    r"""A convolution, normalisation, activation, and a residual connection.
 
     .. math::
-        y = \mathrm{act}(\mathrm{norm}(\mathrm{ChebConv}(x))) + \mathrm{interp}(x)
+        y = \mathrm{act}(\mathrm{norm}(\mathrm{conv}(x))) + \mathrm{interp}(x)
 
     where ``interp`` linearly resamples the channels of ``x`` to the output width (Pose2Mesh).
 
     Args:
         in_channels: Input width.
         out_channels: Output width.
-        K: Chebyshev order.
         topology: The graph of the level.
+        conv: The convolution factory (:mod:`meshgraph.nn.convs`; default: Chebyshev, K = 3).
         norm: ``"batch"`` (BatchNorm over vertices and batch), ``"group"`` (GroupNorm, 8 groups
             or fewer) or ``"none"``.
         activation: Apply ReLU.
         residual: Add the interpolated input.
-        **conv_kwargs: Passed to :class:`MeshChebConv` (``rescale``, ``backend``).
 
     Shapes:
         - input: ``(B, V, in_channels)``
@@ -112,18 +112,17 @@ class ChebBlock(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        K: int,
         topology: GraphTopology,
         *,
+        conv: ConvFactory | None = None,
         norm: str = "batch",
         activation: bool = True,
         residual: bool = True,
-        **conv_kwargs: object,
     ) -> None:
         super().__init__()
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
-        self.conv = MeshChebConv(in_channels, out_channels, K, topology, **conv_kwargs)  # type: ignore[arg-type]
+        self.conv = (conv or ChebConvFactory())(in_channels, out_channels, topology)
         if norm == "batch":
             self.norm: nn.Module | None = nn.BatchNorm1d(out_channels)
         elif norm == "group":
@@ -141,10 +140,10 @@ class ChebBlock(nn.Module):
         else:
             self.resample = None
 
-    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> ChebBlock:
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> MeshBlock:
         super()._apply(fn, recurse)
         if self.resample is not None:  # rebuilt from float64, not rounded through float32
-            weight = self.conv.weight
+            weight = next(self.conv.parameters(), self.resample)
             self.resample = channel_interpolation_matrix(
                 self.resample.shape[0], self.resample.shape[1], weight.dtype, weight.device
             )
@@ -176,6 +175,64 @@ class ChebBlock(nn.Module):
         return y
 
 
+class ChebBlock(MeshBlock):
+    r"""A :class:`MeshBlock` with a Chebyshev convolution of order ``K``.
+
+    .. math::
+        y = \mathrm{act}(\mathrm{norm}(\mathrm{ChebConv}(x))) + \mathrm{interp}(x)
+
+    Args:
+        in_channels: Input width.
+        out_channels: Output width.
+        K: Chebyshev order.
+        topology: The graph of the level.
+        norm: ``"batch"``, ``"group"`` or ``"none"`` (see :class:`MeshBlock`).
+        activation: Apply ReLU.
+        residual: Add the interpolated input.
+        **conv_kwargs: Passed to :class:`MeshChebConv` (``rescale``, ``backend``).
+
+    Shapes:
+        - input: ``(B, V, in_channels)``
+        - output: ``(B, V, out_channels)``
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        K: int,
+        topology: GraphTopology,
+        *,
+        norm: str = "batch",
+        activation: bool = True,
+        residual: bool = True,
+        **conv_kwargs: Any,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            topology,
+            conv=ChebConvFactory(K, **conv_kwargs),
+            norm=norm,
+            activation=activation,
+            residual=residual,
+        )
+
+
+def _block_conv(conv: ConvFactory | None, K: int, block_kwargs: dict[str, Any]) -> ConvFactory:
+    """The convolution factory of an encoder or decoder.
+
+    ``conv``, or Chebyshev of order ``K`` with the ``rescale``/``backend`` found in
+    ``block_kwargs`` (taken out of it).
+    """
+    cheb = {k: block_kwargs.pop(k) for k in ("rescale", "backend") if k in block_kwargs}
+    if conv is None:
+        return ChebConvFactory(K, **cheb)
+    if cheb:
+        raise ValueError(f"give {sorted(cheb)} to the convolution factory, not with conv=")
+    return conv
+
+
 def _check_channels(channels: Sequence[int], levels: int, what: str) -> list[int]:
     ch = [int(c) for c in channels]
     if len(ch) != levels or any(c <= 0 for c in ch):
@@ -184,18 +241,20 @@ def _check_channels(channels: Sequence[int], levels: int, what: str) -> list[int
 
 
 class MeshEncoder(nn.Module):
-    """Chebyshev blocks with pooling down a hierarchy: level 0 to level ``len(channels)``.
+    """Convolution blocks with pooling down a hierarchy: level 0 to level ``len(channels)``.
 
-    At every level ``l < L``: a :class:`ChebBlock` to ``channels[l]``, then pooling to level
+    At every level ``l < L``: a :class:`MeshBlock` to ``channels[l]``, then pooling to level
     ``l + 1``. The output lives on level ``L = len(channels)`` of the hierarchy.
 
     Args:
         hierarchy: The hierarchy (either layout).
         in_channels: Input width at level 0.
         channels: Widths per level; its length is the number of pooling steps.
-        K: Chebyshev order.
+        K: Chebyshev order of the default convolution.
         reduce: Pooling reduction, ``"max"`` or ``"mean"``.
-        **block_kwargs: Passed to :class:`ChebBlock`.
+        conv: The convolution factory (default: :class:`~meshgraph.nn.ChebConvFactory` with
+            ``K`` and any ``rescale``/``backend`` in ``block_kwargs``).
+        **block_kwargs: Passed to :class:`MeshBlock` (``norm``, ...).
 
     Shapes:
         - input: ``(B, N_0, in_channels)`` in the hierarchy's layout order
@@ -210,9 +269,11 @@ class MeshEncoder(nn.Module):
         K: int = 3,
         *,
         reduce: str = "max",
-        **block_kwargs: object,
+        conv: ConvFactory | None = None,
+        **block_kwargs: Any,
     ) -> None:
         super().__init__()
+        factory = _block_conv(conv, K, block_kwargs)
         if not 1 <= len(channels) < hierarchy.num_levels:
             raise ValueError(
                 f"an encoder over {hierarchy.num_levels} levels takes 1 to "
@@ -221,7 +282,9 @@ class MeshEncoder(nn.Module):
         ch = _check_channels(channels, len(channels), "MeshEncoder")
         widths = [in_channels, *ch]
         self.blocks = nn.ModuleList(
-            ChebBlock(widths[i], widths[i + 1], K, hierarchy.topologies[i], **block_kwargs)  # type: ignore[arg-type]
+            MeshBlock(
+                widths[i], widths[i + 1], hierarchy.topologies[i], conv=factory, **block_kwargs
+            )
             for i in range(len(ch))
         )
         self.pools = nn.ModuleList(MeshPool(hierarchy, i, reduce) for i in range(len(ch)))
@@ -236,12 +299,12 @@ class MeshEncoder(nn.Module):
 
 
 class MeshDecoder(nn.Module):
-    """Chebyshev blocks with unpooling up a hierarchy, from level ``L`` to level 0.
+    """Convolution blocks with unpooling up a hierarchy, from level ``L`` to level 0.
 
     ``channels[l]`` is the width of the blocks at level ``l`` (``L + 1`` entries, finest
     first). At level ``L`` a block maps ``in_channels`` to ``channels[L]``; then for every
     finer level the features are unpooled (copied to the children) and a block maps to
-    ``channels[l]``. A last :class:`MeshChebConv` (no normalisation, no activation) maps to
+    ``channels[l]``. A last convolution (no normalisation, no activation) maps to
     ``out_channels`` at level 0.
 
     Args:
@@ -250,12 +313,15 @@ class MeshDecoder(nn.Module):
         channels: Block widths per level, finest first; ``len(channels) - 1`` is the
             coarsest level used.
         out_channels: Output width (3 for vertex coordinates).
-        K: Chebyshev order.
+        K: Chebyshev order of the default convolution.
         head_init_scale: Multiplies the head's initial weights. A small value (MeshNet uses
             0.01) starts the output near zero; with the default Glorot scale the residual
             blocks make the first outputs tens of units large, which slowed learning by
             orders of magnitude in our measurements (see :class:`~meshgraph.models.MeshNet`).
-        **block_kwargs: Passed to :class:`ChebBlock`.
+        conv: The convolution factory of the blocks and the head (default:
+            :class:`~meshgraph.nn.ChebConvFactory` with ``K`` and any ``rescale``/``backend``
+            in ``block_kwargs``).
+        **block_kwargs: Passed to :class:`MeshBlock` (``norm``, ...).
 
     Shapes:
         - input: ``(B, N_L, in_channels)`` in layout order
@@ -271,9 +337,12 @@ class MeshDecoder(nn.Module):
         out_channels: int = 3,
         K: int = 3,
         head_init_scale: float = 1.0,
-        **block_kwargs: object,
+        *,
+        conv: ConvFactory | None = None,
+        **block_kwargs: Any,
     ) -> None:
         super().__init__()
+        factory = _block_conv(conv, K, block_kwargs)
         if not 1 <= len(channels) <= hierarchy.num_levels:
             raise ValueError(
                 f"a decoder over {hierarchy.num_levels} levels takes 1 to "
@@ -286,16 +355,14 @@ class MeshDecoder(nn.Module):
         blocks = []
         width = in_channels
         for level in range(top, -1, -1):
-            blocks.append(ChebBlock(width, ch[level], K, hierarchy.topologies[level],
-                                    **block_kwargs))  # type: ignore[arg-type]  # fmt: skip
+            blocks.append(MeshBlock(width, ch[level], hierarchy.topologies[level], conv=factory,
+                                    **block_kwargs))  # fmt: skip
             width = ch[level]
         self.blocks = nn.ModuleList(blocks)
         self.unpools = nn.ModuleList(MeshUnpool(hierarchy, level) for level in range(top, 0, -1))
-        conv_kwargs = {k: v for k, v in block_kwargs.items() if k in ("rescale", "backend")}
-        self.head = MeshChebConv(ch[0], out_channels, K, hierarchy.topologies[0], **conv_kwargs)  # type: ignore[arg-type]
+        self.head = factory(ch[0], out_channels, hierarchy.topologies[0])
         self.head_init_scale = head_init_scale
-        with torch.no_grad():
-            self.head.weight.mul_(head_init_scale)
+        scale_weights_(self.head, head_init_scale)
 
     def forward(self, x: Tensor) -> Tensor:
         """Decode ``(B, N_L, C)`` to ``(B, N_0, out_channels)``."""

@@ -110,6 +110,19 @@ def test_max_steps_run_through_the_cli_writes_model_and_says_incomplete(tmp_path
     assert Pose2Mesh.load(out / "model.pt").config.body == "anny-hand.R"
 
 
+def test_the_cli_trains_with_spirals(tmp_path, capsys):
+    from meshgraph.nn import SpiralConv
+
+    out = tmp_path / "run"
+    args = ["train", "--kind", "hand", "--out", str(out), "--max-steps", "2", *TINY]
+    assert main([*args, "--conv", "spiral", "--spiral-length", "6"]) == 0
+    model = Pose2Mesh.load(out / "model.pt")
+    assert (model.config.conv, model.config.spiral_length) == ("spiral", 6)
+    assert any(isinstance(m, SpiralConv) for m in model.meshnet.modules())
+    assert main([*args, "--spiral-length", "6", "--overwrite"]) == 2
+    _one_line_error(capsys, "--spiral-length needs --conv spiral")
+
+
 def test_a_fresh_run_never_overwrites_another(hand, tmp_path, capsys):
     model, ds = _setup(hand)
     out = tmp_path / "run"
