@@ -9,6 +9,7 @@ import torch
 
 from benchmarks._common import bench_mesh, mesh_source, sync
 from meshgraph import MeshHierarchy
+from meshgraph.nn import MeshPool, MeshUnpool
 
 
 @functools.cache
@@ -27,7 +28,7 @@ def test_pool_unpool(benchmark, layout, mesh_name, batch, op, device):
     n = h.sizes[0] if op == "pool" else h.sizes[1]
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, n, 64, generator=gen).to(dev).requires_grad_(True)
-    fn = (lambda t: h.pool(t, 0)) if op == "pool" else (lambda t: h.unpool(t, 1))
+    fn = MeshPool(h, 0).to(dev) if op == "pool" else MeshUnpool(h, 1).to(dev)
 
     def step() -> None:
         out = fn(x)

@@ -361,8 +361,6 @@ class MeshHierarchy:
     compat: Compat = None
     perms: list[torch.Tensor] | None = None
     inverse_perms: list[torch.Tensor] | None = field(default=None, repr=False)
-    # pooling pairs per (level, device), built on first use (see meshgraph.nn.pool)
-    _pairs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -549,33 +547,6 @@ class MeshHierarchy:
             return x
         inv = self.inverse_perms[level].to(x.device)  # type: ignore[index]
         return x.index_select(-2, inv)
-
-    def pool(self, x: torch.Tensor, level: int, reduce: str = "max") -> torch.Tensor:
-        """Pool features from ``level`` to ``level + 1`` (see :class:`meshgraph.nn.MeshPool`)."""
-        from meshgraph.nn.pool import _cluster_pairs, binary_tree_pool, cluster_pool, pair_pool
-
-        self._check_level(level, last_ok=False)
-        if self.layout == "binary_tree":
-            return binary_tree_pool(x, reduce=reduce)
-        key = (level, x.device)
-        if key not in self._pairs:
-            pairs = _cluster_pairs(self.clusters[level], self.sizes[level + 1])
-            self._pairs[key] = None if pairs is None else pairs.to(x.device)
-        if self._pairs[key] is not None:
-            return pair_pool(x, self._pairs[key], reduce=reduce)
-        return cluster_pool(
-            x, self.clusters[level].to(x.device), self.sizes[level + 1], reduce=reduce
-        )
-
-    def unpool(self, x: torch.Tensor, level: int) -> torch.Tensor:
-        """Copy features from ``level`` to its children at ``level - 1``."""
-        from meshgraph.nn.pool import binary_tree_unpool, cluster_unpool
-
-        if not 1 <= level < self.num_levels:
-            raise ValueError(f"level must be in [1, {self.num_levels - 1}], got {level}")
-        if self.layout == "binary_tree":
-            return binary_tree_unpool(x)
-        return cluster_unpool(x, self.clusters[level - 1].to(x.device))
 
     # ------------------------------------------------------------------ persistence
     @staticmethod

@@ -11,6 +11,7 @@ import meshgraph.coarsening as coarsening
 from meshgraph import MeshHierarchy, coarsen, heavy_edge_matching
 from meshgraph.generators import grid_mesh, icosphere, icosphere_vertices_faces, torus_mesh
 from meshgraph.mesh import GraphTopology, MeshTopology
+from meshgraph.nn import MeshPool, MeshUnpool
 
 
 def _csr(dense) -> sp.csr_matrix:
@@ -193,7 +194,8 @@ def _check_hierarchy(topology: GraphTopology, num_levels: int) -> None:
         for level in range(1, num_levels):
             x = torch.randn(2, h.sizes[level], 3, dtype=torch.float64)
             for reduce in ("max", "mean"):
-                torch.testing.assert_close(h.pool(h.unpool(x, level), level - 1, reduce), x)
+                up = MeshUnpool(h, level)(x)
+                torch.testing.assert_close(MeshPool(h, level - 1, reduce)(up), x)
         xr = torch.randn(2, topology.num_vertices, 4)
         assert torch.equal(h.from_layout(h.to_layout(xr)), xr)
 
@@ -273,9 +275,9 @@ def test_layout_maps_check_shapes():
     with pytest.raises(ValueError, match="level"):
         h.to_layout(torch.zeros(42, 1), level=7)
     with pytest.raises(ValueError, match="level"):
-        h.pool(torch.zeros(h.sizes[2], 1), level=2)
+        MeshPool(h, level=2)
     with pytest.raises(ValueError, match="level"):
-        h.unpool(torch.zeros(h.sizes[0], 1), level=0)
+        MeshUnpool(h, level=0)
 
 
 def test_repr_and_len():

@@ -151,7 +151,7 @@ def test_a_decoder_chain_makes_no_layout_copies():
     conv = MeshChebConv(4, 6, 3, h.topologies[2])
     b1, b0 = ChebBlock(6, 8, 3, h.topologies[1]), ChebBlock(8, 5, 3, h.topologies[0])
     x = conv(torch.randn(2, h.sizes[2], 4))
-    for step in (lambda t: h.unpool(t, 2), b1, lambda t: h.unpool(t, 1), b0):
+    for step in (MeshUnpool(h, 2), b1, MeshUnpool(h, 1), b0):
         x = step(x)
         assert is_vertex_major(x) and not x.is_contiguous()
 
