@@ -17,7 +17,6 @@ __all__ = [
     "WITH_MATPLOTLIB",
     "WITH_MEDIAPIPE",
     "WITH_SMPLX",
-    "WITH_TORCH_SCATTER",
     "WITH_TORCH_SPARSE",
     "WITH_TQDM",
     "WITH_TRIMESH",
@@ -30,7 +29,7 @@ _INSTALL_HINTS: dict[str, tuple[str, str]] = {
         "pip install --no-build-isolation torch-sparse",
         "the 'torch_sparse' MeshChebConv backend",
     ),
-    "torch_scatter": ("pip install --no-build-isolation torch-scatter", "compiled scatter ops"),
+    "networkx": ("pip install networkx", "graph interop (to_networkx)"),
     "trimesh": ("pip install trimesh", "reading and writing mesh files"),
     "anny": (
         'pip install "torch-meshgraph[body]" (or: pip install anny)',
@@ -70,7 +69,6 @@ def _importable(name: str, *, try_import: bool = False) -> bool:
 
 
 WITH_TORCH_SPARSE: bool = _importable("torch_sparse", try_import=True)
-WITH_TORCH_SCATTER: bool = _importable("torch_scatter", try_import=True)
 WITH_TRIMESH: bool = _importable("trimesh")
 WITH_ANNY: bool = _importable("anny")
 WITH_SMPLX: bool = _importable("smplx")

@@ -393,6 +393,29 @@ class GraphTopology:
             self._torch_cache[key] = sparse_csr_tensor(matrix, dtype=dtype, device=self._device)
         return self._torch_cache[key]
 
+    # ------------------------------------------------------------------ interop
+    def to_networkx(self) -> Any:
+        """The graph as a ``networkx.Graph``: vertices ``0..N-1``, edges with a ``weight``.
+
+        Self-loops (coarse levels) are kept as weighted self-edges. networkx comes with
+        PyTorch; nothing is copied back, so changing the returned graph changes nothing here.
+
+        Example:
+            >>> g = GraphTopology([[0, 2, 0], [2, 0, 1], [0, 1, 0]]).to_networkx()
+            >>> sorted(g.edges(data="weight"))
+            [(0, 1, 2.0), (1, 2, 1.0)]
+        """
+        from meshgraph._optional import require
+
+        nx = require("networkx")
+        graph = nx.Graph()
+        graph.add_nodes_from(range(self.num_vertices))
+        upper = sp.triu(self._adj).tocoo()
+        graph.add_weighted_edges_from(
+            zip(upper.row.tolist(), upper.col.tolist(), upper.data.tolist(), strict=True)
+        )
+        return graph
+
     # ------------------------------------------------------------------ spirals
     def neighbour_order(self) -> list[list[int]]:
         """Every vertex's neighbours (self-loops left out) in the order spirals visit them.

@@ -166,3 +166,42 @@ def test_image_path_report_rows():
     assert f"{head} detector | 80.0 | 50.0 | 95.0 | 60.0 | 0.31 |" in text
     assert "| | | | exact 2D | 70.0 | 40.0 | 85.0 | 50.0 | |" in text
     assert "| hand | 0 / 4 |" in text
+
+
+def test_conv_compare_runs_and_reports_ratios(tmp_path, monkeypatch):
+    """A tiny real run (torus stand-ins), then the table's ratios from canned figures."""
+    from benchmarks import conv_compare
+
+    monkeypatch.setenv("MESHGRAPH_BENCH_ANNY", "0")
+    result = conv_compare.main(["--rounds", "1", "--batch", "2", "--channels", "4",
+                                "--meshes", "hand", "--out", str(tmp_path)])  # fmt: skip
+    (row,) = result["meshes"]
+    assert set(row["median_s"]) == set(conv_compare.IMPLS) and row["mesh"].startswith("torus")
+    assert (tmp_path / "convs-cpu.md").exists() and (tmp_path / "convs-cpu.json").exists()
+    canned = {**result, "meshes": [{
+        "mesh": "m", "median_s": {"meshgraph-sparse": 0.1, "spiral": 0.3, "spiral-gather": 0.4},
+        "peak_mib": {"meshgraph-sparse": 100.0, "spiral": 150.0, "spiral-gather": 500.0},
+    }]}  # fmt: skip
+    lines = conv_compare.to_markdown(canned).splitlines()
+    assert "| m | MeshChebConv (K = 3) | 100.0 | 1.00x | 100 | 1.00x |" in lines
+    assert "| m | SpiralConv (length 9) | 300.0 | 3.00x | 150 | 1.50x |" in lines
+    assert "| m | spiral, gather + Linear | 400.0 | 4.00x | 500 | 5.00x |" in lines
+
+
+def test_same_as_commit_flags_any_difference(tmp_path, monkeypatch):
+    from benchmarks import same_as_commit
+
+    hashes = {"base-tree": {"a": "1", "b": "2"}, "new": {"a": "1", "b": "3", "c": "4"}}
+    monkeypatch.setattr(same_as_commit, "_export", lambda rev, tmp: tmp / "base-tree")
+    monkeypatch.setattr(same_as_commit, "ROOT", tmp_path / "new")
+    monkeypatch.setattr(same_as_commit, "git_head", lambda: "head")
+    monkeypatch.setattr(same_as_commit, "fingerprint", lambda tree, steps: hashes[tree.name])
+    assert same_as_commit.main(["--base", "b0", "--out", str(tmp_path)]) == 1
+    record = json.loads((tmp_path / "same-as-b0.json").read_text())
+    assert [(r["item"], r["same"]) for r in record["rows"]] == [
+        ("a", True), ("b", False), ("c", False)
+    ]  # fmt: skip
+    lines = (tmp_path / "same-as-b0.md").read_text().splitlines()
+    assert "| b | `2` | `3` | **no** |" in lines and "| c | `None` | `4` | **no** |" in lines
+    hashes["new"] = dict(hashes["base-tree"])
+    assert same_as_commit.main(["--base", "b0", "--out", str(tmp_path)]) == 0

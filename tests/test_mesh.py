@@ -345,3 +345,26 @@ def test_generators_sizes():
         torus_mesh(2, 5)
     with pytest.raises(ValueError):
         icosphere(-1)
+
+
+def test_to_networkx_against_networkx_own_graph_functions():
+    import networkx as nx
+
+    from meshgraph import MeshHierarchy
+
+    mesh = MeshTopology(icosphere_vertices_faces(1)[1], num_vertices=44)  # two isolated
+    g = mesh.to_networkx()
+    assert g.number_of_nodes() == 44 and g.number_of_edges() == mesh.num_edges == 120
+    assert nx.number_connected_components(g) == 3
+    faces = mesh.faces.tolist()
+    assert all(g.has_edge(a, b) and g.has_edge(b, c) and g.has_edge(c, a) for a, b, c in faces)
+    coarse = MeshHierarchy.build(mesh, 3).topologies[2]  # weighted, with self-loops
+    gc = coarse.to_networkx()
+    assert nx.number_of_selfloops(gc) == int(np.count_nonzero(coarse.adjacency.diagonal()))
+    # networkx counts a self-loop twice in a weighted degree; W_ii once in ours
+    deg = dict(gc.degree(weight="weight"))
+    loops = coarse.adjacency.diagonal()
+    np.testing.assert_allclose([deg[i] - loops[i] for i in range(coarse.num_vertices)],
+                               coarse.degree.double().numpy(), rtol=1e-6)  # fmt: skip
+    back = nx.to_scipy_sparse_array(gc, nodelist=range(gc.number_of_nodes()), weight="weight")
+    np.testing.assert_array_equal(back.toarray(), coarse.adjacency.toarray())
