@@ -176,21 +176,14 @@ def _regressors(items: list[str] | None) -> dict[str, str]:
 def _body_for(
     model_cfg: object, model_path: str | None, regressors: dict[str, str] | None = None
 ) -> object:
-    """Rebuild the body model a trained Pose2Mesh was made for (from its config)."""
-    from meshgraph.bodies.anny_model import AnnyModel
+    """Rebuild the body model a trained Pose2Mesh was made for (from its config's spec)."""
+    from meshgraph.bodies.registry import create_body, parse_body_name
 
-    name = model_cfg.body  # type: ignore[attr-defined]
-    if name.startswith("anny-hand"):
-        return AnnyModel(name.split("-", 1)[1].split("-")[0])
-    if name == "anny":
-        return AnnyModel("body")
-    if name.startswith("anny-"):
-        return AnnyModel("body", topology=name[5:])
-    if model_path is None:
+    spec = model_cfg.body_spec or parse_body_name(model_cfg.body)  # type: ignore[attr-defined]
+    if spec["family"] in ("smpl", "smplh", "mano") and model_path is None:
+        name = model_cfg.body  # type: ignore[attr-defined]
         raise ValueError(f"the model was trained on {name}: pass --model-path to its files")
-    from meshgraph.bodies.smpl import SMPLModel
-
-    return SMPLModel(name, model_path, regressors=regressors or None)
+    return create_body(spec, model_path=model_path, regressors=regressors or None)
 
 
 def _shipped(args: argparse.Namespace, map_location: str = "cpu") -> object:
@@ -322,7 +315,7 @@ def _predict_images(args: argparse.Namespace) -> int:
         if kp.shape[0] != 1:
             raise ValueError(f"{args.keypoints_file}: holds {kp.shape[0]} people; one expected")
         keypoints = kp[0]
-    kind = "hand" if model.joint_set.name == "hand" else "body"
+    kind = model.part
     detector = KeypointDetector(kind) if keypoints is None else None
     failed: list[str] = []
     bar = None
@@ -425,7 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["body", "hand"], default=None,
                    help="body or hand (default: hand for --body mano, else body)")  # fmt: skip
     p.add_argument("--preset", choices=["quick", "long", "full"], default="quick")
-    p.add_argument("--body", choices=["anny", "smpl", "smplh", "mano"], default="anny")
+    from meshgraph.bodies.registry import registered_bodies
+
+    p.add_argument("--body", choices=registered_bodies(), default="anny",
+                   help="a registered body family (meshgraph.bodies.register_body)")  # fmt: skip
     p.add_argument("--model-path", default=None, help="licensed SMPL/SMPL-H/MANO file or folder")
     p.add_argument("--regressor", action="append", metavar="NAME=PATH",
                    help="SMPL family: a joint regressor .npy replacing the built-in one, e.g. "

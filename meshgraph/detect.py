@@ -301,7 +301,7 @@ def predict_image(
     """
     rgb = load_image(image)
     h, w = rgb.shape[:2]
-    kind = "hand" if model.joint_set.name == "hand" else "body"
+    kind = model.part
     if model.joint_set.name not in ("coco", "hand"):
         raise ValueError(
             f"predict_image needs a model with COCO-19 or Hand-21 input, not "

@@ -15,6 +15,12 @@ from meshgraph.bodies.joint_sets import (
     get_joint_set,
     joint_graph,
 )
+from meshgraph.bodies.registry import (
+    create_body,
+    parse_body_name,
+    register_body,
+    registered_bodies,
+)
 from meshgraph.bodies.smpl import SMPLModel
 
 __all__ = [
@@ -27,7 +33,11 @@ __all__ = [
     "JointSet",
     "SMPLModel",
     "axis_angle_to_matrix",
+    "create_body",
     "fit_joint_regressor",
     "get_joint_set",
     "joint_graph",
+    "parse_body_name",
+    "register_body",
+    "registered_bodies",
 ]

@@ -208,6 +208,13 @@ class AnnyModel(BodyModel):
 
     # ------------------------------------------------------------------ interface
     @property
+    def spec(self) -> dict[str, Any]:
+        """How to build this model again (:func:`~meshgraph.bodies.create_body`)."""
+        default = "anny" if self.side is None else f"hand.{self.side}"
+        topology = None if self.anny_topology == default else self.anny_topology
+        return {"family": "anny", "part": self.part, "side": self.side, "topology": topology}
+
+    @property
     def num_bones(self) -> int:
         """Number of rig bones (104 for the body, 21 for a hand)."""
         return len(self.bone_labels)

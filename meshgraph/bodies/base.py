@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import functools
+from typing import Any
 
 import numpy as np
 import scipy.optimize
@@ -99,6 +100,31 @@ class BodyModel(nn.Module, abc.ABC):
     def __init__(self) -> None:
         super().__init__()
         self._regressors: dict[str, Tensor] = {}
+
+    @property
+    def part(self) -> str:
+        """``"hand"`` for a single hand, else ``"body"``."""
+        return "hand" if self.is_hand else "body"
+
+    @property
+    def input_joint_set(self) -> str:
+        """The default 2D input joint set: ``"hand"`` for hands, ``"coco"`` for bodies."""
+        return "hand" if self.is_hand else "coco"
+
+    @property
+    def mesh_joint_set(self) -> str:
+        """The joints regressed from the mesh: ``"hand"`` for hands, ``"h36m"`` for bodies."""
+        return "hand" if self.is_hand else "h36m"
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """How to build this body again with :func:`~meshgraph.bodies.create_body`.
+
+        A JSON-able dict: ``family`` (its registered name), ``part``, ``side`` and
+        ``topology``. Subclasses add what their builder needs; files users bring (a licensed
+        ``model_path``) are not recorded.
+        """
+        return {"family": self.name, "part": self.part, "side": self.side, "topology": None}
 
     @property
     def num_vertices(self) -> int:

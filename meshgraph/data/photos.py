@@ -93,11 +93,10 @@ def synthetic_photos(
     """
     from meshgraph.viz import render_mesh
 
-    kind = "hand" if body.is_hand else "body"
-    if render_body.is_hand != body.is_hand:
+    if render_body.part != body.part:
         raise ValueError("body and render_body must both be bodies or both be hands")
-    joint_set = joint_set or ("hand" if kind == "hand" else "coco")
-    ranges = photo_camera_ranges(kind, size)
+    joint_set = joint_set or body.input_joint_set
+    ranges = photo_camera_ranges(body.part, size)
     common = dict(joint_set=joint_set, seed=seed, noise="none", camera_ranges=ranges,
                   progress=False)  # fmt: skip
     indices = list(indices)

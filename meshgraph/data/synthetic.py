@@ -237,7 +237,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
                 f"not {self.joint_set.name!r}"
             )
         self.is_hand = model.is_hand
-        self.mesh_joint_set = get_joint_set("hand" if self.is_hand else "h36m")
+        self.mesh_joint_set = get_joint_set(model.mesh_joint_set)
         for name, value in (("seed", seed), ("noise_seed", noise_seed)):
             if value is not None and (
                 not isinstance(value, int | np.integer) or isinstance(value, bool)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import get_joint_set
+from meshgraph.bodies.registry import parse_body_name
 from meshgraph.coarsening import MeshHierarchy
 from meshgraph.data.camera import normalize_keypoints
 from meshgraph.devices import check_same_device
@@ -36,6 +37,9 @@ class Pose2MeshConfig:
 
     Attributes:
         body: Name of the body model the mesh comes from (provenance, e.g. ``"anny"``).
+        body_spec: How to build that body again (:attr:`BodyModel.spec
+            <meshgraph.bodies.BodyModel.spec>`, for :func:`~meshgraph.bodies.create_body`);
+            ``None`` in models saved before it was recorded (then :attr:`body` is parsed).
         joint_set: Input joint set (``"coco"``, ``"h36m"``, ``"hand"``).
         mesh_joint_set: Joints regressed from the output mesh (``"h36m"`` or ``"hand"``).
         num_levels: Hierarchy levels, the mesh included.
@@ -71,6 +75,7 @@ class Pose2MeshConfig:
     """
 
     body: str = "anny"
+    body_spec: dict[str, Any] | None = None
     joint_set: str = "coco"
     mesh_joint_set: str = "h36m"
     num_levels: int = 8
@@ -311,6 +316,7 @@ class Pose2Mesh(nn.Module):
         """A new (untrained) network for ``body`` (config fields may be given as kwargs)."""
         config = config or Pose2MeshConfig(**kwargs)
         config.body = body.name
+        config.body_spec = body.spec
         topology = body.topology
         reg = body.joint_regressor(config.mesh_joint_set).detach().cpu()
         return cls(config, topology, reg)
@@ -363,18 +369,28 @@ class Pose2Mesh(nn.Module):
                 f"{self.joint_set.name} joint set has left/right joints)"
             )
         body = self.config.body
-        sides = {".R": ".L", ".L": ".R"}
-        if not body.startswith("anny-hand") or body[9:11] not in sides:
+        try:
+            spec = dict(self.config.body_spec or parse_body_name(body))
+        except ValueError:
+            spec = {}
+        side = spec.get("side")
+        if spec.get("family") != "anny" or spec.get("part") != "hand" or side not in ("R", "L"):
             raise ValueError(
                 f"mirrored(): {body!r} is not one of Anny's hands, whose left hand is exactly "
                 "the right one mirrored; train the other side instead"
             )
+        other = {"R": "L", "L": "R"}[side]
+        topology = spec.get("topology")
+        if topology is not None:
+            topology = topology.replace(f"hand.{side}", f"hand.{other}")
         out = copy.deepcopy(self)
         out.config = replace(
             self.config,
             mirror=not self.config.mirror,
-            body=body[:9] + sides[body[9:11]] + body[11:],
-        )
+            body=f"anny-hand.{other}" if topology is None else f"anny-hand-{topology}",
+            body_spec=None if self.config.body_spec is None else
+            {**spec, "side": other, "topology": topology},
+        )  # fmt: skip
         out.faces = self.faces[:, [0, 2, 1]].clone()
         return out
 
@@ -382,6 +398,11 @@ class Pose2Mesh(nn.Module):
     def num_vertices(self) -> int:
         """Vertices of the output mesh."""
         return self.topology.num_vertices
+
+    @property
+    def part(self) -> str:
+        """``"hand"`` for a hand model (its mesh joints are Hand-21), else ``"body"``."""
+        return "hand" if self.mesh_joint_set.name == "hand" else "body"
 
     def network_input(self, keypoints_2d: Tensor, visible: Tensor | None = None) -> Tensor:
         """What PoseNet and MeshNet read from normalised joints and their visibility.

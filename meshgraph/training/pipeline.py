@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from meshgraph.bodies.base import BodyModel
+from meshgraph.bodies.registry import create_body
 from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_pose_sampler
 from meshgraph.io import atomic_write, folder_lock
@@ -75,7 +76,9 @@ class RunConfig:
 
     Attributes:
         kind: ``"body"`` or ``"hand"``.
-        body: ``"anny"`` (default), or ``"smpl"``, ``"smplh"``, ``"mano"`` with ``model_path``.
+        body: ``"anny"`` (default), or ``"smpl"``, ``"smplh"``, ``"mano"`` with ``model_path``,
+            or any family registered with :func:`~meshgraph.bodies.register_body`.
+        side: Hands: ``"R"`` (``None``: the right hand) or ``"L"``.
         model_path: Licensed SMPL/SMPL-H/MANO file or folder (not needed for Anny).
         regressors: SMPL family: joint-set name -> ``.npy`` regressor file (e.g. Pose2Mesh's
             ``J_regressor_h36m_correct.npy``), replacing the built-in approximations.
@@ -98,6 +101,7 @@ class RunConfig:
 
     kind: str = "body"
     body: str = "anny"
+    side: str | None = None
     model_path: str | None = None
     regressors: dict[str, str] = field(default_factory=dict)
     anny_topology: str | None = None
@@ -207,16 +211,15 @@ PRESETS: dict[str, dict[str, RunConfig]] = {
 
 
 def build_body(cfg: RunConfig) -> BodyModel:
-    """The body model of a run (Anny by default; smplx models from ``model_path``)."""
-    if cfg.body == "anny":
-        from meshgraph.bodies.anny_model import AnnyModel
+    """The body model of a run, through the body registry (:func:`~meshgraph.bodies.create_body`).
 
-        return AnnyModel("body" if cfg.kind == "body" else "hand.R", topology=cfg.anny_topology)
-    if cfg.model_path is None:
+    Anny by default; the SMPL family from ``model_path``; any registered family by its name.
+    """
+    if cfg.body in ("smpl", "smplh", "mano") and cfg.model_path is None:
         raise ValueError(f"--body {cfg.body} needs --model-path (the licensed model file)")
-    from meshgraph.bodies.smpl import SMPLModel
-
-    return SMPLModel(cfg.body, cfg.model_path, regressors=dict(cfg.regressors) or None)
+    side = (cfg.side or "R") if cfg.kind == "hand" else None
+    spec = {"family": cfg.body, "part": cfg.kind, "side": side, "topology": cfg.anny_topology}
+    return create_body(spec, model_path=cfg.model_path, regressors=dict(cfg.regressors) or None)
 
 
 def _figure(path: Path, batch: dict, pred: torch.Tensor, faces: np.ndarray, bones: list) -> None:
@@ -298,14 +301,8 @@ def _run(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     body = build_body(cfg)
-    if body.is_hand != (cfg.kind == "hand"):
-        what = "a hand" if body.is_hand else "a body"
-        raise ValueError(
-            f"{body.name} is {what} model: use kind {'hand' if body.is_hand else 'body'!r} "
-            f"(--kind {'hand' if body.is_hand else 'body'})"
-        )
-    joint_set = cfg.joint_set or ("hand" if cfg.kind == "hand" else "coco")
-    mesh_js = "hand" if cfg.kind == "hand" else "h36m"
+    joint_set = cfg.joint_set or body.input_joint_set
+    mesh_js = body.mesh_joint_set
     fields = {k: v for k, v in cfg.model.items() if k not in ("joint_set", "mesh_joint_set")}
     model_cfg = Pose2MeshConfig(joint_set=joint_set, mesh_joint_set=mesh_js, **fields)
     torch.manual_seed(cfg.seed)
