@@ -28,7 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from meshgraph.devices import check_same_device
-from meshgraph.mesh import MeshTopology, check_vertices
+from meshgraph.geometry import regress_joints as regress_joints  # moved there
+from meshgraph.mesh import MeshTopology
 
 __all__ = [
     "EdgeLengthLoss",
@@ -41,7 +42,6 @@ __all__ = [
     "laplacian_loss",
     "normal_and_edge_losses",
     "normal_vector_loss",
-    "regress_joints",
     "vertex_loss",
 ]
 
@@ -115,27 +115,6 @@ def vertex_loss(
     """
     _check_pair(pred, target)
     return _reduce((pred - target).abs(), mask, reduction)
-
-
-def regress_joints(vertices: Tensor, regressor: Tensor) -> Tensor:
-    """Joints ``J = R V`` from vertices ``(B, V, 3)`` and a ``(J, V)`` regressor.
-
-    The regressor may be dense or a torch sparse (COO/CSR) matrix.
-
-    Returns:
-        ``(B, J, 3)`` joints.
-    """
-    vertices = check_vertices(vertices, None, name="vertices")
-    if regressor.dim() != 2 or regressor.shape[1] != vertices.shape[1]:
-        raise ValueError(
-            f"regressor must have shape (J, {vertices.shape[1]}) for vertices "
-            f"{tuple(vertices.shape)}, got {tuple(regressor.shape)}"
-        )
-    b, v, _ = vertices.shape
-    flat = vertices.transpose(0, 1).reshape(v, b * 3)
-    reg = regressor.to(vertices.dtype)
-    joints = torch.sparse.mm(reg, flat) if reg.is_sparse or reg.is_sparse_csr else reg @ flat
-    return joints.view(-1, b, 3).transpose(0, 1)
 
 
 def joint_loss(

@@ -12,33 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from meshgraph.bodies.joint_sets import JointSet, get_joint_set
+from meshgraph.geometry import axis_angle_to_matrix as axis_angle_to_matrix  # moved there
 from meshgraph.mesh import MeshTopology
 
-__all__ = ["BodyModel", "axis_angle_to_matrix", "fit_joint_regressor"]
-
-
-def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
-    """Rotation matrices from axis-angle vectors (Rodrigues), ``(..., 3) -> (..., 3, 3)``.
-
-    Differentiable, exact at zero (a Taylor expansion is used below 1e-4 rad).
-
-    Example:
-        >>> r = axis_angle_to_matrix(torch.tensor([0.0, 0.0, torch.pi / 2]))
-        >>> (r @ torch.tensor([1.0, 0.0, 0.0])).round(decimals=6).abs().tolist()
-        [0.0, 1.0, 0.0]
-    """
-    if axis_angle.shape[-1] != 3:
-        raise ValueError(f"axis-angle must have shape (..., 3), got {tuple(axis_angle.shape)}")
-    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True).unsqueeze(-1)  # (..., 1, 1)
-    theta = theta2.clamp_min(1e-16).sqrt()
-    small = theta2 < 1e-8
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-16))
-    x, y, z = axis_angle.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).view(*x.shape, 3, 3)
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    return eye + a * k + b * (k @ k)
+__all__ = ["BodyModel", "fit_joint_regressor"]
 
 
 def fit_joint_regressor(
@@ -229,7 +206,7 @@ class BodyModel(nn.Module, abc.ABC):
 
     def regress_joints(self, vertices: Tensor, joint_set: str | JointSet) -> Tensor:
         """Joints ``(B, J, 3)`` of ``joint_set`` from vertices ``(B, V, 3)``."""
-        from meshgraph.losses import regress_joints
+        from meshgraph.geometry import regress_joints
 
         if vertices.shape[-2] != self.num_vertices:
             raise ValueError(

@@ -1,13 +1,10 @@
-"""Synthetic 2D-pose -> mesh data: cameras, projection, normalisation, detector noise."""
+"""Synthetic 2D-pose -> mesh data: cameras, projection, normalisation, detector noise.
 
-from meshgraph.data.camera import (
-    Camera,
-    CameraRanges,
-    look_at,
-    normalize_keypoints,
-    project,
-    sample_cameras,
-)
+``Camera``, ``look_at``, ``project`` and ``normalize_keypoints`` live in
+:mod:`meshgraph.geometry` and are importable from here too.
+"""
+
+from meshgraph.data.camera import CameraRanges, sample_cameras
 from meshgraph.data.noise import gaussian_noise, oks_distance, posefix_noise
 from meshgraph.data.poses import BetaSampler, BodyPoseSampler, HandPoseSampler, ShapeSampler
 from meshgraph.data.synthetic import (
@@ -16,6 +13,7 @@ from meshgraph.data.synthetic import (
     default_pose_sampler,
     default_shape_sampler,
 )
+from meshgraph.geometry import Camera, look_at, normalize_keypoints, project
 
 __all__ = [
     "BetaSampler",

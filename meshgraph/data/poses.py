@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from meshgraph.bodies.base import axis_angle_to_matrix
 from meshgraph.data.random import Source, integers, normal, uniform
+from meshgraph.geometry import axis_angle_to_matrix
+from meshgraph.geometry import matrix_to_axis_angle as matrix_to_axis_angle  # moved there
 
 __all__ = [
     "ANNY_REST_ANGLES",
@@ -57,7 +58,6 @@ __all__ = [
     "BodyPoseSampler",
     "HandPoseSampler",
     "ShapeSampler",
-    "matrix_to_axis_angle",
 ]
 
 #: Per-joint limits (degrees) for the left side: bone -> axis -> (low, high).
@@ -176,35 +176,6 @@ BONE_MAPS: dict[str, dict[str, str]] = {
     "smplh": {**_smpl_body_map(), **_smpl_hand_map()},
     "mano": _smpl_hand_map(),
 }
-
-
-def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
-    """Axis-angle vectors ``(..., 3)`` of rotation matrices ``(..., 3, 3)`` (angles < pi)."""
-    trace = matrix[..., 0, 0] + matrix[..., 1, 1] + matrix[..., 2, 2]
-    cos = ((trace - 1) / 2).clamp(-1.0, 1.0)
-    angle = torch.acos(cos)
-    vec = torch.stack(
-        [
-            matrix[..., 2, 1] - matrix[..., 1, 2],
-            matrix[..., 0, 2] - matrix[..., 2, 0],
-            matrix[..., 1, 0] - matrix[..., 0, 1],
-        ],
-        dim=-1,
-    )
-    sin = torch.sin(angle)
-    small = sin.abs() < 1e-6
-    factor = torch.where(small, 0.5 + angle**2 / 12, angle / (2 * sin.clamp_min(1e-12)))
-    out = vec * factor.unsqueeze(-1)
-    # near pi the antisymmetric part vanishes: R = 2 a a^T - I, so a row of (R + I) / 2 = a a^T
-    # taken at its largest diagonal entry, divided by the square root of that entry, is +-a
-    near_pi = small & (cos < 0)
-    if bool(near_pi.any()):
-        sym = (matrix[near_pi] + torch.eye(3, dtype=matrix.dtype, device=matrix.device)) / 2
-        i = sym.diagonal(dim1=-2, dim2=-1).argmax(-1)
-        row = sym[torch.arange(sym.shape[0]), i]
-        axis = row / row.gather(-1, i.unsqueeze(-1)).clamp_min(1e-12).sqrt()
-        out[near_pi] = torch.nn.functional.normalize(axis, dim=-1) * angle[near_pi].unsqueeze(-1)
-    return out
 
 
 def _axis_rotation(axis: Tensor, degrees: Tensor) -> Tensor:

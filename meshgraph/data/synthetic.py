@@ -56,7 +56,7 @@ from torch import Tensor
 
 from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import get_joint_set
-from meshgraph.data.camera import CameraRanges, normalize_keypoints, project, sample_cameras
+from meshgraph.data.camera import CameraRanges, sample_cameras
 from meshgraph.data.noise import (
     H36M_DETECTOR_STD,
     DetectorNoise,
@@ -77,6 +77,7 @@ from meshgraph.data.poses import (
     ShapeSampler,
 )
 from meshgraph.data.random import CounterRandom
+from meshgraph.geometry import normalize_keypoints, project
 from meshgraph.io import atomic_write, load_torch
 
 __all__ = [

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from meshgraph.bodies.joint_sets import JointSet, get_joint_set, joint_graph
+from meshgraph.geometry import frame_from_joints
 from meshgraph.nn.blocks import ChebBlock, MeshBlock, MeshDecoder
 from meshgraph.nn.convs import ChebConvFactory, ConvFactory, scale_weights_
 from meshgraph.nn.pool import MeshUnpool
@@ -158,18 +159,7 @@ def joint_frame(joints: Tensor, joint_set: str | JointSet, eps: float = 1e-6) ->
     if js.name not in FRAME_JOINTS:
         raise ValueError(f"no body frame defined for joint set {js.name!r}")
     a, b, c, d = (js.names.index(n) for n in FRAME_JOINTS[js.name])
-    up = torch.nn.functional.normalize(joints[:, b] - joints[:, a], dim=-1, eps=eps)
-    side = joints[:, d] - joints[:, c]
-    side = side - (side * up).sum(-1, keepdim=True) * up
-    for axis in (0, 1):  # degenerate side axis: a fixed direction perpendicular to up
-        fallback = torch.zeros_like(up)
-        fallback[:, axis] = 1.0
-        fallback = fallback - (fallback * up).sum(-1, keepdim=True) * up
-        bad = side.norm(dim=-1, keepdim=True) < eps
-        side = torch.where(bad, fallback, side)
-    side = torch.nn.functional.normalize(side, dim=-1, eps=eps)
-    third = torch.linalg.cross(side, up, dim=-1)
-    return torch.stack([side, up, third], dim=-1)
+    return frame_from_joints(joints, up=(a, b), side=(c, d), eps=eps)
 
 
 class MeshNet(nn.Module):

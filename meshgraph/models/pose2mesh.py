@@ -16,14 +16,15 @@ from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import get_joint_set
 from meshgraph.bodies.registry import parse_body_name
 from meshgraph.coarsening import MeshHierarchy
-from meshgraph.data.camera import normalize_keypoints
 from meshgraph.devices import check_same_device
+from meshgraph.geometry import fit_weak_perspective as fit_weak_perspective  # moved there
+from meshgraph.geometry import normalize_keypoints
 from meshgraph.io import atomic_write
 from meshgraph.mesh import MeshTopology
 from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet
 from meshgraph.nn.convs import CONVOLUTIONS, ConvFactory, conv_factory
 
-__all__ = ["Pose2Mesh", "Pose2MeshConfig", "Prediction", "fit_weak_perspective"]
+__all__ = ["Pose2Mesh", "Pose2MeshConfig", "Prediction"]
 
 _FORMAT = "meshgraph-pose2mesh"
 _VERSION = 1
@@ -150,40 +151,6 @@ class Prediction(NamedTuple):
     camera: Tensor
     keypoints_2d: Tensor
     visible: Tensor
-
-
-def fit_weak_perspective(
-    points_3d: Tensor, keypoints_2d: Tensor, visible: Tensor | None = None
-) -> Tensor:
-    """Least-squares weak-perspective camera ``(s, tx, ty)`` with ``u = s * X[:, :2] + t``.
-
-    Args:
-        points_3d: ``(B, J, 3)`` 3D points in camera axes.
-        keypoints_2d: ``(B, J, 2)`` their pixels.
-        visible: Optional ``(B, J)`` mask of the points to fit on (the others may hold NaN).
-
-    Returns:
-        ``(B, 3)``.
-    """
-    x = points_3d[..., :2]
-    w = (
-        torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
-        if visible is None
-        else visible.to(x.dtype)
-    )
-    used = w[..., None] > 0  # points left out may hold anything (NaN): zero them first
-    x = torch.where(used, x, torch.zeros((), dtype=x.dtype, device=x.device))
-    keypoints_2d = torch.where(
-        used, keypoints_2d, torch.zeros((), dtype=keypoints_2d.dtype, device=keypoints_2d.device)
-    )
-    n = w.sum(1, keepdim=True).clamp_min(1.0)
-    xm = (x * w[..., None]).sum(1) / n
-    um = (keypoints_2d * w[..., None]).sum(1) / n
-    dx = (x - xm[:, None]) * w[..., None]
-    du = keypoints_2d - um[:, None]
-    s = (dx * du).sum((1, 2)) / (dx * dx).sum((1, 2)).clamp_min(1e-12)
-    t = um - s[:, None] * xm
-    return torch.cat([s[:, None], t], dim=1)
 
 
 def _as_real_tensor(values: Tensor | np.ndarray, name: str) -> Tensor:
@@ -438,7 +405,7 @@ class Pose2Mesh(nn.Module):
 
         Args:
             keypoints_2d: ``(B, J, 2)`` normalised joints
-                (:func:`~meshgraph.data.normalize_keypoints`: 0 where not visible).
+                (:func:`~meshgraph.geometry.normalize_keypoints`: 0 where not visible).
             visible: Optional ``(B, J)`` mask of the detected joints (default: all). With
                 ``config.visibility_input`` it becomes the networks' third input channel
                 (see :meth:`network_input`); other models ignore it.

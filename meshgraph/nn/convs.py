@@ -10,7 +10,7 @@ plugs in without touching them:
 >>> from meshgraph import MeshTopology
 >>> mesh = MeshTopology([[0, 1, 2], [0, 2, 3]])
 >>> ChebConvFactory(K=2)(3, 8, mesh)
-MeshChebConv(3, 8, K=2, num_vertices=4, rescale='textbook', backend='auto')
+MeshChebConv(3, 8, K=2, num_vertices=4, rescale='textbook', backend='dense')
 >>> conv_factory("spiral", length=4)(3, 8, mesh)
 SpiralConv(3, 8, length=4, dilation=1, num_vertices=4)
 
