@@ -78,8 +78,12 @@ def test_anny_specs_rebuild_the_same_model(anny_hand):
     assert left.name == "anny-hand.L" and left.side == "L"
     assert left.spec == {"family": "anny", "part": "hand", "side": "L", "topology": None}
     assert left.num_vertices == anny_hand.num_vertices and left.part == "hand"
+    assert (anny_hand.part, anny_hand.input_joint_set, anny_hand.mesh_joint_set) == (
+        "hand", "hand", "hand"
+    )  # fmt: skip
     body = create_body("anny-notoes_collapse10pc")
     assert body.part == "body" and body.num_vertices == 1229
+    assert (body.input_joint_set, body.mesh_joint_set) == ("coco", "h36m")
     assert create_body(body.spec).name == body.name
     with pytest.raises(ValueError, match="takes no model_path"):
         create_body("anny", model_path="/somewhere")
@@ -96,7 +100,7 @@ def test_a_hand_on_another_topology_keeps_its_side(tmp_path):
     assert hand.name == "anny-hand-hand.L-noeyes" and hand.side == "L"
     model = Pose2Mesh.from_body(hand, joint_set="hand", mesh_joint_set="hand", num_levels=3,
                                 posenet_width=16)  # fmt: skip
-    assert model.config.body_spec == hand.spec
+    assert model.config.body_spec == hand.spec and model.part == "hand"
     loaded = Pose2Mesh.load(model.save(tmp_path / "m.pt"))
     again = _body_for(loaded.config, None)
     assert again.spec == hand.spec and again.side == "L"
