@@ -23,7 +23,7 @@ from meshgraph import MeshHierarchy
 from meshgraph.bodies import AnnyModel
 from meshgraph.data import BodyPoseSampler, ShapeSampler
 from meshgraph.models import MeshAutoencoder
-from meshgraph.viz import _pyplot, _save_figure, draw_mesh, save_obj
+from meshgraph.viz import draw_mesh, pyplot, save_figure, save_obj
 
 
 def make_meshes(body: AnnyModel, n: int, seed: int) -> torch.Tensor:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     save_obj(args.out / "reconstruction.obj", recon[0], body.faces)
     save_obj(args.out / "original.obj", test[0], body.faces)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(3, 4, figsize=(10, 9))
     front = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # world -> camera
     for i in range(4):
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         axes[2, i].set_title(f"error, mean {1000 * err[i].mean():.1f} mm", fontsize=8)
     fig.colorbar(coll, ax=axes[2, -1], shrink=0.8, label="mm")
     axes[1, 0].set_title("reconstruction", fontsize=8)
-    _save_figure(fig, args.out / "reconstruction.png", dpi=90)
+    save_figure(fig, args.out / "reconstruction.png", dpi=90)
     err_mm, base_mm = metrics["mean_vertex_error_mm"], metrics["mean_mesh_baseline_mm"]
     print(f"held-out mean vertex error {err_mm:.1f} mm (mean-mesh baseline {base_mm:.1f} mm)")
     print(f"saved {args.out}")

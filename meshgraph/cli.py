@@ -352,9 +352,9 @@ def _predict_images(args: argparse.Namespace) -> int:
 
 
 def _overlay(path: Path, kp: object, uv: object, bones: list) -> None:
-    from meshgraph.viz import _pyplot, _save_figure
+    from meshgraph.viz import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(uv[:, 0], uv[:, 1], ",", color="lightsteelblue", alpha=0.6)  # type: ignore[index]
     for a, b in bones:
@@ -363,7 +363,7 @@ def _overlay(path: Path, kp: object, uv: object, bones: list) -> None:
     ax.invert_yaxis()
     ax.set_aspect("equal")
     ax.set_title("input keypoints and the predicted mesh (weak perspective)", fontsize=8)
-    _save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:

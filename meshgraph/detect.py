@@ -395,9 +395,9 @@ def save_image_prediction(
 def draw_overlay(result: ImagePrediction, path: str | os.PathLike) -> Path:
     """Save the photo with the predicted mesh over it, beside the photo with the keypoints."""
     from meshgraph.bodies.joint_sets import get_joint_set
-    from meshgraph.viz import _pyplot, _save_figure, draw_mesh
+    from meshgraph.viz import draw_mesh, pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     h, w = result.image.shape[:2]
     fig, axes = plt.subplots(1, 2, figsize=(10, 5 * h / w))
     kp = result.detection.keypoints
@@ -417,4 +417,4 @@ def draw_overlay(result: ImagePrediction, path: str | os.PathLike) -> Path:
         ax.set_aspect("equal")
         ax.axis("off")
         ax.set_title(title, fontsize=9)
-    return _save_figure(fig, path, dpi=100)
+    return save_figure(fig, path, dpi=100)

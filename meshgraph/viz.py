@@ -19,7 +19,9 @@ __all__ = [
     "level_positions",
     "plot_hierarchy",
     "plot_samples",
+    "pyplot",
     "render_mesh",
+    "save_figure",
     "save_obj",
     "save_ply",
 ]
@@ -29,8 +31,15 @@ def _as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-def _pyplot() -> Any:
-    """matplotlib.pyplot on the non-interactive Agg backend (ImportError with a pip hint)."""
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend.
+
+    For figures of your own beside meshgraph's (:func:`draw_mesh` draws into its axes); works
+    without a display.
+
+    Raises:
+        ImportError: matplotlib is missing (the message says what to install).
+    """
     matplotlib = require("matplotlib")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -38,7 +47,17 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Lay out ``fig``, write it to ``path`` (folders made as needed), close it; the path.
+
+    Example:
+        >>> plt = pyplot()
+        >>> fig, ax = plt.subplots()
+        >>> import tempfile, pathlib
+        >>> out = save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "a" / "fig.png")
+        >>> out.name, out.exists()
+        ('fig.png', True)
+    """
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
@@ -174,7 +193,7 @@ def plot_hierarchy(
     Returns:
         The path written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     positions = level_positions(hierarchy, vertices)
     # colour every vertex of every level by the coarsest cluster it belongs to
     labels = [np.arange(hierarchy.real_sizes[-1])]
@@ -202,7 +221,7 @@ def plot_hierarchy(
         if total != real:
             title += f" (+{total - real} fake)"
         ax.set_title(title, fontsize=9)
-    return _save_figure(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_samples(
@@ -227,7 +246,7 @@ def plot_samples(
     Returns:
         The path written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     v = _as_numpy(vertices)
     if v.ndim != 3 or v.shape[-1] != 3:
         raise ValueError(f"vertices must have shape (N, V, 3), got {v.shape}")
@@ -259,7 +278,7 @@ def plot_samples(
             ax.invert_yaxis()
             ax.set_aspect("equal")
             ax.axis("off")
-    return _save_figure(fig, path, dpi=100)
+    return save_figure(fig, path, dpi=100)
 
 
 def draw_mesh(

@@ -166,14 +166,14 @@ def test_plot_samples_writes_png(tmp_path):
 
 @needs_mpl
 def test_draw_mesh_paints_every_face(tmp_path):
-    from meshgraph.viz import _pyplot, _save_figure, draw_mesh
+    from meshgraph.viz import draw_mesh, pyplot, save_figure
 
     v, f = icosphere_vertices_faces(1)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2)
     shifted = v + np.array([0.0, 0.0, 3.0])  # in front of the camera
     plain = draw_mesh(axes[0], shifted, f)
     coloured = draw_mesh(axes[1], shifted, f, values=np.arange(len(v), dtype=float))
     assert len(plain.get_paths()) == len(f) == len(coloured.get_array())
     assert coloured.get_clim() == (coloured.get_array().min(), coloured.get_array().max())
-    assert _save_figure(fig, tmp_path / "m.png", dpi=50).stat().st_size > 0
+    assert save_figure(fig, tmp_path / "m.png", dpi=50).stat().st_size > 0

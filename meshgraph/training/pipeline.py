@@ -224,9 +224,9 @@ def build_body(cfg: RunConfig) -> BodyModel:
 
 def _figure(path: Path, batch: dict, pred: torch.Tensor, faces: np.ndarray, bones: list) -> None:
     """2D input, predicted mesh, ground truth and per-vertex error, all seen from the camera."""
-    from meshgraph.viz import _pyplot, _save_figure, draw_mesh
+    from meshgraph.viz import draw_mesh, pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     gt = batch["vertices"][0].numpy()
     pv = pred[0].numpy()
     err = np.linalg.norm(pv - gt, axis=1) * 1000
@@ -249,7 +249,7 @@ def _figure(path: Path, batch: dict, pred: torch.Tensor, faces: np.ndarray, bone
     coll = draw_mesh(axes[3], gt + depth, faces, values=err, vmin=0.0)
     axes[3].set_title(f"per-vertex error (mean {err.mean():.1f} mm)", fontsize=9)
     fig.colorbar(coll, ax=axes[3], shrink=0.8, label="mm")
-    _save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100)
 
 
 def run(

@@ -509,9 +509,9 @@ class Trainer:
         self._plotted_at = time.monotonic()
         self._plotted_rows = len(self.history)
         try:
-            from meshgraph.viz import _pyplot
+            from meshgraph.viz import pyplot
 
-            plt = _pyplot()
+            plt = pyplot()
         except ImportError:
             return
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -524,9 +524,9 @@ class Trainer:
         ax.set_ylabel("training loss")
         ax.axvline(self.config.posenet_epochs - 0.5, color="grey", ls="--", lw=0.8)
         ax.legend(fontsize=7)
-        from meshgraph.viz import _save_figure
+        from meshgraph.viz import save_figure
 
-        _save_figure(fig, self.out_dir / "losses.png", dpi=100)
+        save_figure(fig, self.out_dir / "losses.png", dpi=100)
 
     # ------------------------------------------------------------------ training
     def fit(self, resume: bool = False, overwrite: bool = False) -> list[dict[str, float]]:
