@@ -223,12 +223,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_for(args: argparse.Namespace, path: str | None) -> object:
+    """``predict``'s model: ``MODEL.pt`` when given, else the shipped one ``--hand`` picks."""
+    from meshgraph.models.pose2mesh import Pose2Mesh
+
+    if path is None:  # the weights that ship with meshgraph
+        return _shipped(args)
+    if args.hand or args.left:
+        flag = "--hand" if args.hand else "--left"
+        raise ValueError(f"{flag} picks the shipped hand model: give no MODEL.pt with it")
+    return Pose2Mesh.load(path, map_location="cpu")
+
+
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from meshgraph.io import atomic_write
     from meshgraph.keypoint_formats import read_keypoints
-    from meshgraph.models.pose2mesh import Pose2Mesh
     from meshgraph.viz import save_obj, save_ply
 
     if args.image is not None:
@@ -239,13 +250,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise ValueError("give KEYPOINTS (a .json or .npy file), or --image PATH")
     if len(args.inputs) > 2:
         raise ValueError(f"expected [MODEL.pt] KEYPOINTS, got {len(args.inputs)} paths")
-    if len(args.inputs) == 2:
-        if args.hand or args.left:
-            flag = "--hand" if args.hand else "--left"
-            raise ValueError(f"{flag} picks the shipped hand model: give no MODEL.pt with it")
-        model = Pose2Mesh.load(args.inputs[0], map_location="cpu")
-    else:  # the weights that ship with meshgraph
-        model = _shipped(args)
+    model = _model_for(args, args.inputs[0] if len(args.inputs) == 2 else None)
     args.keypoints = args.inputs[-1]
     kp = read_keypoints(Path(args.keypoints), model.joint_set.name, layout=args.layout)
     try:
@@ -284,18 +289,12 @@ def _predict_images(args: argparse.Namespace) -> int:
         save_image_prediction,
     )
     from meshgraph.keypoint_formats import read_keypoints
-    from meshgraph.models.pose2mesh import Pose2Mesh
 
     if len(args.inputs) > 1:
         raise ValueError(f"with --image, give at most a MODEL.pt, got {len(args.inputs)} paths")
     if args.left:
         raise ValueError("--left: with --image the detector tells which hand it is")
-    if args.inputs:
-        if args.hand:
-            raise ValueError("--hand picks the shipped hand model: give no MODEL.pt with it")
-        model = Pose2Mesh.load(args.inputs[0], map_location="cpu")
-    else:
-        model = _shipped(args)
+    model = _model_for(args, args.inputs[0] if args.inputs else None)
     image = Path(args.image)
     if image.is_dir():
         paths = image_files(image)
