@@ -7,6 +7,7 @@
 from meshgraph.data.camera import CameraRanges, sample_cameras
 from meshgraph.data.noise import gaussian_noise, oks_distance, posefix_noise
 from meshgraph.data.poses import BetaSampler, BodyPoseSampler, HandPoseSampler, ShapeSampler
+from meshgraph.data.protocol import SAMPLE_KEYS, PoseMeshDataset, check_sample
 from meshgraph.data.synthetic import (
     SyntheticPoseMeshDataset,
     collate,
@@ -16,13 +17,16 @@ from meshgraph.data.synthetic import (
 from meshgraph.geometry import Camera, look_at, normalize_keypoints, project
 
 __all__ = [
+    "SAMPLE_KEYS",
     "BetaSampler",
     "BodyPoseSampler",
     "Camera",
     "CameraRanges",
     "HandPoseSampler",
+    "PoseMeshDataset",
     "ShapeSampler",
     "SyntheticPoseMeshDataset",
+    "check_sample",
     "collate",
     "default_pose_sampler",
     "default_shape_sampler",

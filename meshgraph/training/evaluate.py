@@ -25,6 +25,7 @@ from torch import Tensor
 
 from meshgraph.bodies.base import BodyModel
 from meshgraph.data.noise import default_detector_noise
+from meshgraph.data.protocol import PoseMeshDataset, stack_samples
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 from meshgraph.metrics import f_score, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe
 from meshgraph.models.pose2mesh import Pose2Mesh
@@ -96,7 +97,7 @@ def _batches(n: int, batch_size: int) -> Iterable[range]:
 @torch.no_grad()
 def evaluate(
     model: Pose2Mesh,
-    dataset: SyntheticPoseMeshDataset,
+    dataset: PoseMeshDataset,
     *,
     num_samples: int | None = None,
     batch_size: int = 64,
@@ -107,8 +108,11 @@ def evaluate(
 
     Args:
         model: The trained network.
-        dataset: A held-out dataset (another seed than training: unseen poses, shapes and
-            cameras); its noise setting decides whether the 2D input is clean or noisy.
+        dataset: A held-out dataset: any that follows the dataset protocol
+            (:mod:`meshgraph.data.protocol`: samples with ``keypoints_2d``, ``joints_3d``,
+            ``mesh_joints_3d``, ``vertices`` and optionally ``visible``). For the synthetic
+            set: another seed than training (unseen poses, shapes and cameras); its noise
+            setting decides whether the 2D input is clean or noisy.
         num_samples: Samples to use (default: all); at most ``len(dataset)``.
         batch_size: Evaluation batch size.
         f_scores: Compute F@5 mm and F@15 mm (default: for hands).
@@ -126,7 +130,7 @@ def evaluate(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     n = len(dataset) if num_samples is None else num_samples
     if f_scores is None:
-        f_scores = dataset.is_hand
+        f_scores = getattr(dataset, "is_hand", model.part == "hand")
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -134,7 +138,7 @@ def evaluate(
     sums: dict[str, float] = {}
     try:
         for idx in _batches(n, batch_size):
-            batch = dataset.__getitems__(list(idx))
+            batch = stack_samples(dataset, idx)
             visible = batch.get("visible")
             out = model(
                 batch["keypoints_2d"].to(device), None if visible is None else visible.to(device)
@@ -165,14 +169,14 @@ def evaluate(
 
 
 @torch.no_grad()
-def mean_mesh(
-    dataset: SyntheticPoseMeshDataset, num_samples: int = 512, batch_size: int = 64
-) -> Tensor:
+def mean_mesh(dataset: PoseMeshDataset, num_samples: int = 512, batch_size: int = 64) -> Tensor:
     """The average root-relative (camera-axes) mesh of the first ``num_samples`` samples."""
     n = min(num_samples, len(dataset))
     total = None
+    make = getattr(dataset, "generate", None)  # the synthetic set: without its 2D noise
     for idx in _batches(n, batch_size):
-        v = dataset.generate(list(idx))["vertices"].double().sum(0)
+        batch = make(list(idx)) if make is not None else stack_samples(dataset, idx)
+        v = batch["vertices"].double().sum(0)
         total = v if total is None else total + v
     assert total is not None
     return (total / n).float()

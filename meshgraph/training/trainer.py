@@ -46,6 +46,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from meshgraph.data.protocol import PoseMeshDataset, stack_samples
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 from meshgraph.io import atomic_write, folder_lock, load_torch
 from meshgraph.losses import normal_and_edge_losses, normal_vector_loss
@@ -287,7 +288,7 @@ class Trainer:
     def __init__(
         self,
         model: Pose2Mesh,
-        dataset: SyntheticPoseMeshDataset,
+        dataset: PoseMeshDataset | SyntheticPoseMeshDataset,
         config: TrainConfig,
         out_dir: str | os.PathLike,
         *,
@@ -598,7 +599,9 @@ class Trainer:
                 self._stop_prefetching()
             for group in self.optimizer.param_groups:
                 group["lr"] = group["lr_scale"] * self._lr_for(stage, stage_epoch)
-            self.dataset.set_epoch(epoch)
+            set_epoch = getattr(self.dataset, "set_epoch", None)
+            if set_epoch is not None:
+                set_epoch(epoch)
             if with_mesh is not None:  # PoseNet's stage needs no mesh (False is refused above)
                 self.dataset.with_mesh = stage == 2
             indices = self._epoch_indices(epoch)
@@ -674,7 +677,7 @@ class Trainer:
         if group is None or group[0] is not indices or group[1] != first:
             steps = range(first, min(first + n, self.config.steps_per_epoch))
             shares = [self._share(indices, t) for t in steps]
-            made = self.dataset.__getitems__(torch.cat(shares).tolist())
+            made = stack_samples(self.dataset, torch.cat(shares).tolist())
             sizes = [len(x) for x in shares]
             parts = {k: v.split(sizes) for k, v in made.items()}
             batches = [{k: v[i] for k, v in parts.items()} for i in range(len(sizes))]
