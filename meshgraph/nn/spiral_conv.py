@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from meshgraph.devices import check_same_device
 from meshgraph.mesh import GraphTopology
 
-__all__ = ["SpiralConv"]
+__all__ = ["GATHER_CHUNK_NUMBERS", "SpiralConv"]
 
 
 def _vertex_rows(x: Tensor) -> Tensor:
@@ -21,11 +21,32 @@ def _vertex_rows(x: Tensor) -> Tensor:
     return xt.view(x.shape[1], -1)
 
 
-class _SpiralFunction(torch.autograd.Function):
-    """``out[v] = sum_l x[s[v, l]] @ W_l + b`` on ``(V, B*C)`` rows, saving only ``x``.
+#: Floats gathered at once by :class:`SpiralConv` (32 MiB in float32): vertices are processed
+#: in chunks of at most this many gathered numbers, so the layer never holds ``length`` copies
+#: of its whole input.
+GATHER_CHUNK_NUMBERS = 1 << 23
 
-    Autograd would keep the ``L`` gathered copies of the input (``L`` times the input's size)
-    for the weight gradient; they are gathered again in the backward pass instead.
+
+def _chunks(v: int, per_vertex: int) -> list[tuple[int, int]]:
+    n = max(1, GATHER_CHUNK_NUMBERS // max(1, per_vertex))
+    return [(s, min(s + n, v)) for s in range(0, v, n)]
+
+
+def _gather(rows: Tensor, index: Tensor, b: int) -> Tensor:
+    """The spirals of ``index``'s vertices as ``(n * B, L * C)`` rows (vertex-major)."""
+    n, length = index.shape
+    c = rows.shape[1] // b
+    g = rows.index_select(0, index.reshape(-1)).view(n, length, b, c)
+    return g.permute(0, 2, 1, 3).reshape(n * b, length * c)
+
+
+class _SpiralFunction(torch.autograd.Function):
+    """``out[v] = W [x[s[v, 0]] | ... | x[s[v, L-1]]] + b`` on ``(V, B*C)`` rows, saving ``x``.
+
+    Vertices go in chunks: each chunk's spirals are gathered into one ``(n * B, L * C)``
+    matrix and multiplied by ``W`` in one GEMM. Autograd would keep the gathered copies of the
+    whole input (``L`` times its size) for the weight gradient; they are gathered again, chunk
+    by chunk, in the backward pass instead.
     """
 
     @staticmethod
@@ -33,47 +54,41 @@ class _SpiralFunction(torch.autograd.Function):
         ctx: Any, rows: Tensor, index: Tensor, weight: Tensor, bias: Tensor | None, b: int
     ) -> Tensor:
         v, length = index.shape
-        c = rows.shape[1] // b
-        # (L, C, O): one contiguous (C, O) matrix per spiral entry
-        w = weight.view(weight.shape[0], length, c).permute(1, 2, 0).contiguous()
         out = rows.new_empty(v * b, weight.shape[0])
-        for step in range(length):
-            g = rows.index_select(0, index[:, step]).view(v * b, c)
-            if step == 0:
-                torch.mm(g, w[step], out=out)
+        wt = weight.t()
+        for lo, hi in _chunks(v, length * rows.shape[1]):
+            g = _gather(rows, index[lo:hi], b)
+            if bias is None:
+                torch.mm(g, wt, out=out[lo * b : hi * b])
             else:
-                out.addmm_(g, w[step])
-        if bias is not None:
-            out.add_(bias)
-        ctx.save_for_backward(rows, index, w)
+                torch.addmm(bias, g, wt, out=out[lo * b : hi * b])
+        ctx.save_for_backward(rows, index, weight)
         ctx.has_bias = bias is not None
         ctx.b = b
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        rows, index, w = ctx.saved_tensors
+        rows, index, weight = ctx.saved_tensors
         b = ctx.b
         v, length = index.shape
         c = rows.shape[1] // b
         grad_out = grad_out.contiguous()
-        grad_rows = grad_w = grad_bias = None
+        grad_rows = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_rows = torch.zeros_like(rows)
         if ctx.needs_input_grad[2]:
-            grad_w = torch.empty_like(w)  # (L, C, O)
-        for step in range(length):
-            if grad_w is not None:
-                g = rows.index_select(0, index[:, step]).view(v * b, c)
-                torch.mm(g.t(), grad_out, out=grad_w[step])
+            grad_weight = torch.zeros_like(weight)
+        for lo, hi in _chunks(v, length * rows.shape[1]):
+            go = grad_out[lo * b : hi * b]
+            if grad_weight is not None:
+                grad_weight.addmm_(go.t(), _gather(rows, index[lo:hi], b))
             if grad_rows is not None:
-                gx = (grad_out @ w[step].t()).view(v, b * c)
-                grad_rows.index_add_(0, index[:, step], gx)
+                n = hi - lo
+                gg = (go @ weight).view(n, b, length, c).permute(0, 2, 1, 3)
+                grad_rows.index_add_(0, index[lo:hi].reshape(-1), gg.reshape(n * length, b * c))
         if ctx.has_bias and ctx.needs_input_grad[3]:
             grad_bias = grad_out.sum(0)
-        grad_weight = None
-        if grad_w is not None:  # back to the (O, L * C) layout of the parameter
-            grad_weight = grad_w.permute(2, 0, 1).reshape(w.shape[2], length * c)
         return grad_rows, None, grad_weight, grad_bias, None
 
 
@@ -90,10 +105,11 @@ class SpiralConv(nn.Module):
     channel ``c`` of the ``l``-th spiral entry. Initialised like SpiralNet++ (Xavier-uniform
     weight, zero bias).
 
-    The product runs as ``length`` gathers and GEMMs that accumulate into one output, and the
-    backward pass gathers again instead of storing the ``length`` gathered copies of the input,
-    so the layer keeps only its input for backward (``length`` times less memory than a
-    gather followed by ``nn.Linear``). Like :class:`~meshgraph.nn.MeshChebConv`, the batched
+    The product runs over chunks of vertices (a gather and one GEMM each, at most
+    :data:`GATHER_CHUNK_NUMBERS` gathered numbers at a time), and the backward pass gathers
+    again instead of storing the ``length`` gathered copies of the input, so the layer keeps
+    only its input for backward (a gather followed by ``nn.Linear`` keeps ``length`` times
+    more). Like :class:`~meshgraph.nn.MeshChebConv`, the batched
     output is a ``(B, V, C)`` view of a vertex-major buffer.
 
     Args:

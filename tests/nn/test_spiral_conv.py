@@ -252,3 +252,28 @@ def test_spiral_conv_computes_in_the_input_dtype() -> None:
     out = conv(x)
     assert out.dtype == torch.float64
     torch.testing.assert_close(out, _gather_linear(conv.double(), x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 50, 1000])
+def test_spiral_conv_in_vertex_chunks(monkeypatch, chunk: int) -> None:
+    """Chunks of one vertex, a few, many: the same values and gradients as one gather."""
+    import meshgraph.nn.spiral_conv as module
+
+    monkeypatch.setattr(module, "GATHER_CHUNK_NUMBERS", chunk)
+    expected = {1: 42, 50: 42, 1000: 3}[chunk]  # 54 numbers per vertex: 18 vertices a chunk
+    assert len(module._chunks(42, 9 * 2 * 3)) == expected
+    torch.manual_seed(4)
+    mesh = _ico(1)
+    conv = SpiralConv(3, 4, mesh).double()
+    torch.nn.init.normal_(conv.bias)
+    x = torch.randn(2, mesh.num_vertices, 3, dtype=torch.float64, requires_grad=True)
+    ref_x = x.detach().clone().requires_grad_(True)
+    out, ref = conv(x), _gather_linear(conv, ref_x)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    for a, b in zip(
+        torch.autograd.grad(out, (x, conv.weight, conv.bias), g),
+        torch.autograd.grad(ref, (ref_x, conv.weight, conv.bias), g),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)
