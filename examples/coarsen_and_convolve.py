@@ -26,8 +26,9 @@ import torch
 
 from meshgraph import MeshHierarchy, MeshTopology
 from meshgraph.generators import icosphere_vertices_faces
+from meshgraph.io import save_obj, save_ply
 from meshgraph.models import MeshAutoencoder
-from meshgraph.viz import plot_hierarchy, save_obj, save_ply
+from meshgraph.viz import plot_hierarchy
 
 
 def random_shapes(template: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -22,8 +22,9 @@ import torch
 from meshgraph import MeshHierarchy
 from meshgraph.bodies import AnnyModel
 from meshgraph.data import BodyPoseSampler, ShapeSampler
+from meshgraph.io import save_obj
 from meshgraph.models import MeshAutoencoder
-from meshgraph.viz import draw_mesh, pyplot, save_figure, save_obj
+from meshgraph.viz import draw_mesh, pyplot, save_figure
 
 
 def make_meshes(body: AnnyModel, n: int, seed: int) -> torch.Tensor:

@@ -21,7 +21,8 @@ import torch
 from meshgraph.bodies import AnnyModel, get_joint_set
 from meshgraph.data import SyntheticPoseMeshDataset
 from meshgraph.data.poses import BODY_CANONICAL, HAND_CANONICAL, BodyPoseSampler, HandPoseSampler
-from meshgraph.viz import plot_samples, save_obj
+from meshgraph.io import save_obj
+from meshgraph.viz import plot_samples
 
 
 def main(argv: list[str] | None = None) -> None:

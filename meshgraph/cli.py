@@ -238,9 +238,8 @@ def _model_for(args: argparse.Namespace, path: str | None) -> object:
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from meshgraph.io import atomic_write
+    from meshgraph.io import atomic_write, save_obj, save_ply
     from meshgraph.keypoint_formats import read_keypoints
-    from meshgraph.viz import save_obj, save_ply
 
     if args.image is not None:
         return _predict_images(args)

@@ -357,8 +357,7 @@ def save_image_prediction(
         The written files by kind (``"obj"``, ``"ply"``, ``"image_obj"``, ``"overlay"``,
         ``"json"``).
     """
-    from meshgraph.io import atomic_write
-    from meshgraph.viz import save_obj, save_ply
+    from meshgraph.io import atomic_write, save_obj, save_ply
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,10 @@ and turns a damaged file into an error that names it:
   allow-list of NumPy, SciPy-sparse and chumpy classes before smplx reads it;
 * :func:`load_mesh`: ``.obj`` read directly, other formats through trimesh.
 
-Writing: :func:`atomic_write` replaces a file in one step (a killed writer leaves the old
-file), and :func:`folder_lock` keeps two runs out of one output folder.
+Writing: :func:`save_obj` and :func:`save_ply` write meshes (the one place for mesh files;
+``meshgraph.viz`` still imports them), :func:`atomic_write` replaces a file in one step (a
+killed writer leaves the old file), and :func:`folder_lock` keeps two runs out of one output
+folder.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from meshgraph._optional import WITH_TRIMESH, require
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = [
     "FolderInUseError",
@@ -41,6 +46,8 @@ __all__ = [
     "load_arrays",
     "load_mesh",
     "load_torch",
+    "save_obj",
+    "save_ply",
 ]
 
 
@@ -310,6 +317,90 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(verts).all():
         raise ValueError(f"{path}: vertices contain NaN or inf")
     return verts, faces
+
+
+def _numpy(a: Any) -> np.ndarray:
+    """A NumPy array of a tensor (detached, on the CPU) or of anything array-like."""
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"vertices must have shape (V, 3), got {vertices.shape}")
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must have shape (F, 3), got {faces.shape}")
+    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+        raise ValueError(f"faces index out of range for {len(vertices)} vertices")
+    if not np.all(np.isfinite(vertices)):
+        raise ValueError("vertices contain NaN or inf")
+
+
+def save_obj(
+    path: str | os.PathLike, vertices: np.ndarray | torch.Tensor, faces: np.ndarray | torch.Tensor
+) -> Path:
+    """Write a triangle mesh as Wavefront OBJ (1-based face indices).
+
+    Args:
+        path: Output file.
+        vertices: ``(V, 3)`` positions.
+        faces: ``(F, 3)`` vertex indices (0-based).
+
+    Returns:
+        The path written.
+    """
+    v, f = _numpy(vertices).astype(np.float64), _numpy(faces).astype(np.int64)
+    _check_mesh(v, f)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(f"# meshgraph: {len(v)} vertices, {len(f)} faces\n")
+        np.savetxt(fh, v, fmt="v %.8g %.8g %.8g")
+        np.savetxt(fh, f + 1, fmt="f %d %d %d")
+    return path
+
+
+def save_ply(
+    path: str | os.PathLike,
+    vertices: np.ndarray | torch.Tensor,
+    faces: np.ndarray | torch.Tensor,
+    colors: np.ndarray | torch.Tensor | None = None,
+) -> Path:
+    """Write a triangle mesh as ASCII PLY, optionally with per-vertex RGB colours.
+
+    Args:
+        path: Output file.
+        vertices: ``(V, 3)`` positions.
+        faces: ``(F, 3)`` vertex indices.
+        colors: Optional ``(V, 3)`` colours, floats in ``[0, 1]`` or uint8.
+
+    Returns:
+        The path written.
+    """
+    v, f = _numpy(vertices).astype(np.float64), _numpy(faces).astype(np.int64)
+    _check_mesh(v, f)
+    header = ["ply", "format ascii 1.0", f"element vertex {len(v)}"]
+    header += ["property float x", "property float y", "property float z"]
+    rgb = None
+    if colors is not None:
+        c = _numpy(colors)
+        if c.shape != v.shape:
+            raise ValueError(f"colors must have shape {v.shape}, got {c.shape}")
+        rgb = c if c.dtype == np.uint8 else np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
+        header += ["property uchar red", "property uchar green", "property uchar blue"]
+    header += [f"element face {len(f)}", "property list uchar int vertex_indices", "end_header"]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write("\n".join(header) + "\n")
+        if rgb is None:
+            np.savetxt(fh, v, fmt="%.8g %.8g %.8g")
+        else:
+            rows = np.concatenate([v, rgb.astype(np.float64)], axis=1)
+            np.savetxt(fh, rows, fmt="%.8g %.8g %.8g %d %d %d")
+        np.savetxt(fh, np.concatenate([np.full((len(f), 1), 3), f], axis=1), fmt="%d %d %d %d")
+    return path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:

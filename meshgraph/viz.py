@@ -10,6 +10,9 @@ import numpy as np
 import torch
 
 from meshgraph._optional import require
+from meshgraph.io import _check_mesh
+from meshgraph.io import save_obj as save_obj  # mesh files live in meshgraph.io
+from meshgraph.io import save_ply as save_ply
 
 if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.coarsening import MeshHierarchy
@@ -22,8 +25,6 @@ __all__ = [
     "pyplot",
     "render_mesh",
     "save_figure",
-    "save_obj",
-    "save_ply",
 ]
 
 
@@ -65,83 +66,6 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
-    return path
-
-
-def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> None:
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"vertices must have shape (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must have shape (F, 3), got {faces.shape}")
-    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ValueError(f"faces index out of range for {len(vertices)} vertices")
-    if not np.all(np.isfinite(vertices)):
-        raise ValueError("vertices contain NaN or inf")
-
-
-def save_obj(
-    path: str | os.PathLike, vertices: np.ndarray | torch.Tensor, faces: np.ndarray | torch.Tensor
-) -> Path:
-    """Write a triangle mesh as Wavefront OBJ (1-based face indices).
-
-    Args:
-        path: Output file.
-        vertices: ``(V, 3)`` positions.
-        faces: ``(F, 3)`` vertex indices (0-based).
-
-    Returns:
-        The path written.
-    """
-    v, f = _as_numpy(vertices).astype(np.float64), _as_numpy(faces).astype(np.int64)
-    _check_mesh(v, f)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fh.write(f"# meshgraph: {len(v)} vertices, {len(f)} faces\n")
-        np.savetxt(fh, v, fmt="v %.8g %.8g %.8g")
-        np.savetxt(fh, f + 1, fmt="f %d %d %d")
-    return path
-
-
-def save_ply(
-    path: str | os.PathLike,
-    vertices: np.ndarray | torch.Tensor,
-    faces: np.ndarray | torch.Tensor,
-    colors: np.ndarray | torch.Tensor | None = None,
-) -> Path:
-    """Write a triangle mesh as ASCII PLY, optionally with per-vertex RGB colours.
-
-    Args:
-        path: Output file.
-        vertices: ``(V, 3)`` positions.
-        faces: ``(F, 3)`` vertex indices.
-        colors: Optional ``(V, 3)`` colours, floats in ``[0, 1]`` or uint8.
-
-    Returns:
-        The path written.
-    """
-    v, f = _as_numpy(vertices).astype(np.float64), _as_numpy(faces).astype(np.int64)
-    _check_mesh(v, f)
-    header = ["ply", "format ascii 1.0", f"element vertex {len(v)}"]
-    header += ["property float x", "property float y", "property float z"]
-    rgb = None
-    if colors is not None:
-        c = _as_numpy(colors)
-        if c.shape != v.shape:
-            raise ValueError(f"colors must have shape {v.shape}, got {c.shape}")
-        rgb = c if c.dtype == np.uint8 else np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
-        header += ["property uchar red", "property uchar green", "property uchar blue"]
-    header += [f"element face {len(f)}", "property list uchar int vertex_indices", "end_header"]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fh.write("\n".join(header) + "\n")
-        if rgb is None:
-            np.savetxt(fh, v, fmt="%.8g %.8g %.8g")
-        else:
-            rows = np.concatenate([v, rgb.astype(np.float64)], axis=1)
-            np.savetxt(fh, rows, fmt="%.8g %.8g %.8g %d %d %d")
-        np.savetxt(fh, np.concatenate([np.full((len(f), 1), 3), f], axis=1), fmt="%d %d %d %d")
     return path
 
 

@@ -294,7 +294,7 @@ def _run(
     cfg: RunConfig, out: Path, *, resume: bool, progress: bool, overwrite: bool
 ) -> dict[str, Any]:
     from meshgraph.bodies.joint_sets import get_joint_set
-    from meshgraph.viz import save_obj, save_ply
+    from meshgraph.io import save_obj, save_ply
 
     if not resume and not overwrite:  # before minutes of set-up, not only in the trainer
         refuse_existing_run(out)
