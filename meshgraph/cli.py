@@ -350,14 +350,12 @@ def _predict_images(args: argparse.Namespace) -> int:
 
 
 def _overlay(path: Path, kp: object, uv: object, bones: list) -> None:
-    from meshgraph.viz import pyplot, save_figure
+    from meshgraph.viz import draw_keypoints, pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(uv[:, 0], uv[:, 1], ",", color="lightsteelblue", alpha=0.6)  # type: ignore[index]
-    for a, b in bones:
-        ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color="tab:blue", lw=1.5)  # type: ignore[index]
-    ax.plot(kp[:, 0], kp[:, 1], ".", color="tab:red")  # type: ignore[index]
+    draw_keypoints(ax, kp, bones, bone_color="tab:blue")  # type: ignore[arg-type]
     ax.invert_yaxis()
     ax.set_aspect("equal")
     ax.set_title("input keypoints and the predicted mesh (weak perspective)", fontsize=8)

@@ -394,7 +394,7 @@ def save_image_prediction(
 def draw_overlay(result: ImagePrediction, path: str | os.PathLike) -> Path:
     """Save the photo with the predicted mesh over it, beside the photo with the keypoints."""
     from meshgraph.bodies.joint_sets import get_joint_set
-    from meshgraph.viz import draw_mesh, pyplot, save_figure
+    from meshgraph.viz import draw_keypoints, draw_mesh, pyplot, save_figure
 
     plt = pyplot()
     h, w = result.image.shape[:2]
@@ -405,11 +405,7 @@ def draw_overlay(result: ImagePrediction, path: str | os.PathLike) -> Path:
         ax.imshow(result.image)
     coll = draw_mesh(axes[0], result.vertices_in_image(), result.faces)
     coll.set_alpha(0.75)
-    shown = kp[:, 2] >= 0.1
-    for a, b in bones:
-        if shown[a] and shown[b]:
-            axes[1].plot(kp[[a, b], 0], kp[[a, b], 1], "-", color="tab:cyan", lw=1.5)
-    axes[1].plot(kp[shown, 0], kp[shown, 1], ".", color="tab:red")
+    draw_keypoints(axes[1], kp, bones, threshold=0.1)
     for ax, title in zip(axes, ("predicted mesh", "detected keypoints"), strict=True):
         ax.set_xlim(0, w)
         ax.set_ylim(h, 0)

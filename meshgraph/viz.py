@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.coarsening import MeshHierarchy
 
 __all__ = [
+    "draw_keypoints",
     "draw_mesh",
     "level_positions",
     "plot_hierarchy",
@@ -203,6 +205,36 @@ def plot_samples(
             ax.set_aspect("equal")
             ax.axis("off")
     return save_figure(fig, path, dpi=100)
+
+
+def draw_keypoints(
+    ax: Any,
+    keypoints: np.ndarray | torch.Tensor,
+    bones: Sequence[tuple[int, int]] = (),
+    *,
+    threshold: float = 0.1,
+    bone_color: str = "tab:cyan",
+    color: str = "tab:red",
+) -> None:
+    """Draw 2D keypoints and the bones between them into ``ax`` (image coordinates).
+
+    Args:
+        ax: A matplotlib axes.
+        keypoints: ``(J, 2)`` pixels, or ``(J, 3)`` with a confidence per joint.
+        bones: Joint index pairs to join (a joint set's ``bones``).
+        threshold: With confidences, joints below it are left out (and their bones).
+        bone_color: Colour of the bones.
+        color: Colour of the joints.
+    """
+    kp = _as_numpy(keypoints).astype(np.float64)
+    if kp.ndim != 2 or kp.shape[1] not in (2, 3):
+        raise ValueError(f"keypoints must have shape (J, 2) or (J, 3), got {kp.shape}")
+    shown = kp[:, 2] >= threshold if kp.shape[1] == 3 else np.ones(len(kp), dtype=bool)
+    shown &= np.isfinite(kp[:, :2]).all(1)
+    for a, b in bones:
+        if shown[a] and shown[b]:
+            ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color=bone_color, lw=1.5)
+    ax.plot(kp[shown, 0], kp[shown, 1], ".", color=color)
 
 
 def draw_mesh(

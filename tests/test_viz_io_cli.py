@@ -177,3 +177,23 @@ def test_draw_mesh_paints_every_face(tmp_path):
     assert len(plain.get_paths()) == len(f) == len(coloured.get_array())
     assert coloured.get_clim() == (coloured.get_array().min(), coloured.get_array().max())
     assert save_figure(fig, tmp_path / "m.png", dpi=50).stat().st_size > 0
+
+
+def test_draw_keypoints_leaves_out_unconfident_joints_and_their_bones():
+    pytest.importorskip("matplotlib")
+    from meshgraph.viz import draw_keypoints, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    kp = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.05], [2.0, 0.0, 0.9], [3.0, 1.0, 0.9]])
+    draw_keypoints(ax, kp, [(0, 1), (1, 2), (2, 3)])
+    bones, points = ax.lines[:-1], ax.lines[-1]
+    assert len(bones) == 1  # only 2-3: joint 1 is below the threshold
+    np.testing.assert_array_equal(bones[0].get_xdata(), [2.0, 3.0])
+    np.testing.assert_array_equal(points.get_xdata(), [0.0, 2.0, 3.0])
+    ax.clear()
+    draw_keypoints(ax, kp[:, :2], [(0, 1)])  # no confidences: every joint
+    assert len(ax.lines) == 2 and len(ax.lines[-1].get_xdata()) == 4
+    with pytest.raises(ValueError, match=r"\(J, 2\) or \(J, 3\)"):
+        draw_keypoints(ax, np.zeros((4, 4)))
+    plt.close(fig)
