@@ -41,9 +41,18 @@ from benchmarks._common import machine_info, peak_memory_mib, pose2mesh_workload
 
 VARIANTS = {
     "fc": {"variant": "fc"},
-    "coarse_to_fine (compact)": {"variant": "coarse_to_fine", "layout": "compact"},
-    "coarse_to_fine (binary_tree)": {"variant": "coarse_to_fine", "layout": "binary_tree"},
-    "direct": {"variant": "direct", "layout": "compact"},
+    # the paper's MeshNet rows work in camera axes (the presets turn the canonical frame on)
+    "coarse_to_fine (compact)": {
+        "variant": "coarse_to_fine",
+        "layout": "compact",
+        "canonical_frame": False,
+    },
+    "coarse_to_fine (binary_tree)": {
+        "variant": "coarse_to_fine",
+        "layout": "binary_tree",
+        "canonical_frame": False,
+    },
+    "direct": {"variant": "direct", "layout": "compact", "canonical_frame": False},
     "coarse_to_fine (compact, canonical frame)": {
         "variant": "coarse_to_fine",
         "layout": "compact",

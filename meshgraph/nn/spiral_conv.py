@@ -21,10 +21,10 @@ def _vertex_rows(x: Tensor) -> Tensor:
     return xt.view(x.shape[1], -1)
 
 
-#: Floats gathered at once by :class:`SpiralConv` (32 MiB in float32): vertices are processed
+#: Floats gathered at once by :class:`SpiralConv` (8 MiB in float32): vertices are processed
 #: in chunks of at most this many gathered numbers, so the layer never holds ``length`` copies
 #: of its whole input.
-GATHER_CHUNK_NUMBERS = 1 << 23
+GATHER_CHUNK_NUMBERS = 1 << 21
 
 
 def _chunks(v: int, per_vertex: int) -> list[tuple[int, int]]:
