@@ -9,7 +9,8 @@ Subcommands:
   ``--preset full`` the full-mesh schedule for a GPU;
   ``--resume`` continues a killed run; under ``torchrun`` it trains on every process).
 * ``meshgraph evaluate [MODEL.pt]``: metrics on the held-out synthetic sets (ground-truth,
-  noisy and detector-like 2D; without a model: the shipped body model, or ``--hand``).
+  noisy and detector-like 2D; without a model: the shipped body model, or ``--hand``);
+  ``--dataset NAME --root DIR``: a real benchmark's table row (:mod:`meshgraph.datasets`).
 * ``meshgraph predict [MODEL.pt] KEYPOINTS.json|.npy``: a mesh (.obj, .ply) and a PNG from 2D
   keypoints in pixels (without a model: the shipped body model, or the hand with ``--hand``);
   COCO-17, OpenPose, BlazePose, mmpose/rtmlib and COCO-annotation files are converted
@@ -127,6 +128,13 @@ def _train(args: argparse.Namespace) -> int:
         overrides["poses"] = {k: v for k, v in poses.items() if v is not None}
     if args.detector:
         overrides["detector"] = {}
+    if args.coco is not None:
+        overrides["data_2d"] = {"root": str(args.coco), "split": args.coco_split}
+        train["batch_size_2d"] = args.batch_2d
+        if args.w_2d is not None:
+            train["w_2d"] = args.w_2d
+    elif args.w_2d is not None:
+        raise ValueError("--w-2d weighs the --coco samples: give --coco DIR")
     _device_option(args.device)
     kind = args.kind or ("hand" if args.body == "mano" else "body")
     cfg = preset(kind, args.preset, **overrides)
@@ -208,6 +216,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.hand or args.left:
             raise ValueError("--hand and --left pick the shipped hand model: give no MODEL.pt")
         model = Pose2Mesh.load(args.model, map_location=args.device)
+    if args.dataset is not None:
+        return _evaluate_dataset(args, model)
     body = _body_for(model.config, args.model_path, _regressors(args.regressor))
     rows = evaluate_held_out(model, body, args.samples, seed=args.seed, device=args.device)  # type: ignore[arg-type]
     keys = list(next(iter(rows.values())))
@@ -219,6 +229,35 @@ def _evaluate(args: argparse.Namespace) -> int:
         from meshgraph.io import atomic_write
 
         text = json.dumps(rows, indent=2)
+        atomic_write(args.json, lambda fh: fh.write(text.encode()))
+    return 0
+
+
+def _evaluate_dataset(args: argparse.Namespace, model: object) -> int:
+    """``meshgraph evaluate --dataset NAME --root DIR``: the benchmark's table row."""
+    from meshgraph.datasets import load_dataset
+    from meshgraph.training.evaluate import evaluate_benchmark, format_benchmark
+
+    if args.root is None:
+        raise ValueError("--dataset needs --root, the dataset's folder")
+    dataset = load_dataset(
+        args.dataset,
+        args.root,
+        joint_set=model.joint_set.name,  # type: ignore[attr-defined]
+        keypoints=args.keypoints,
+        smpl_path=args.smpl_path,
+        regressors=_regressors(args.dataset_regressor) or None,
+        limit=args.limit,
+    )
+    print(f"{dataset!r}", file=sys.stderr)
+    result = evaluate_benchmark(model, dataset, device=args.device)  # type: ignore[arg-type]
+    name = "shipped " + ("hand" if args.hand else "body") if args.model is None else args.model.name
+    print(format_benchmark(result, dataset, name))
+    if args.json:
+        from meshgraph.io import atomic_write
+
+        text = json.dumps({"dataset": args.dataset, "keypoints": str(args.keypoints),
+                           "metrics": result}, indent=2)  # fmt: skip
         atomic_write(args.json, lambda fh: fh.write(text.encode()))
     return 0
 
@@ -395,6 +434,8 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``meshgraph`` command."""
+    from meshgraph.datasets import BENCHMARKS
+
     parser = argparse.ArgumentParser(prog="meshgraph", description="meshgraph tools")
     parser.add_argument("--version", action="version", version=f"meshgraph {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -461,6 +502,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on detector failures too (missing joints, left/right swaps, offsets: "
         "DetectorNoise), with the joints' visibility as an input",
     )
+    p.add_argument(
+        "--coco",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also train on COCO's 2D keypoints (DIR/annotations/person_keypoints_SPLIT.json) "
+        "with a reprojection loss",
+    )
+    p.add_argument("--coco-split", default="train2017", help="--coco: the annotation split")
+    p.add_argument(
+        "--batch-2d",
+        type=_int_at_least(1),
+        default=16,
+        help="--coco: COCO samples added to every step (default 16)",
+    )
+    p.add_argument(
+        "--w-2d", type=_finite_float, default=None, help="--coco: reprojection loss weight"
+    )
     p.add_argument("--epochs", type=_int_at_least(0), default=None, help="stage-2 epochs")
     p.add_argument("--posenet-epochs", type=_int_at_least(0), default=None, help="stage-1 epochs")
     p.add_argument("--samples-per-epoch", type=_int_at_least(1), default=None)
@@ -508,6 +567,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="also write the metrics here")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        choices=sorted(k for k in BENCHMARKS if k != "coco"),  # COCO has no 3D
+        help="a real benchmark instead of the synthetic sets (with --root): prints its row",
+    )
+    p.add_argument("--root", type=Path, default=None, help="--dataset: the dataset's folder")
+    p.add_argument(
+        "--keypoints",
+        default="gt",
+        help="--dataset: 2D input: gt, detected (3DPW's released detections) or a file",
+    )
+    p.add_argument(
+        "--smpl-path",
+        default=None,
+        help="--dataset: the licensed SMPL files (3DPW's ground truth; Human3.6M meshes)",
+    )
+    p.add_argument(
+        "--dataset-regressor",
+        action="append",
+        metavar="NAME=PATH",
+        help="--dataset: SMPL joint regressors of the ground truth, e.g. "
+        "h36m=J_regressor_h36m_correct.npy (repeatable)",
+    )
+    p.add_argument(
+        "--limit", type=_int_at_least(1), default=None, help="--dataset: the first N samples"
+    )
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="mesh from 2D keypoints (.json or .npy, pixels) or a photo")

@@ -12,6 +12,8 @@ Each loss is a function plus a thin :class:`torch.nn.Module`:
 * :func:`edge_length_loss`: mean absolute difference of every face's three edge lengths.
 * :func:`normal_and_edge_losses`: both of the above at once, sharing their work.
 * :func:`laplacian_loss`: uniform-Laplacian smoothing, absolute or relative to a target.
+* :func:`reprojection_loss`: L1 between 2D keypoints and the weak-perspective projection of
+  3D joints fitted to them (training on 2D-only data such as COCO).
 
 Masks: ``mask`` is ``(B,)`` (per sample), ``(B, N)`` (per vertex / joint / face) or anything
 that broadcasts to the per-element loss; 0 drops an element. ``reduction="mean"`` averages
@@ -28,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from meshgraph.devices import check_same_device
+from meshgraph.geometry import fit_weak_perspective
 from meshgraph.geometry import regress_joints as regress_joints  # moved there
 from meshgraph.mesh import MeshTopology
 
@@ -42,6 +45,7 @@ __all__ = [
     "laplacian_loss",
     "normal_and_edge_losses",
     "normal_vector_loss",
+    "reprojection_loss",
     "vertex_loss",
 ]
 
@@ -443,6 +447,64 @@ def laplacian_loss(
     delta = (flat - mean_nb) * has_nb
     norms = delta.view(v, b, 3).norm(dim=-1).t().unsqueeze(-1)  # (B, V, 1)
     return _reduce(norms, mask, reduction)
+
+
+def reprojection_loss(
+    joints_3d: Tensor,
+    keypoints_2d: Tensor,
+    visible: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """L1 between 2D keypoints and the weak-perspective projection of 3D joints.
+
+    For each sample the camera ``u = s * X[:, :2] + t`` that best fits the joints to the
+    keypoints in the least-squares sense is solved in closed form
+    (:func:`~meshgraph.geometry.fit_weak_perspective`, over the visible joints), and the loss
+    is the L1 distance between the projected joints and the keypoints. Nothing about depth is
+    supervised: the term keeps 3D joints consistent with 2D-only data (COCO), beside the 3D
+    losses. Samples with fewer than 2 visible joints have no camera and count as invalid.
+
+    Args:
+        joints_3d: ``(B, J, 3)`` joints in camera axes (x right, y down).
+        keypoints_2d: ``(B, J, 2)`` keypoints in any image-aligned units (pixels or
+            :func:`~meshgraph.geometry.normalize_keypoints`' units); values of joints that are
+            not visible are ignored (they may be NaN).
+        visible: Optional ``(B, J)`` bool or 0/1 mask of the joints that count.
+        reduction: ``"mean"`` (over the valid coordinates), ``"sum"`` or ``"none"``
+            (``(B, J, 2)``, zero where not valid).
+
+    Example:
+        >>> x = torch.tensor([[[0.0, 0.0, 2.0], [1.0, 0.0, 2.0], [0.0, 1.0, 3.0]]])
+        >>> reprojection_loss(x, 3 * x[..., :2] + 5)  # a camera fits exactly
+        tensor(0.)
+    """
+    if not isinstance(joints_3d, Tensor) or not joints_3d.is_floating_point():
+        raise TypeError("joints_3d must be a floating-point tensor")
+    if not isinstance(keypoints_2d, Tensor) or not keypoints_2d.is_floating_point():
+        raise TypeError("keypoints_2d must be a floating-point tensor")
+    if joints_3d.dim() != 3 or joints_3d.shape[-1] != 3:
+        raise ValueError(f"joints_3d must have shape (B, J, 3), got {tuple(joints_3d.shape)}")
+    b, j, _ = joints_3d.shape
+    if tuple(keypoints_2d.shape) != (b, j, 2):
+        raise ValueError(
+            f"keypoints_2d must have shape ({b}, {j}, 2) to match joints_3d, "
+            f"got {tuple(keypoints_2d.shape)}"
+        )
+    check_same_device(joints_3d, keypoints_2d, "joints_3d", "keypoints_2d")
+    if visible is None:
+        used = torch.ones(b, j, dtype=torch.bool, device=joints_3d.device)
+    else:
+        if not isinstance(visible, Tensor) or tuple(visible.shape) != (b, j):
+            shape = tuple(visible.shape) if isinstance(visible, Tensor) else type(visible).__name__
+            raise ValueError(f"visible must have shape ({b}, {j}), got {shape}")
+        check_same_device(joints_3d, visible, "joints_3d", "visible")
+        used = visible > 0
+    used = used & (used.sum(1, keepdim=True) >= 2)  # a camera needs two points
+    target = torch.where(used[..., None], keypoints_2d, torch.zeros_like(keypoints_2d))
+    camera = fit_weak_perspective(joints_3d, target.to(joints_3d.dtype), used)
+    projected = camera[:, None, :1] * joints_3d[..., :2] + camera[:, None, 1:]
+    residual = torch.where(used[..., None], projected - target, torch.zeros_like(projected))
+    return _reduce(residual.abs(), used, reduction)
 
 
 class VertexLoss(nn.Module):

@@ -17,6 +17,7 @@ from meshgraph.losses import (
     normal_and_edge_losses,
     normal_vector_loss,
     regress_joints,
+    reprojection_loss,
     vertex_loss,
 )
 from meshgraph.mesh import MeshTopology
@@ -331,3 +332,60 @@ def test_surface_losses_under_deterministic_algorithms(sphere):
     finally:
         torch.use_deterministic_algorithms(was)
     assert torch.isfinite(pred.grad).all()
+
+
+def _reprojection_reference(x3, k2, vis):
+    """float64 NumPy: per sample, [s, tx, ty] by least squares, then the mean L1 residual."""
+    total, count = 0.0, 0
+    for x, k, v in zip(x3, k2, vis, strict=True):
+        idx = np.flatnonzero(v)
+        if len(idx) < 2:
+            continue
+        rows, rhs = [], []
+        for j in idx:
+            rows += [[x[j, 0], 1.0, 0.0], [x[j, 1], 0.0, 1.0]]
+            rhs += [k[j, 0], k[j, 1]]
+        (s, tx, ty), *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+        proj = s * x[idx, :2] + [tx, ty]
+        total += np.abs(proj - k[idx]).sum()
+        count += 2 * len(idx)
+    return total / count
+
+
+def test_reprojection_loss_against_least_squares_reference():
+    g = np.random.default_rng(3)
+    x3 = g.normal(size=(5, 7, 3))
+    k2 = 40 * x3[..., :2] + 7 + g.normal(scale=2.0, size=(5, 7, 2))
+    vis = g.random((5, 7)) > 0.3
+    vis[0] = [True] + [False] * 6  # one visible joint: no camera, left out
+    vis[1] = True
+    k2[~vis] = np.nan  # joints not visible may hold anything
+    got = reprojection_loss(torch.tensor(x3), torch.tensor(k2), torch.tensor(vis))
+    assert float(got) == pytest.approx(_reprojection_reference(x3, k2, vis), rel=1e-10)
+    # exact weak-perspective images (any scale, even a mirroring one, and shift) cost nothing
+    for s in (0.5, -3.0):
+        exact = reprojection_loss(torch.tensor(x3), s * torch.tensor(x3)[..., :2] + 2.5)
+        assert float(exact) < 1e-12
+    # depth is free: moving joints along z changes nothing
+    moved = torch.tensor(x3).clone()
+    moved[..., 2] += torch.tensor(g.normal(size=(5, 7)))
+    a = reprojection_loss(torch.tensor(x3), torch.tensor(k2), torch.tensor(vis))
+    torch.testing.assert_close(reprojection_loss(moved, torch.tensor(k2), torch.tensor(vis)), a)
+    none = reprojection_loss(torch.tensor(x3), torch.tensor(k2), torch.tensor(vis), "none")
+    assert none.shape == (5, 7, 2) and float(none[0].abs().sum()) == 0.0
+    assert torch.isfinite(none).all()
+
+
+def test_reprojection_loss_gradients_and_errors():
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 5, 2, dtype=torch.float64)
+    vis = torch.tensor([[1, 1, 0, 1, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    torch.autograd.gradcheck(lambda a: reprojection_loss(a, k, vis), (x,))
+    with pytest.raises(ValueError, match=r"keypoints_2d must have shape \(2, 5, 2\)"):
+        reprojection_loss(x, k[:, :4])
+    with pytest.raises(ValueError, match=r"joints_3d must have shape \(B, J, 3\)"):
+        reprojection_loss(x[..., :2], k)
+    with pytest.raises(ValueError, match="visible must have shape"):
+        reprojection_loss(x, k, vis[:, :3])
+    with pytest.raises(TypeError, match="floating-point"):
+        reprojection_loss(x, k.long())

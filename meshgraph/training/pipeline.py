@@ -93,6 +93,9 @@ class RunConfig:
             ``model={"visibility_input": True}`` so that they see which joints are missing.
         model: :class:`~meshgraph.models.Pose2MeshConfig` fields.
         train: :class:`~meshgraph.training.TrainConfig` fields.
+        data_2d: 2D-only training samples: :class:`~meshgraph.datasets.COCOKeypoints`
+            arguments (``{"root": DIR, "split": "train2017"}``; bodies with COCO input), with
+            ``train={"batch_size_2d": N}`` samples of it in every step (``None``: none).
         train_samples: Size of the training set (indices cycle through it).
         test_samples: Held-out samples evaluated.
         seed: Seed of the training data and weights.
@@ -110,6 +113,7 @@ class RunConfig:
     detector: dict[str, Any] | None = None
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    data_2d: dict[str, Any] | None = None
     train_samples: int = 1_000_000
     test_samples: int = 256
     seed: int = 0
@@ -290,6 +294,22 @@ def run(
         return _run(cfg, Path(out_dir), resume=resume, progress=progress, overwrite=overwrite)
 
 
+def _data_2d(cfg: RunConfig, joint_set: str) -> Any:
+    """The run's 2D-only training samples (``cfg.data_2d``), or ``None``."""
+    if cfg.data_2d is None:
+        return None
+    if joint_set != "coco":
+        raise ValueError(f"2D-only data (COCO) needs COCO input joints, the run uses {joint_set}")
+    from meshgraph.datasets import COCOKeypoints
+
+    options = {"split": "train2017", **cfg.data_2d}
+    if "root" not in options:
+        raise ValueError("data_2d needs 'root', the COCO folder (holding annotations/)")
+    data = COCOKeypoints(**options)
+    print(f"2D-only training samples: {data!r}", flush=True)
+    return data
+
+
 def _run(
     cfg: RunConfig, out: Path, *, resume: bool, progress: bool, overwrite: bool
 ) -> dict[str, Any]:
@@ -327,7 +347,7 @@ def _run(
         return {f"val_{k}": v for k, v in res.items()}
 
     trainer = Trainer(model, train, train_cfg, out, device=cfg.device, progress=progress,
-                      evaluate=eval_small)  # fmt: skip
+                      evaluate=eval_small, dataset_2d=_data_2d(cfg, joint_set))  # fmt: skip
     t_train = time.perf_counter()
     trainer.fit(resume=resume, overwrite=overwrite)
     t_train = time.perf_counter() - t_train

@@ -8,6 +8,13 @@ loss terms. All quantities are in metres, so the paper's weights for millimetre 
 
 with defaults 1, 0.1, 20 (from ``edge_loss_start`` of stage 2 on), 1, 1.
 
+2D-only data (COCO's people, :class:`~meshgraph.datasets.COCOKeypoints`): with a
+``dataset_2d`` and ``batch_size_2d > 0``, every step also feeds that many of its samples
+through the network (in the same batch, so batch normalisation sees both) and adds
+``w_2d * L_2d``, the :func:`~meshgraph.losses.reprojection_loss` of PoseNet's 3D joints to
+their 2D input (both stages; the mesh has no 2D target). The 2D samples of a step are a
+function of the seed, the epoch and the step, so a killed run still resumes exactly.
+
 An epoch is ``samples_per_epoch`` samples of the (deterministic) synthetic dataset, visited
 in a seeded permutation per epoch; a checkpoint (written atomically whenever
 :data:`CHECKPOINT_EVERY_S` seconds have passed since the last one and at the end of the run,
@@ -46,10 +53,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from meshgraph.data.protocol import PoseMeshDataset, stack_samples
+from meshgraph.data.protocol import PoseMeshDataset, check_sample, stack_samples
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 from meshgraph.io import atomic_write, folder_lock, load_torch
-from meshgraph.losses import normal_and_edge_losses, normal_vector_loss
+from meshgraph.losses import normal_and_edge_losses, normal_vector_loss, reprojection_loss
 from meshgraph.models.pose2mesh import Pose2Mesh
 
 __all__ = [
@@ -103,6 +110,9 @@ class TrainConfig:
             it did not pay (body quick preset, a stage-2 step: 213 ms against 211 ms,
             ``python -m benchmarks.trainer_options``): the sparse Chebyshev products stay in
             float32 there. Off by default; CUDA is not measured yet.
+        batch_size_2d: 2D-only samples (the trainer's ``dataset_2d``) added to every step; 0
+            (default): none.
+        w_2d: Weight of their reprojection loss (normalised 2D units).
         compile: Run the forward pass through :func:`torch.compile` (the first step compiles:
             12 s with a warm compile cache, 53 s without). It did not pay on a 2-core CPU
             either (274 ms against 211 ms a step). It changes no schedule: a run may be
@@ -124,6 +134,8 @@ class TrainConfig:
     w_edge: float = 20.0
     w_joint: float = 1.0
     w_pose: float = 1.0
+    batch_size_2d: int = 0
+    w_2d: float = 1.0
     edge_loss_start: int = 1
     checkpoint_every: int | None = None
     seed: int = 0
@@ -134,7 +146,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Refuse a schedule that cannot train (the message names the field)."""
-        for name in ("posenet_epochs", "epochs", "edge_loss_start"):
+        for name in ("posenet_epochs", "epochs", "edge_loss_start", "batch_size_2d"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -159,7 +171,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("posenet_lr_scale", "w_vertex", "w_normal", "w_edge", "w_joint", "w_pose"):
+        for name in ("posenet_lr_scale", "w_vertex", "w_normal", "w_edge", "w_joint", "w_pose",
+                     "w_2d"):  # fmt: skip
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
@@ -210,11 +223,21 @@ def pose2mesh_losses(
     return terms
 
 
+#: The keys of a 2D-only sample that training reads (prefixed ``2d_`` in a batch).
+_KEYS_2D = ("keypoints_2d", "visible")
+
 #: Seconds between redraws of ``losses.png`` during training (it is always drawn at the end).
 PLOT_EVERY_S = 30.0
 #: Seconds after which the next step writes a checkpoint (``checkpoint_every=None``): a killed
 #: run loses at most this much work (plus one step).
 CHECKPOINT_EVERY_S = 60.0
+
+
+def _all_visible(keypoints: Tensor, visible: Tensor | None) -> Tensor:
+    """``visible``, or every joint visible when a batch has no mask."""
+    if visible is not None:
+        return visible
+    return torch.ones(keypoints.shape[:2], dtype=torch.bool, device=keypoints.device)
 
 
 def _optimizer(
@@ -276,6 +299,10 @@ class Trainer:
             depends on its index alone, and the groups are aligned (batches ``0-1``,
             ``2-3``, ...) so that a resumed run makes the same groups: the batches and the
             weights are the same for any value (a test says so).
+        dataset_2d: 2D-only samples (``keypoints_2d`` and ``visible`` in the model's input
+            joint set, e.g. :class:`~meshgraph.datasets.COCOKeypoints`), of which
+            ``config.batch_size_2d`` join every step with the reprojection loss (see the
+            module docstring).
 
     Stage 1 needs no mesh: where the dataset has a ``with_mesh`` attribute (as
     :class:`~meshgraph.data.SyntheticPoseMeshDataset` does), the trainer turns it off for the
@@ -298,12 +325,30 @@ class Trainer:
         on_step: Callable[[Trainer], None] | None = None,
         prefetch: bool | None = None,
         batches_per_load: int = 2,
+        dataset_2d: PoseMeshDataset | None = None,
     ) -> None:
         if model.joint_set.name != dataset.joint_set.name:
             raise ValueError(
                 f"the model takes {model.joint_set.name} joints, the dataset gives "
                 f"{dataset.joint_set.name}"
             )
+        if (dataset_2d is None) != (config.batch_size_2d == 0):
+            raise ValueError(
+                "2D-only training needs both a dataset_2d and config.batch_size_2d > 0, got "
+                f"dataset_2d={'None' if dataset_2d is None else type(dataset_2d).__name__} "
+                f"and batch_size_2d={config.batch_size_2d}"
+            )
+        if dataset_2d is not None:
+            if getattr(dataset_2d, "joint_set", None) is None or (
+                dataset_2d.joint_set.name != model.joint_set.name
+            ):
+                got = getattr(getattr(dataset_2d, "joint_set", None), "name", None)
+                raise ValueError(
+                    f"the model takes {model.joint_set.name} joints, dataset_2d gives {got}"
+                )
+            if len(dataset_2d) == 0:
+                raise ValueError("dataset_2d is empty")
+            check_sample(stack_samples(dataset_2d, [0]), model.joint_set, keys=("keypoints_2d",))
         if model.config.mirror:
             raise ValueError(
                 "the model is mirrored (Pose2Mesh.mirrored): train the model it mirrors, then "
@@ -319,6 +364,7 @@ class Trainer:
             raise ValueError(f"batches_per_load must be at least 1, got {batches_per_load}")
         self.config = config
         self.dataset = dataset
+        self.dataset_2d = dataset_2d
         self.batches_per_load = batches_per_load
         # (epoch indices, first step, its batches): the group of batches made last
         self._group: tuple[Tensor, int, list[dict[str, Tensor]]] | None = None
@@ -340,6 +386,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.faces = model.faces.to(self.device)
         self.step = 0  # global step
+        self._epoch = 0  # the epoch whose batches are made (their 2D-only samples' order)
         self.history: list[dict[str, float]] = []
         self._make_optimizer(stage=1)
 
@@ -444,11 +491,13 @@ class Trainer:
         current = asdict(self.config) | {"lr_decay_epochs": tuple(self.config.lr_decay_epochs)}
         # max_steps is a budget of this run, compile a way to run it and checkpoint_every
         # when to save it, not the schedule; bf16 is missing from checkpoints written before
-        # it existed (they ran without it)
+        # it existed (they ran without it), and so are the 2D-only fields
         for key in ("max_steps", "compile", "checkpoint_every"):
             saved.pop(key, None)
             current.pop(key, None)
         saved.setdefault("bf16", False)
+        saved.setdefault("batch_size_2d", 0)
+        saved.setdefault("w_2d", 1.0)
         if saved != current:
             raise ValueError(
                 f"{self.checkpoint_path()} was written with another training configuration; "
@@ -605,6 +654,7 @@ class Trainer:
             if with_mesh is not None:  # PoseNet's stage needs no mesh (False is refused above)
                 self.dataset.with_mesh = stage == 2
             indices = self._epoch_indices(epoch)
+            self._epoch = epoch
             first = start_step if epoch == start_epoch else 0
             running = getattr(self, "_running", None) if first else None
             sums: dict[str, float] = dict(running["sums"]) if running else {}
@@ -684,9 +734,26 @@ class Trainer:
             group = (indices, first, batches)
             self._group = group
         batch = group[2][s - first]
+        if self.dataset_2d is not None:
+            made_2d = stack_samples(self.dataset_2d, self._indices_2d(s).tolist())
+            batch = {**batch, **{f"2d_{k}": made_2d[k] for k in _KEYS_2D if k in made_2d}}
         if self.device.type == "cuda":  # pinned host memory copies asynchronously
             batch = {k: v.pin_memory() if v.device.type == "cpu" else v for k, v in batch.items()}
         return batch
+
+    def _indices_2d(self, s: int) -> Tensor:
+        """This rank's 2D-only sample indices of batch ``s`` of the current epoch.
+
+        The epoch's order is a seeded permutation of ``dataset_2d`` (another stream than the
+        3D samples'), visited ``batch_size_2d`` at a time and wrapping around.
+        """
+        epoch = self._epoch
+        n = len(self.dataset_2d)  # type: ignore[arg-type]
+        g = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch + 7_919_000)
+        order = torch.randperm(n, generator=g)
+        b2 = self.config.batch_size_2d
+        picked = order[(torch.arange(b2) + (s * b2) % n) % n]
+        return picked[self.rank :: self.world]
 
     def _load_async(self, indices: Tensor, s: int) -> Future | None:
         """Start making batch ``s`` in the background thread (``None`` without prefetching)."""
@@ -713,16 +780,30 @@ class Trainer:
     def _train_step(
         self, batch: dict[str, Tensor], stage: int, stage_epoch: int
     ) -> dict[str, float]:
+        keypoints, visible = batch["keypoints_2d"], batch.get("visible")
+        n3d = len(keypoints)
+        if "2d_keypoints_2d" in batch:  # 2D-only samples ride in the same forward pass
+            kp2, vis2 = batch["2d_keypoints_2d"], batch.get("2d_visible")
+            if visible is not None or vis2 is not None:
+                visible = torch.cat([_all_visible(keypoints, visible), _all_visible(kp2, vis2)])
+            keypoints = torch.cat([keypoints, kp2])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-            visible = batch.get("visible")
             if stage == 1:
-                x = self.model.network_input(batch["keypoints_2d"], visible)
+                x = self.model.network_input(keypoints, visible)
                 out = {"joints_3d": self._forward(x)}
             else:
-                out = self._forward(batch["keypoints_2d"], visible)
+                out = self._forward(keypoints, visible)
         if self.config.bf16:  # the losses in (at least) float32
             out = {k: v.to(torch.promote_types(v.dtype, torch.float32)) for k, v in out.items()}
+        out_2d = None
+        if len(keypoints) > n3d:
+            out_2d = out["joints_3d"][n3d:]
+            out = {k: v[:n3d] for k, v in out.items()}
         terms = pose2mesh_losses(out, batch, self.faces, self.config, stage, stage_epoch)
+        if out_2d is not None:
+            terms["2d"] = reprojection_loss(out_2d, batch["2d_keypoints_2d"], visible[n3d:]
+                                            if visible is not None else None)  # fmt: skip
+            terms["total"] = terms["total"] + self.config.w_2d * terms["2d"]
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()

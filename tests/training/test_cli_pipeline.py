@@ -123,3 +123,43 @@ def test_command_line_is_what_a_user_types_again():
         "python -m meshgraph.cli train --out 'my run'"
     )
     assert command_line(["examples/pose2mesh_body.py"]) == "pose2mesh_body.py"
+
+
+def test_train_with_coco_2d_keypoints(tmp_path, capsys):
+    """``meshgraph train --coco DIR``: COCO people (the published annotation layout) join
+    every step with the reprojection loss, and the run records where they came from."""
+    import csv
+
+    from tests.datasets import writers
+
+    g = np.random.default_rng(0)
+    # a standing person in COCO-17 order (pixels), jittered per person; some joints unlabelled
+    base = np.array([[320, 100], [330, 90], [310, 90], [340, 95], [300, 95], [360, 150],
+                     [280, 150], [380, 210], [260, 210], [390, 270], [250, 270], [345, 270],
+                     [295, 270], [350, 360], [290, 360], [355, 450], [285, 450]],
+                    float)  # fmt: skip
+    people = []
+    for n in range(24):
+        kp = np.concatenate([base + g.normal(scale=8, size=base.shape), np.full((17, 1), 2.0)], 1)
+        kp[g.choice(17, 3, replace=False), 2] = 0
+        people.append({"image": 1000 + n, "keypoints": kp})
+    writers.coco(tmp_path / "coco", people, split="train2017")
+    out = tmp_path / "run"
+    args = ["train", "--kind", "body", "--topology", "notoes_collapse10pc", "--out", str(out),
+            "--no-progress", "--coco", str(tmp_path / "coco"), "--batch-2d", "8", "--w-2d",
+            "0.3"]  # fmt: skip
+    assert main([*args, *TINY]) == 0
+    assert "2D-only training samples: COCOKeypoints('COCO train2017': 24 samples" in (
+        capsys.readouterr().out
+    )
+    with open(out / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and all(float(r["loss_2d"]) > 0 for r in rows)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["config"]["batch_size_2d"] == 8 and ckpt["config"]["w_2d"] == 0.3
+    # hands have no COCO input; --w-2d means nothing without --coco
+    hand = ["train", "--kind", "hand", "--out", str(tmp_path / "h"), "--coco", str(tmp_path)]
+    assert main([*hand, *TINY]) == 2
+    assert "needs COCO input joints, the run uses hand" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "x"), "--w-2d", "1", *TINY]) == 2
+    assert "--w-2d weighs the --coco samples" in capsys.readouterr().err
