@@ -188,9 +188,6 @@ def _body_for(
     from meshgraph.bodies.registry import create_body, parse_body_name
 
     spec = model_cfg.body_spec or parse_body_name(model_cfg.body)  # type: ignore[attr-defined]
-    if spec["family"] in ("smpl", "smplh", "mano") and model_path is None:
-        name = model_cfg.body  # type: ignore[attr-defined]
-        raise ValueError(f"the model was trained on {name}: pass --model-path to its files")
     return create_body(spec, model_path=model_path, regressors=regressors or None)
 
 

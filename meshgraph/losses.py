@@ -4,6 +4,7 @@ Each loss is a function plus a thin :class:`torch.nn.Module`:
 
 * :func:`vertex_loss`: L1 over vertex coordinates.
 * :func:`joint_loss`: L1 between joints regressed from the predicted mesh and target joints.
+* :func:`keypoint_loss`: L1 between predicted and target joints (2D or 3D), e.g. PoseNet's.
 * :func:`normal_vector_loss`: the Pose2Mesh normal-vector loss: for each face, the mean
   absolute cosine between the three predicted (unit) edge vectors and the ground-truth unit
   face normal. It pushes predicted faces to lie in the target faces' planes. It is *not*
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from meshgraph.devices import check_same_device
 from meshgraph.geometry import fit_weak_perspective
 from meshgraph.geometry import regress_joints as regress_joints  # moved there
-from meshgraph.mesh import MeshTopology
+from meshgraph.mesh import FACE_EDGES, MeshTopology
 
 __all__ = [
     "EdgeLengthLoss",
@@ -42,6 +43,7 @@ __all__ = [
     "VertexLoss",
     "edge_length_loss",
     "joint_loss",
+    "keypoint_loss",
     "laplacian_loss",
     "normal_and_edge_losses",
     "normal_vector_loss",
@@ -57,7 +59,8 @@ def _check_pair(pred: Tensor, target: Tensor, last: int | None = 3) -> None:
         if not isinstance(t, Tensor) or not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor")
         if t.dim() != 3 or (last is not None and t.shape[-1] != last):
-            raise ValueError(f"{name} must have shape (B, N, {last}), got {tuple(t.shape)}")
+            c = "C" if last is None else last
+            raise ValueError(f"{name} must have shape (B, N, {c}), got {tuple(t.shape)}")
     if pred.shape != target.shape:
         raise ValueError(
             f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
@@ -142,6 +145,30 @@ def joint_loss(
     return _reduce((joints - target_joints).abs(), mask, reduction)
 
 
+def keypoint_loss(
+    pred: Tensor, target: Tensor, mask: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
+    """L1 between predicted and target joints, ``(B, J, C)`` with ``C`` 2 or 3.
+
+    The training's pose term (PoseNet's 3D joints) and joint term (the joints regressed from
+    the predicted mesh, as the model returns them) are this loss.
+
+    Args:
+        pred: ``(B, J, C)`` predicted joints.
+        target: ``(B, J, C)`` target joints.
+        mask: Optional validity, ``(B,)``, ``(B, J)`` or ``(B, J, C)``.
+        reduction: ``"mean"`` (over valid coordinates), ``"sum"`` or ``"none"``.
+
+    Example:
+        >>> keypoint_loss(torch.zeros(1, 2, 2), torch.tensor([[[1.0, -1.0], [0.0, 2.0]]]))
+        tensor(1.)
+    """
+    _check_pair(pred, target, last=None)
+    if pred.shape[-1] not in (2, 3):
+        raise ValueError(f"joints must have 2 or 3 coordinates, got {pred.shape[-1]}")
+    return _reduce((pred - target).abs(), mask, reduction)
+
+
 class _VectorLength(torch.autograd.Function):
     """``|x|`` over axis 1 of ``(N, 3, B)``, with the zero subgradient of ``torch.norm`` at 0.
 
@@ -218,6 +245,9 @@ def _incidence(
 def _face_edges(pred: Tensor, target: Tensor, faces: Tensor) -> tuple[Tensor, Tensor]:
     """The edges ``b - a``, ``c - a``, ``c - b`` of every face ``(a, b, c)``: ``(F, 3, 3, B)``.
 
+    In :data:`~meshgraph.mesh.FACE_EDGES` order, the order of
+    :meth:`~meshgraph.mesh.MeshTopology.edge_lengths`.
+
     For ``pred`` and ``target``, from one incidence matrix (per dtype). Component-major:
     ``[f, k, c, b]`` is coordinate ``c`` of edge ``k`` of face ``f`` in sample ``b``. The
     vertices are first copied to ``(V, 3, B)`` (a small copy), so that an edge is a difference
@@ -227,8 +257,8 @@ def _face_edges(pred: Tensor, target: Tensor, faces: Tensor) -> tuple[Tensor, Te
     size 3. Both losses below ran 3-4 times faster than with ``(B, V, 3)`` gathers.
     """
     f = faces.to(pred.device)
-    start = f[:, (0, 0, 1)].reshape(-1)
-    end = f[:, (1, 2, 2)].reshape(-1)
+    start = f[:, [a for a, _ in FACE_EDGES]].reshape(-1)
+    end = f[:, [b for _, b in FACE_EDGES]].reshape(-1)
     incidence: dict[torch.dtype, tuple[Tensor, Tensor]] = {}
 
     def edges_of(vertices: Tensor) -> Tensor:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch_geometric.data import Data
 
 __all__ = [
+    "FACE_EDGES",
     "RESCALES",
     "GraphTopology",
     "MeshTopology",
@@ -51,6 +52,9 @@ Rescale = Literal["textbook", "pose2mesh"]
 #: ``"textbook"``: :math:`\tilde L = 2L/\lambda_{max} - I` (Defferrard et al. 2016, PyG);
 #: ``"pose2mesh"``: :math:`\tilde L = L/(2\lambda_{max}) - I` (the Pose2Mesh release).
 RESCALES: tuple[str, ...] = ("textbook", "pose2mesh")
+#: The three edges of a face ``(v0, v1, v2)`` as corner pairs ``(a, b)``, the edge ``v_b - v_a``:
+#: the one edge order of :meth:`MeshTopology.edge_lengths` and of the losses.
+FACE_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2))
 
 # Below this many vertices the largest eigenvalue is computed densely (exact, fast).
 _DENSE_EIG_MAX = 256
@@ -786,20 +790,22 @@ class MeshTopology(GraphTopology):
         return n if batched else n[0]
 
     def edge_lengths(self, vertices: torch.Tensor, *, validate: bool = True) -> torch.Tensor:
-        """Per-face edge lengths ``(|v1 - v0|, |v2 - v1|, |v0 - v2|)``.
+        """Per-face edge lengths ``(|v1 - v0|, |v2 - v0|, |v2 - v1|)``.
+
+        The edges are in :data:`FACE_EDGES` order, the order of the edge-length and normal
+        losses (:mod:`meshgraph.losses`), so their per-edge values line up with these.
 
         Args:
             vertices: ``(B, V, 3)`` or ``(V, 3)``.
             validate: Check shape and finiteness.
 
         Returns:
-            ``(B, F, 3)``, or ``(F, 3)`` for unbatched input; column ``k`` is the edge from
-            corner ``k`` to corner ``(k + 1) % 3``.
+            ``(B, F, 3)``, or ``(F, 3)`` for unbatched input; column ``k`` is the edge
+            ``FACE_EDGES[k]`` (corner ``a`` to corner ``b``).
         """
-        v0, v1, v2, batched = self._face_vertices(vertices, validate)
-        lengths = torch.stack(
-            [(v1 - v0).norm(dim=-1), (v2 - v1).norm(dim=-1), (v0 - v2).norm(dim=-1)], dim=-1
-        )
+        corners = self._face_vertices(vertices, validate)
+        batched = corners[3]
+        lengths = torch.stack([(corners[b] - corners[a]).norm(dim=-1) for a, b in FACE_EDGES], -1)
         return lengths if batched else lengths[0]
 
     def neighbour_order(self) -> list[list[int]]:

@@ -13,6 +13,7 @@ from meshgraph.losses import (
     VertexLoss,
     edge_length_loss,
     joint_loss,
+    keypoint_loss,
     laplacian_loss,
     normal_and_edge_losses,
     normal_vector_loss,
@@ -389,3 +390,29 @@ def test_reprojection_loss_gradients_and_errors():
         reprojection_loss(x, k, vis[:, :3])
     with pytest.raises(TypeError, match="floating-point"):
         reprojection_loss(x, k.long())
+
+
+def test_edge_loss_per_edge_lines_up_with_topology_edge_lengths(sphere):
+    """One edge order: the edge-length loss's per-edge values are the differences of
+    MeshTopology.edge_lengths column by column."""
+    pred, target, mesh = _pair(sphere)
+    per_edge = edge_length_loss(pred, target, mesh, reduction="none")
+    assert per_edge.shape == (3, mesh.num_faces, 3)
+    expected = (mesh.edge_lengths(pred) - mesh.edge_lengths(target)).abs()
+    torch.testing.assert_close(per_edge, expected)
+
+
+def test_keypoint_loss_is_the_mean_absolute_difference():
+    g = torch.Generator().manual_seed(0)
+    p, t = torch.randn(4, 5, 3, generator=g), torch.randn(4, 5, 3, generator=g)
+    assert float(keypoint_loss(p, t)) == pytest.approx(np.abs((p - t).numpy()).mean(), rel=1e-6)
+    mask = torch.tensor([1, 1, 0, 1, 0], dtype=torch.bool).expand(4, 5)
+    ref = np.abs((p - t).numpy())[:, [0, 1, 3]].mean()
+    assert float(keypoint_loss(p, t, mask)) == pytest.approx(ref, rel=1e-6)
+    assert float(keypoint_loss(p[..., :2], t[..., :2])) == pytest.approx(
+        np.abs((p - t).numpy()[..., :2]).mean(), rel=1e-6
+    )
+    with pytest.raises(ValueError, match="2 or 3 coordinates"):
+        keypoint_loss(p[..., :1], t[..., :1])
+    with pytest.raises(ValueError, match="shapes differ"):
+        keypoint_loss(p, t[:, :4])

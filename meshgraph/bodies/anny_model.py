@@ -51,6 +51,7 @@ from meshgraph._optional import require
 from meshgraph.bodies.base import BodyModel, axis_angle_to_matrix, fit_joint_regressor
 from meshgraph.bodies.joint_sets import JointSet
 from meshgraph.coarsening import _atomic_save_npz, default_cache_dir
+from meshgraph.geometry import regress_joints
 from meshgraph.io import load_arrays
 
 __all__ = ["AnnyModel"]
@@ -556,7 +557,7 @@ class AnnyModel(BodyModel):
         gen_pose, gen_shape = self._fit_inputs()
         with torch.no_grad():
             full_verts = full(gen_pose, gen_shape)
-            targets = torch.einsum("jv,bvc->bjc", coco_w, full_verts).numpy()
+            targets = regress_joints(full_verts, coco_w).numpy()
             own = self(gen_pose.to(self.dtype), gen_shape.to(self.dtype)).double().numpy()
         rest = self.template_vertices().detach().double().cpu().numpy()
         full_rest = full.template_vertices().detach().double().cpu().numpy()

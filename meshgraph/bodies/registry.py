@@ -15,7 +15,8 @@ edit to the data, training or command-line code:
 Fields every builder is given (it may refuse values it cannot build):
 
 * ``part``: ``"body"`` or ``"hand"``;
-* ``side``: ``"R"`` or ``"L"`` for a hand, ``None`` for a body;
+* ``side``: ``"R"`` or ``"L"`` for a hand (a hand spec without one gets
+  :data:`DEFAULT_HAND_SIDE`), ``None`` for a body;
 * ``topology``: a mesh variant of the family (Anny's topologies), ``None`` for the default;
 
 and, from the caller, the options of files users bring (``model_path``, ``regressors``).
@@ -29,13 +30,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from meshgraph.bodies.base import BodyModel
 
-__all__ = ["BodyBuilder", "create_body", "parse_body_name", "register_body", "registered_bodies"]
+__all__ = [
+    "DEFAULT_HAND_SIDE",
+    "BodyBuilder",
+    "create_body",
+    "parse_body_name",
+    "register_body",
+    "registered_bodies",
+]
 
 #: ``builder(part=, side=, topology=, **options) -> BodyModel``.
 BodyBuilder = Callable[..., "BodyModel"]
 
 _BUILDERS: dict[str, BodyBuilder] = {}
 _SPEC_FIELDS = ("part", "side", "topology")
+#: The side of a hand whose spec names none (the shipped hand model's side).
+DEFAULT_HAND_SIDE = "R"
 
 
 def register_body(family: str, builder: BodyBuilder, *, overwrite: bool = False) -> None:
@@ -122,6 +132,8 @@ def create_body(spec: Mapping[str, Any] | str, **options: Any) -> BodyModel:
             "(meshgraph.bodies.register_body adds one)"
         )
     kwargs = {k: fields.get(k) for k in _SPEC_FIELDS}
+    if kwargs["part"] == "hand" and kwargs["side"] is None:
+        kwargs["side"] = DEFAULT_HAND_SIDE
     kwargs.update({k: v for k, v in fields.items() if k not in _SPEC_FIELDS})
     kwargs.update({k: v for k, v in options.items() if v is not None})
     body = _BUILDERS[family](**kwargs)
@@ -147,7 +159,7 @@ def _anny(
         if key in kw:
             raise ValueError(f"Anny is built in: it takes no {key} (that is for the SMPL family)")
     if part == "hand":
-        return AnnyModel(f"hand.{side or 'R'}", topology=topology, **kw)
+        return AnnyModel(f"hand.{side or DEFAULT_HAND_SIDE}", topology=topology, **kw)
     if part not in (None, "body"):
         raise ValueError(f"Anny builds part 'body' or 'hand', not {part!r}")
     if side is not None:
@@ -169,11 +181,11 @@ def _smpl_family(kind: str) -> BodyBuilder:
             raise ValueError(f"{kind.upper()} has one topology (got topology={topology!r})")
         if model_path is None:
             raise ValueError(
-                f"{kind.upper()} needs model_path: its licensed model file or folder "
-                "(meshgraph never downloads it)"
+                f"{kind.upper()} needs model_path (--model-path on the command line): its "
+                "licensed model file or folder (meshgraph never downloads it)"
             )
         if kind == "mano":
-            kw.setdefault("is_rhand", side != "L")
+            kw.setdefault("is_rhand", (side or DEFAULT_HAND_SIDE) != "L")
         elif side is not None:
             raise ValueError(f"a {kind.upper()} body has no side (got side={side!r})")
         return SMPLModel(kind, model_path, **kw)

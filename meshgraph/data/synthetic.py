@@ -56,6 +56,7 @@ from torch import Tensor
 
 from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import get_joint_set
+from meshgraph.bodies.registry import DEFAULT_HAND_SIDE
 from meshgraph.data.camera import CameraRanges, sample_cameras
 from meshgraph.data.noise import (
     H36M_DETECTOR_STD,
@@ -77,7 +78,7 @@ from meshgraph.data.poses import (
     ShapeSampler,
 )
 from meshgraph.data.random import CounterRandom
-from meshgraph.geometry import normalize_keypoints, project
+from meshgraph.geometry import normalize_keypoints, project, regress_joints
 from meshgraph.io import atomic_write, load_torch
 
 __all__ = [
@@ -139,7 +140,7 @@ def default_pose_sampler(model: BodyModel, **options: Any) -> BodyPoseSampler | 
         raise ValueError(
             f"{cls.__name__} has no option {', '.join(map(repr, unknown))}; known: {sorted(known)}"
         )
-    side = {"side": model.side or "R"} if model.is_hand else {}
+    side = {"side": model.side or DEFAULT_HAND_SIDE} if model.is_hand else {}
     return cls(*args, bone_map=bone_map, world_rotation=world, **side, **options)
 
 
@@ -372,10 +373,10 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
                 regressor = self.regressor[:, self._support].to(dev, dtype)
             if self._world is not None:  # into meshgraph's z-up world
                 verts = verts @ self._world.to(device=dev, dtype=dtype).T
-            joints = torch.einsum("jv,bvc->bjc", regressor, verts)
+            joints = regress_joints(verts, regressor, validate=False)
             if mesh:
                 mesh_reg = self.mesh_regressor.to(dev, dtype)
-                mesh_joints = torch.einsum("jv,bvc->bjc", mesh_reg, verts)
+                mesh_joints = regress_joints(verts, mesh_reg, validate=False)
         root_world = joints[:, self.joint_set.root].double()
         cams = CounterRandom(self.seed, indices, _STREAM_CAMERA, device=dev)
         cam = sample_cameras(root_world, cams, self.camera_ranges)

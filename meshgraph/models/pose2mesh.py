@@ -18,7 +18,7 @@ from meshgraph.bodies.registry import parse_body_name
 from meshgraph.coarsening import MeshHierarchy
 from meshgraph.devices import check_same_device
 from meshgraph.geometry import fit_weak_perspective as fit_weak_perspective  # moved there
-from meshgraph.geometry import normalize_keypoints
+from meshgraph.geometry import normalize_keypoints, regress_joints
 from meshgraph.io import atomic_write
 from meshgraph.mesh import MeshTopology
 from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet
@@ -423,7 +423,7 @@ class Pose2Mesh(nn.Module):
         if self.config.mirror:  # and the 3D answer mirrored back
             flip = verts.new_tensor([-1.0, 1.0, 1.0])
             joints, verts = joints * flip, verts * flip
-        mesh_joints = torch.einsum("jv,bvc->bjc", self.mesh_regressor.to(verts.dtype), verts)
+        mesh_joints = regress_joints(verts, self.mesh_regressor, validate=False)
         return {"joints_3d": joints, "vertices": verts, "mesh_joints_3d": mesh_joints}
 
     @torch.no_grad()

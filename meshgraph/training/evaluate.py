@@ -27,6 +27,7 @@ from meshgraph.bodies.base import BodyModel
 from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.protocol import PoseMeshDataset, stack_samples
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
+from meshgraph.geometry import regress_joints
 from meshgraph.metrics import f_score, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe
 from meshgraph.models.pose2mesh import Pose2Mesh
 
@@ -326,8 +327,8 @@ def mean_mesh_baseline(
     for idx in _batches(n, batch_size):
         gv = test.generate(list(idx))["vertices"].double()
         pred = template.expand_as(gv)
-        gj = torch.einsum("jv,bvc->bjc", reg, gv)
-        pj = torch.einsum("jv,bvc->bjc", reg, pred)
+        gj = regress_joints(gv, reg, validate=False)
+        pj = regress_joints(pred, reg, validate=False)
         sums["mpvpe"] += float(mpvpe(pred, gv, pj[:, root], gj[:, root]).sum())
         sums["pa_mpvpe"] += float(pa_mpvpe(pred, gv).sum())
     return {k: 1000.0 * v / n for k, v in sums.items()}

@@ -219,9 +219,7 @@ def build_body(cfg: RunConfig) -> BodyModel:
 
     Anny by default; the SMPL family from ``model_path``; any registered family by its name.
     """
-    if cfg.body in ("smpl", "smplh", "mano") and cfg.model_path is None:
-        raise ValueError(f"--body {cfg.body} needs --model-path (the licensed model file)")
-    side = (cfg.side or "R") if cfg.kind == "hand" else None
+    side = cfg.side if cfg.kind == "hand" else None  # None: the registry's default hand side
     spec = {"family": cfg.body, "part": cfg.kind, "side": side, "topology": cfg.anny_topology}
     return create_body(spec, model_path=cfg.model_path, regressors=dict(cfg.regressors) or None)
 

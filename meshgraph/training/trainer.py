@@ -56,7 +56,13 @@ from torch import Tensor, nn
 from meshgraph.data.protocol import PoseMeshDataset, check_sample, stack_samples
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 from meshgraph.io import atomic_write, folder_lock, load_torch
-from meshgraph.losses import normal_and_edge_losses, normal_vector_loss, reprojection_loss
+from meshgraph.losses import (
+    keypoint_loss,
+    normal_and_edge_losses,
+    normal_vector_loss,
+    reprojection_loss,
+    vertex_loss,
+)
 from meshgraph.models.pose2mesh import Pose2Mesh
 
 __all__ = [
@@ -205,16 +211,16 @@ def pose2mesh_losses(
     Stage 1: ``pose`` only. Stage 2: ``vertex``, ``normal``, ``edge`` (from
     ``cfg.edge_loss_start``), ``joint`` (mesh-regressed joints) and ``pose``.
     """
-    terms: dict[str, Tensor] = {"pose": (out["joints_3d"] - batch["joints_3d"]).abs().mean()}
+    terms: dict[str, Tensor] = {"pose": keypoint_loss(out["joints_3d"], batch["joints_3d"])}
     total = cfg.w_pose * terms["pose"]
     if stage == 2:
         verts, target = out["vertices"], batch["vertices"]
-        terms["vertex"] = (verts - target).abs().mean()
+        terms["vertex"] = vertex_loss(verts, target)
         if stage_epoch >= cfg.edge_loss_start:  # both surface terms from one pass
             terms["normal"], terms["edge"] = normal_and_edge_losses(verts, target, faces)
         else:
             terms["normal"] = normal_vector_loss(verts, target, faces)
-        terms["joint"] = (out["mesh_joints_3d"] - batch["mesh_joints_3d"]).abs().mean()
+        terms["joint"] = keypoint_loss(out["mesh_joints_3d"], batch["mesh_joints_3d"])
         total = total + cfg.w_vertex * terms["vertex"] + cfg.w_normal * terms["normal"]
         total = total + cfg.w_joint * terms["joint"]
         if "edge" in terms:

@@ -132,5 +132,5 @@ def test_runs_build_their_body_through_the_registry(monkeypatch):
     body = build_body(RunConfig(kind="hand", body="stub"))
     assert (body.part, body.side) == ("hand", "R")
     assert build_body(RunConfig(kind="hand", body="stub", side="L")).side == "L"
-    with pytest.raises(ValueError, match="needs --model-path"):
+    with pytest.raises(ValueError, match=r"needs model_path \(--model-path on the command line\)"):
         build_body(RunConfig(kind="hand", body="mano"))
