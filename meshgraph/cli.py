@@ -644,7 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _export_weights(args: argparse.Namespace) -> int:
-    from meshgraph.models.pretrained import PRETRAINED, export_pretrained, weights_dir
+    from meshgraph.models.pretrained import PRETRAINED, weights_dir
+    from meshgraph.training.export import export_pretrained
 
     out = args.out or weights_dir() / PRETRAINED[args.name]["file"]
     path = export_pretrained(args.run, args.name, out)

@@ -17,11 +17,11 @@ from meshgraph.models import Pose2Mesh
 from meshgraph.models.pretrained import (
     PRETRAINED,
     PROVENANCE_KEYS,
-    export_pretrained,
     load_pretrained,
     pretrained_info,
     weights_dir,
 )
+from meshgraph.training.export import export_pretrained
 
 TINY = ["--posenet-epochs", "1", "--epochs", "1", "--samples-per-epoch", "32", "--batch-size",
         "16", "--test-samples", "16", "--posenet-width", "32", "--no-progress"]  # fmt: skip

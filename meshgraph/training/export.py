@@ -1,0 +1,117 @@
+"""Shippable weight files from finished training runs (``meshgraph export-weights``).
+
+:func:`export_pretrained` turns a ``meshgraph train`` run into a file that
+:meth:`Pose2Mesh.pretrained <meshgraph.models.Pose2Mesh.pretrained>` loads
+(:mod:`meshgraph.models.pretrained`): float16 weights and a provenance record whose metrics
+are measured on those weights. It sits in the training layer because it evaluates the model
+on the run's held-out sets; the models layer only reads such files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from meshgraph.io import atomic_write, load_torch
+from meshgraph.models.pretrained import _body_matches, _entry
+
+__all__ = ["export_pretrained"]
+
+
+def export_pretrained(
+    run_dir: str | os.PathLike, name: str, out: str | os.PathLike, *, evaluate: bool = True
+) -> Path:
+    """Write the model of a finished ``meshgraph train`` run as a shippable weight file.
+
+    Reads ``model.pt`` and ``results.json`` from ``run_dir`` and writes ``out`` (atomically):
+    the checkpoint with float16 weights (the mesh regressor stays float32) and the
+    ``pretrained`` record: ``name``, ``storage``, and the provenance of
+    :data:`~meshgraph.models.pretrained.PROVENANCE_KEYS`, taken from ``results.json``
+    (``command``, ``commit``, ``seed``, ``data`` (the run configuration), ``train_seconds``,
+    ``hardware``) and ``metrics``.
+
+    The metrics are measured on the float16 weights as they ship, with
+    :func:`~meshgraph.training.evaluate.evaluate_held_out` on the run's held-out sets (its
+    ``test_samples`` and ``seed``): exactly what ``meshgraph evaluate [--hand] --samples N
+    --seed S`` prints for the shipped model (``metrics_command`` records that command). The
+    mean-mesh baseline comes from the run. With ``evaluate=False`` (tests) the run's own
+    float32 metrics are recorded instead.
+
+    Raises:
+        ValueError: For an unknown name, a run of another kind, an incomplete run (stopped
+            early or no provenance) or a model that is not the one ``name`` promises.
+        FileNotFoundError: If ``model.pt`` or ``results.json`` is missing.
+    """
+    entry = _entry(name)
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise FileNotFoundError(f"{results_path}: no results of a finished run")
+    results = json.loads(results_path.read_text())
+    if not results.get("complete", False):
+        raise ValueError(f"{run_dir}: the run stopped before its schedule ended (resume it)")
+    missing = [k for k in ("command", "commit", "hardware", "run") if k not in results]
+    if missing:
+        raise ValueError(f"{results_path} lacks {', '.join(missing)}: re-run with this version")
+    ckpt = load_torch(run_dir / "model.pt", what="Pose2Mesh model file")
+    config = ckpt.get("config", {}) if isinstance(ckpt, dict) else {}
+    if config.get("joint_set") != entry["joint_set"] or not _body_matches(
+        config.get("body"), entry["body"]
+    ):
+        raise ValueError(
+            f"{run_dir}: a {config.get('body')!r} model with {config.get('joint_set')!r} input "
+            f"is not the {name} model ({entry['body']!r}, {entry['joint_set']!r})"
+        )
+
+    def half(key: str, value: Any) -> Any:
+        floating = isinstance(value, torch.Tensor) and value.is_floating_point()
+        return value.half() if floating and key != "mesh_regressor" else value
+
+    ckpt["state_dict"] = {k: half(k, v) for k, v in ckpt["state_dict"].items()}
+    run = results["run"]
+    metrics = {k: results[k] for k in ("gt_2d", "noisy_2d", "detector_2d") if k in results}
+    samples, seed = int(run.get("test_samples", 256)), int(run.get("seed", 0))
+    metrics_command = None
+    if evaluate:
+        metrics = _measure(ckpt, run, samples, seed)
+        hand = " --hand" if name == "hand" else ""
+        metrics_command = f"meshgraph evaluate{hand} --samples {samples} --seed {seed}"
+    if "mean_mesh_baseline" in results:
+        metrics["mean_mesh_baseline"] = results["mean_mesh_baseline"]
+    ckpt["pretrained"] = {
+        "name": name,
+        "storage": "float16",
+        # runs of earlier versions wrote `python -m meshgraph.cli` as the module's file name
+        "command": re.sub(r"^cli\.py(?= |$)", "python -m meshgraph.cli", results["command"]),
+        "commit": results["commit"],
+        "seed": run.get("seed"),
+        "data": json.dumps(run, sort_keys=True),
+        "train_seconds": float(results["train_seconds"]),
+        "hardware": results["hardware"],
+        "metrics": json.dumps(metrics, sort_keys=True),
+        "metrics_command": metrics_command or "the run's own evaluation (float32 weights)",
+    }
+    return atomic_write(out, lambda fh: torch.save(ckpt, fh))
+
+
+def _measure(ckpt: dict[str, Any], run: dict[str, Any], samples: int, seed: int) -> dict:
+    """The held-out tables of the float16 checkpoint, as ``meshgraph evaluate`` makes them."""
+    from meshgraph.models.pose2mesh import Pose2Mesh
+    from meshgraph.training.evaluate import evaluate_held_out
+    from meshgraph.training.pipeline import RunConfig, build_body  # (it imports the trainer)
+
+    loaded = dict(ckpt)
+    loaded["state_dict"] = {
+        k: v.float() if isinstance(v, torch.Tensor) and v.dtype == torch.float16 else v
+        for k, v in ckpt["state_dict"].items()
+    }
+    model = Pose2Mesh.from_checkpoint(loaded).eval()
+    known = {f for f in RunConfig.__dataclass_fields__}
+    cfg = RunConfig(**{k: v for k, v in run.items() if k in known})
+    body = build_body(cfg)
+    return evaluate_held_out(model, body, samples, seed=seed)
