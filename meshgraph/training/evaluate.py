@@ -311,21 +311,56 @@ def mean_mesh(dataset: PoseMeshDataset, num_samples: int = 512, batch_size: int 
 
 @torch.no_grad()
 def mean_mesh_baseline(
-    train: SyntheticPoseMeshDataset,
-    test: SyntheticPoseMeshDataset,
+    train: PoseMeshDataset,
+    test: PoseMeshDataset,
     *,
     num_train: int = 512,
     num_test: int | None = None,
     batch_size: int = 64,
+    regressor: Tensor | None = None,
+    root: int | None = None,
 ) -> dict[str, float]:
-    """MPVPE and PA-MPVPE (mm) of always predicting the average training mesh."""
+    """MPVPE and PA-MPVPE (mm) of always predicting the average training mesh.
+
+    Works on any datasets of the protocol whose samples carry ``vertices`` (the synthetic
+    ones are made without their 2D noise, through their ``generate``). MPVPE aligns the
+    template's root joint, regressed from it, to the sample's.
+
+    Args:
+        train: Where the average mesh comes from (its first ``num_train`` samples).
+        test: What it is scored on (its first ``num_test`` samples; default: all).
+        num_train: Training samples averaged.
+        num_test: Test samples scored.
+        batch_size: Samples per batch.
+        regressor: ``(J', V)`` mesh joint regressor (default: ``test.mesh_regressor``).
+        root: The root joint's row of ``regressor`` (default: ``test.mesh_joint_set.root``).
+
+    Raises:
+        ValueError: If neither ``regressor`` nor ``test.mesh_regressor`` exists, or the same
+            for ``root``.
+    """
+    reg = regressor if regressor is not None else getattr(test, "mesh_regressor", None)
+    if reg is None:
+        raise ValueError(
+            "mean_mesh_baseline needs the mesh joint regressor: pass regressor= (the test set "
+            f"{type(test).__name__} has no mesh_regressor)"
+        )
+    if root is None:
+        joint_set = getattr(test, "mesh_joint_set", None)
+        if joint_set is None:
+            raise ValueError(
+                f"mean_mesh_baseline needs the root joint: pass root= (the test set "
+                f"{type(test).__name__} has no mesh_joint_set)"
+            )
+        root = joint_set.root
     template = mean_mesh(train, num_train, batch_size).double()
-    root = test.mesh_joint_set.root
     n = len(test) if num_test is None else min(num_test, len(test))
     sums = {"mpvpe": 0.0, "pa_mpvpe": 0.0}
-    reg = test.mesh_regressor.double()
+    reg = reg.double()
+    make = getattr(test, "generate", None)  # the synthetic set: without its 2D noise
     for idx in _batches(n, batch_size):
-        gv = test.generate(list(idx))["vertices"].double()
+        batch = make(list(idx)) if make is not None else stack_samples(test, idx)
+        gv = batch["vertices"].double()
         pred = template.expand_as(gv)
         gj = regress_joints(gv, reg, validate=False)
         pj = regress_joints(pred, reg, validate=False)

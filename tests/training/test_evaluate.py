@@ -36,6 +36,36 @@ def test_mean_mesh_baseline(hand):
     assert other["mpvpe"] > 5.0
 
 
+def test_mean_mesh_baseline_on_any_dataset_of_the_protocol(hand):
+    """Plain lists of samples (no generate, no mesh_regressor) give the synthetic sets'
+    numbers once the regressor and root are passed; MPVPE matches a float64 NumPy loop."""
+    import numpy as np
+
+    train = SyntheticPoseMeshDataset(hand, 10, joint_set="hand", seed=5, noise="none")
+    test = SyntheticPoseMeshDataset(hand, 6, joint_set="hand", seed=6, noise="none")
+    ref = mean_mesh_baseline(train, test, num_train=8)
+    as_list = [{"vertices": v} for v in train.generate(range(8))["vertices"]]
+    test_list = [{"vertices": v} for v in test.generate(range(6))["vertices"]]
+    reg_t, root = test.mesh_regressor, test.mesh_joint_set.root
+    got = mean_mesh_baseline(as_list, test_list, num_train=8, batch_size=4, regressor=reg_t,
+                             root=root)  # fmt: skip
+    assert got == pytest.approx(ref, rel=1e-9)
+    reg = test.mesh_regressor.double().numpy()
+    template = np.mean([d["vertices"].double().numpy() for d in as_list], axis=0)
+    errors = []
+    for d in test_list:
+        gv = d["vertices"].double().numpy()
+        r = test.mesh_joint_set.root
+        a = template - reg[r] @ template
+        b = gv - reg[r] @ gv
+        errors.append(np.linalg.norm(a - b, axis=1).mean())
+    assert got["mpvpe"] == pytest.approx(1000 * np.mean(errors), rel=1e-9)
+    with pytest.raises(ValueError, match="pass regressor="):
+        mean_mesh_baseline(as_list, test_list)
+    with pytest.raises(ValueError, match="pass root="):
+        mean_mesh_baseline(as_list, test_list, regressor=test.mesh_regressor)
+
+
 def test_validation_batches_are_made_once_and_evaluate_the_same(hand):
     from meshgraph.training.pipeline import _MadeOnce
 
