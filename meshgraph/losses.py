@@ -533,8 +533,7 @@ def reprojection_loss(
     target = torch.where(used[..., None], keypoints_2d, torch.zeros_like(keypoints_2d))
     camera = fit_weak_perspective(joints_3d, target.to(joints_3d.dtype), used)
     projected = camera[:, None, :1] * joints_3d[..., :2] + camera[:, None, 1:]
-    residual = torch.where(used[..., None], projected - target, torch.zeros_like(projected))
-    return _reduce(residual.abs(), used, reduction)
+    return _reduce((projected - target).abs(), used, reduction)
 
 
 class VertexLoss(nn.Module):

@@ -63,6 +63,37 @@ def field(record: Any, key: str, path: Path, layout: str) -> Any:
     return record[key]
 
 
+def images_and_annotations(path: Path, layout: str) -> tuple[dict[Any, Any], list[Any]]:
+    """A COCO-style file's ``images`` (by their ``id``) and ``annotations``.
+
+    COCO, 3DPW and Human3.6M (the Pose2Mesh release) share this shape:
+    ``{"images": [{"id", ...}], "annotations": [{"image_id", ...}]}``.
+
+    Raises:
+        DatasetFileError: A missing or unreadable file, missing keys, or lists that are not
+            lists (the message names the file and ``layout``).
+    """
+    data = read_json(path, layout)
+    images = field(data, "images", path, layout)
+    anns = field(data, "annotations", path, layout)
+    if not isinstance(images, list) or not isinstance(anns, list):
+        raise DatasetFileError(
+            f"{path}: 'images' and 'annotations' must be lists (expected {layout})"
+        )
+    return {field(im, "id", path, layout): im for im in images}, anns
+
+
+def image_of(ann: Any, images: dict[Any, Any], path: Path, layout: str) -> Any:
+    """The image an annotation refers to, or an error naming the file and the annotation."""
+    image_id = field(ann, "image_id", path, layout)
+    if image_id not in images:
+        raise DatasetFileError(
+            f"{path}: annotation {ann.get('id')} refers to image {image_id}, which is not in "
+            "'images'"
+        )
+    return images[image_id]
+
+
 def array(value: Any, shape: tuple[int | None, ...], path: Path, what: str) -> np.ndarray:
     """A float64 array of ``shape`` (``None``: any size) from JSON numbers, or a clear error."""
     try:

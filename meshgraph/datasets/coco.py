@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from meshgraph.bodies.joint_sets import COCO
-from meshgraph.datasets.base import DatasetFileError, KeypointDataset, field, read_json
+from meshgraph.datasets.base import (
+    DatasetFileError,
+    KeypointDataset,
+    field,
+    image_of,
+    images_and_annotations,
+)
 from meshgraph.keypoint_formats import to_coco19
 
 __all__ = ["COCOKeypoints"]
@@ -57,16 +63,8 @@ class COCOKeypoints(KeypointDataset):
     ) -> None:
         root = Path(root)
         path = root if root.is_file() else root / "annotations" / f"person_keypoints_{split}.json"
-        data = read_json(path, _LAYOUT)
-        images = field(data, "images", path, _LAYOUT)
-        anns = field(data, "annotations", path, _LAYOUT)
-        if not isinstance(images, list) or not isinstance(anns, list):
-            raise DatasetFileError(
-                f"{path}: 'images' and 'annotations' must be lists (expected {_LAYOUT})"
-            )
-        files = {
-            field(im, "id", path, _LAYOUT): field(im, "file_name", path, _LAYOUT) for im in images
-        }
+        images, anns = images_and_annotations(path, _LAYOUT)
+        files = {i: field(im, "file_name", path, _LAYOUT) for i, im in images.items()}
         kept = []
         for ann in sorted(anns, key=lambda a: a.get("id", 0) if isinstance(a, dict) else 0):
             if ann.get("iscrowd", 0) if isinstance(ann, dict) else 0:
@@ -80,13 +78,8 @@ class COCOKeypoints(KeypointDataset):
             kp = kp.reshape(17, 3)
             if int((kp[:, 2] > 0).sum()) < max(min_keypoints, 2):
                 continue
-            image_id = field(ann, "image_id", path, _LAYOUT)
-            if image_id not in files:
-                raise DatasetFileError(
-                    f"{path}: annotation {ann.get('id')} refers to image "
-                    f"{image_id}, which is not in 'images'"
-                )
-            kept.append((str(ann.get("id")), str(files[image_id]), kp))
+            image = image_of(ann, images, path, _LAYOUT)
+            kept.append((str(ann.get("id")), str(files[image["id"]]), kp))
             if limit is not None and len(kept) >= limit:
                 break
         if not kept:

@@ -37,6 +37,8 @@ from meshgraph.datasets.base import (
     KeypointDataset,
     array,
     field,
+    image_of,
+    images_and_annotations,
     project_pinhole,
     read_json,
 )
@@ -182,30 +184,17 @@ class Human36M(KeypointDataset):
     def _subject(annot: Path, s: int, stride: int, with_smpl: bool) -> list[dict[str, Any]]:
         stem = annot / f"Human36M_subject{s}"
         data_path = Path(f"{stem}_data.json")
-        data = read_json(data_path, _DATA)
+        by_id, anns = images_and_annotations(data_path, _DATA)
         cams_path = Path(f"{stem}_camera.json")
         cams = read_json(cams_path, _CAMERA)
         joints_path = Path(f"{stem}_joint_3d.json")
         joints = read_json(joints_path, _JOINTS)
         smpl_path = Path(f"{stem}_smpl_param.json")
         params = read_json(smpl_path, _SMPL) if with_smpl else None
-        images = field(data, "images", data_path, _DATA)
-        anns = field(data, "annotations", data_path, _DATA)
-        if not isinstance(images, list) or not isinstance(anns, list):
-            raise DatasetFileError(
-                f"{data_path}: 'images' and 'annotations' must be lists (expected {_DATA})"
-            )
-        by_id = {field(im, "id", data_path, _DATA): im for im in images}
         cameras: dict[str, tuple[np.ndarray, ...]] = {}
         out = []
         for ann in anns:
-            image_id = field(ann, "image_id", data_path, _DATA)
-            if image_id not in by_id:
-                raise DatasetFileError(
-                    f"{data_path}: annotation {ann.get('id')} refers to "
-                    f"image {image_id}, which is not in 'images'"
-                )
-            img = by_id[image_id]
+            img = image_of(ann, by_id, data_path, _DATA)
             keys = [
                 field(img, k, data_path, _DATA)
                 for k in ("action_idx", "subaction_idx", "frame_idx")

@@ -35,8 +35,9 @@ from meshgraph.datasets.base import (
     KeypointDataset,
     array,
     field,
+    image_of,
+    images_and_annotations,
     project_pinhole,
-    read_json,
 )
 from meshgraph.datasets.detections import read_detections
 
@@ -102,23 +103,10 @@ class PW3D(KeypointDataset):
             raise ValueError(f"3DPW gives 'coco' or 'h36m' input, not {js.name!r}")
         root = Path(root)
         path = _find(root, f"3DPW_latest_{split}.json")
-        data = read_json(path, _ANNOT)
-        images = field(data, "images", path, _ANNOT)
-        anns = field(data, "annotations", path, _ANNOT)
-        if not isinstance(images, list) or not isinstance(anns, list):
-            raise DatasetFileError(
-                f"{path}: 'images' and 'annotations' must be lists (expected {_ANNOT})"
-            )
-        by_id = {field(im, "id", path, _ANNOT): im for im in images}
+        by_id, anns = images_and_annotations(path, _ANNOT)
         records = []
         for ann in anns:
-            image_id = field(ann, "image_id", path, _ANNOT)
-            if image_id not in by_id:
-                raise DatasetFileError(
-                    f"{path}: annotation {ann.get('id')} refers to image "
-                    f"{image_id}, which is not in 'images'"
-                )
-            img = by_id[image_id]
+            img = image_of(ann, by_id, path, _ANNOT)
             cam = field(img, "cam_param", path, _ANNOT)
             p = field(ann, "smpl_param", path, _ANNOT)
             g = str(field(p, "gender", path, _ANNOT)) if gender == "dataset" else "neutral"

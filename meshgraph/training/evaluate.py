@@ -17,7 +17,8 @@ joints, left/right swaps, per-joint offsets).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import Any
 
 import torch
@@ -97,6 +98,47 @@ def _batches(n: int, batch_size: int) -> Iterable[range]:
         yield range(start, min(start + batch_size, n))
 
 
+def _predictions(
+    model: Pose2Mesh, dataset: Any, n: int, batch_size: int, device: str | torch.device | None
+) -> Iterator[tuple[dict[str, Tensor], dict[str, Tensor]]]:
+    """``(batch, model output)`` for the first ``n`` samples, the model in eval mode meanwhile.
+
+    Use it in a ``with closing(...)`` block: the model's training mode is restored when the
+    loop ends, stops early or raises.
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for idx in _batches(n, batch_size):
+            batch = stack_samples(dataset, idx)
+            visible = batch.get("visible")
+            out = model(
+                batch["keypoints_2d"].to(device), None if visible is None else visible.to(device)
+            )
+            yield batch, out
+    finally:
+        model.train(was_training)
+
+
+def _meshes(dataset: Any, idx: range) -> Tensor:
+    """The ground-truth vertices of samples ``idx`` (synthetic sets: made without 2D noise)."""
+    make = getattr(dataset, "generate", None)
+    batch = make(list(idx)) if make is not None else stack_samples(dataset, idx)
+    return batch["vertices"]
+
+
+def _add(sums: dict[str, float], metrics: dict[str, Tensor]) -> None:
+    """Add a batch's per-sample metrics to the running sums."""
+    for k, v in metrics.items():
+        sums[k] = sums.get(k, 0.0) + float(v.sum())
+
+
+def _means(sums: dict[str, float], n: int) -> dict[str, float]:
+    """Per-sample means: millimetres for the errors (metres summed), F-scores as they are."""
+    return {k: (v / n) * (1.0 if k.startswith("f") else 1000.0) for k, v in sums.items()}
+
+
 @torch.no_grad()
 def evaluate(
     model: Pose2Mesh,
@@ -134,18 +176,10 @@ def evaluate(
     n = len(dataset) if num_samples is None else num_samples
     if f_scores is None:
         f_scores = getattr(dataset, "is_hand", model.part == "hand")
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     root = model.mesh_joint_set.root
     sums: dict[str, float] = {}
-    try:
-        for idx in _batches(n, batch_size):
-            batch = stack_samples(dataset, idx)
-            visible = batch.get("visible")
-            out = model(
-                batch["keypoints_2d"].to(device), None if visible is None else visible.to(device)
-            )
+    with closing(_predictions(model, dataset, n, batch_size, device)) as predictions:
+        for batch, out in predictions:
             pv = out["vertices"].double().cpu()
             pj = out["mesh_joints_3d"].double().cpu()
             gv = batch["vertices"].double().cpu()  # batches may be made on another device
@@ -164,11 +198,8 @@ def evaluate(
             if f_scores:
                 m["f5"] = f_score(pv, gv, 0.005)
                 m["f15"] = f_score(pv, gv, 0.015)
-            for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + float(v.sum())
-    finally:
-        model.train(was_training)
-    return {k: (v / n) * (1.0 if k.startswith("f") else 1000.0) for k, v in sums.items()}
+            _add(sums, m)
+    return _means(sums, n)
 
 
 @torch.no_grad()
@@ -226,19 +257,11 @@ def evaluate_benchmark(
     )
     has_joints_3d = getattr(dataset, "joints_3d", True) is not None
     hand = bool(getattr(dataset, "is_hand", model.part == "hand"))
-    device = device or next(model.parameters()).device
     root = model.mesh_joint_set.root
     sums: dict[str, float] = {}
     n = len(dataset)
-    was_training = model.training
-    model.eval()
-    try:
-        for idx in _batches(n, batch_size):
-            batch = stack_samples(dataset, idx)
-            visible = batch.get("visible")
-            out = model(
-                batch["keypoints_2d"].to(device), None if visible is None else visible.to(device)
-            )
+    with closing(_predictions(model, dataset, n, batch_size, device)) as predictions:
+        for batch, out in predictions:
             pj = out["mesh_joints_3d"].double().cpu()
             gj = batch["mesh_joints_3d"].double().cpu()
             pr, gr = pj[:, root].clone(), gj[:, root].clone()
@@ -260,11 +283,8 @@ def evaluate_benchmark(
                 if hand:
                     m["f5"] = f_score(pv, gv, 0.005)
                     m["f15"] = f_score(pv, gv, 0.015)
-            for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + float(v.sum())
-    finally:
-        model.train(was_training)
-    res = {k: (v / n) * (1.0 if k.startswith("f") else 1000.0) for k, v in sums.items()}
+            _add(sums, m)
+    res = _means(sums, n)
     res["samples"] = float(n)
     return res
 
@@ -300,10 +320,8 @@ def mean_mesh(dataset: PoseMeshDataset, num_samples: int = 512, batch_size: int 
     """The average root-relative (camera-axes) mesh of the first ``num_samples`` samples."""
     n = min(num_samples, len(dataset))
     total = None
-    make = getattr(dataset, "generate", None)  # the synthetic set: without its 2D noise
     for idx in _batches(n, batch_size):
-        batch = make(list(idx)) if make is not None else stack_samples(dataset, idx)
-        v = batch["vertices"].double().sum(0)
+        v = _meshes(dataset, idx).double().sum(0)
         total = v if total is None else total + v
     assert total is not None
     return (total / n).float()
@@ -357,10 +375,8 @@ def mean_mesh_baseline(
     n = len(test) if num_test is None else min(num_test, len(test))
     sums = {"mpvpe": 0.0, "pa_mpvpe": 0.0}
     reg = reg.double()
-    make = getattr(test, "generate", None)  # the synthetic set: without its 2D noise
     for idx in _batches(n, batch_size):
-        batch = make(list(idx)) if make is not None else stack_samples(test, idx)
-        gv = batch["vertices"].double()
+        gv = _meshes(test, idx).double()
         pred = template.expand_as(gv)
         gj = regress_joints(gv, reg, validate=False)
         pj = regress_joints(pred, reg, validate=False)
