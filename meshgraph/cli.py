@@ -199,7 +199,8 @@ def _shipped(args: argparse.Namespace, map_location: str = "cpu") -> object:
         raise ValueError("--left is for the hand: add --hand")
     side = "left" if args.left else None
     return Pose2Mesh.pretrained("hand" if args.hand else "body", side=side,
-                                map_location=map_location)  # fmt: skip
+                                map_location=map_location,
+                                full_mesh=not args.small_mesh)  # fmt: skip
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -213,6 +214,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.hand or args.left:
             raise ValueError("--hand and --left pick the shipped hand model: give no MODEL.pt")
         model = Pose2Mesh.load(args.model, map_location=args.device)
+        if args.small_mesh:
+            model = model.without_output_map()
     if args.dataset is not None:
         return _evaluate_dataset(args, model)
     body = _body_for(model.config, args.model_path, _regressors(args.regressor))
@@ -268,7 +271,8 @@ def _model_for(args: argparse.Namespace, path: str | None) -> object:
     if args.hand or args.left:
         flag = "--hand" if args.hand else "--left"
         raise ValueError(f"{flag} picks the shipped hand model: give no MODEL.pt with it")
-    return Pose2Mesh.load(path, map_location="cpu")
+    model = Pose2Mesh.load(path, map_location="cpu")
+    return model.without_output_map() if args.small_mesh else model
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -553,6 +557,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--left", action="store_true", help="with --hand: the left hand (the right one mirrored)"
     )
+    p.add_argument(
+        "--small-mesh",
+        action="store_true",
+        help="a model with an output map (the shipped body): its network's own mesh (the "
+        "body: 1,229 vertices) instead of the full one",
+    )
     p.add_argument("--samples", type=_int_at_least(1), default=256)
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--model-path", default=None, help="body model files for SMPL-family models")
@@ -629,6 +639,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--left", action="store_true", help="with --hand: a left hand (the right one mirrored)"
     )
+    p.add_argument(
+        "--small-mesh",
+        action="store_true",
+        help="a model with an output map (the shipped body): its network's own mesh (the "
+        "body: 1,229 vertices) instead of the full one",
+    )
     p.add_argument("--threshold", type=_finite_float, default=0.1, help="confidence threshold")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)
@@ -639,6 +655,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=None, help="the file (default: meshgraph/weights/NAME)"
     )
+    p.add_argument(
+        "--full-mesh",
+        action="store_true",
+        help="answer on the body's full mesh through a fitted vertex map (a run on a "
+        "simplified topology)",
+    )
     p.set_defaults(func=_export_weights)
     return parser
 
@@ -648,7 +670,7 @@ def _export_weights(args: argparse.Namespace) -> int:
     from meshgraph.training.export import export_pretrained
 
     out = args.out or weights_dir() / PRETRAINED[args.name]["file"]
-    path = export_pretrained(args.run, args.name, out)
+    path = export_pretrained(args.run, args.name, out, full_mesh=args.full_mesh)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -205,3 +205,20 @@ def test_same_as_commit_flags_any_difference(tmp_path, monkeypatch):
     assert "| b | `2` | `3` | **no** |" in lines and "| c | `None` | `4` | **no** |" in lines
     hashes["new"] = dict(hashes["base-tree"])
     assert same_as_commit.main(["--base", "b0", "--out", str(tmp_path)]) == 0
+
+
+def test_topology_map_runs_and_reports(tmp_path):
+    pytest.importorskip("anny")
+    from benchmarks import topology_map
+
+    topology_map.main(["--fit-samples", "8", "--test-samples", "2", "--threads", "1",
+                       "--out", str(tmp_path)])  # fmt: skip
+    result = json.loads((tmp_path / "topology-map-cpu.json").read_text())
+    rows = {(r["k"], r["ridge"]): r for r in result["rows"]}
+    assert set(rows) == set(topology_map.ROWS)
+    # the nearest vertex alone moves noise unchanged; the ridge keeps the weights small
+    assert rows[(1, 1e-3)]["noise_gain"] == pytest.approx(1.0, abs=0.02)
+    assert rows[(8, 1e-3)]["max_abs_weight"] < rows[(8, 0.0)]["max_abs_weight"]
+    assert rows[(8, 1e-3)]["mean_mm"] < rows[(1, 1e-3)]["mean_mm"]
+    text = (tmp_path / "topology-map-cpu.md").read_text()
+    assert "| 8 | 0.001 |" in text and "The map (k = 8) on a batch of 64 bodies" in text

@@ -248,3 +248,67 @@ def test_config_refuses_unknown_convolutions():
         Pose2MeshConfig(conv="gcn")
     with pytest.raises(ValueError, match="spiral_length"):
         Pose2MeshConfig(conv="spiral", spiral_length=0)
+
+
+def _output_map():
+    """A map from icosphere(3) (the test model's mesh) onto icosphere(4): 3/4 of the nearest
+    rest vertex and 1/4 of the next."""
+    from scipy.spatial import cKDTree
+
+    from meshgraph.generators import icosphere_vertices_faces
+    from meshgraph.nn.vertex_map import VertexMap
+
+    v3, _ = icosphere_vertices_faces(3)
+    v4, f4 = icosphere_vertices_faces(4)
+    _, index = cKDTree(v3).query(v4, 2)
+    weight = torch.tensor([[0.75, 0.25]]).expand(len(v4), 2)
+    return VertexMap(torch.from_numpy(index), weight, len(v3)), torch.from_numpy(f4).long()
+
+
+def test_output_map_answers_on_the_larger_mesh(tmp_path):
+    torch.manual_seed(0)
+    model = _model()
+    vmap, faces = _output_map()
+    big = model.with_output_map(vmap, faces, body="big", body_spec={"family": "test"})
+    assert model.output_map is None and model.num_vertices == 642  # the original is unchanged
+    assert big.num_vertices == 2562 and torch.equal(big.faces, faces)
+    assert big.config.body == "big" and big.config.working_body == model.config.body
+    kp = _pixels().float()
+    base, out = model.predict(kp), big.predict(kp)
+    assert out.vertices.shape == (2, 2562, 3)
+    index, w = vmap.index.numpy(), vmap.weight.numpy()
+    ref = base.vertices.numpy()
+    expected = w[None, :, 0, None] * ref[:, index[:, 0]] + w[None, :, 1, None] * ref[:, index[:, 1]]
+    np.testing.assert_allclose(out.vertices.numpy(), expected, atol=1e-6)
+    # the joints come from the network's own mesh, as before
+    torch.testing.assert_close(out.mesh_joints_3d, base.mesh_joints_3d)
+    torch.testing.assert_close(out.joints_3d, base.joints_3d)
+    # one file: saved and loaded with its map, the same answers
+    big.save(tmp_path / "big.pt")
+    again = Pose2Mesh.load(tmp_path / "big.pt").eval()
+    assert again.num_vertices == 2562 and torch.equal(again.faces, faces)
+    assert again.config.working_body == model.config.body
+    torch.testing.assert_close(again.predict(kp).vertices, out.vertices)
+    # and without the map: the network's own mesh again
+    small = again.without_output_map()
+    assert small.num_vertices == 642 and small.config.body == model.config.body
+    assert small.config.working_body is None and torch.equal(small.faces, model.faces)
+    torch.testing.assert_close(small.predict(kp).vertices, base.vertices)
+    assert model.without_output_map() is model
+    # a second map replaces the first
+    twice = big.with_output_map(vmap, faces)
+    assert twice.config.working_body == model.config.body and twice.num_vertices == 2562
+
+
+def test_output_map_must_fit_the_network():
+    from meshgraph.nn.vertex_map import VertexMap
+
+    model = _model()
+    vmap, faces = _output_map()
+    wrong = VertexMap(torch.zeros(3, 1, dtype=torch.long), torch.ones(3, 1), 100)
+    with pytest.raises(ValueError, match="reads 100 vertices, the network's mesh has 642"):
+        model.with_output_map(wrong, faces)
+    with pytest.raises(ValueError, match=r"index the output map's 2562 vertices"):
+        model.with_output_map(vmap, faces + 5000)
+    with pytest.raises(ValueError, match=r"shape \(F, 3\)"):
+        model.with_output_map(vmap, faces[:, :2])

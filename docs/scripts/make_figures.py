@@ -174,8 +174,14 @@ def shipped_models() -> None:
             f"* data: body {data.get('body')} (topology {data.get('anny_topology') or 'full'}),"
             f" poses {json.dumps(data.get('poses') or {})}, detector failures "
             f"{'on' if data.get('detector') is not None else 'off'}",
-            "",
         ]
+        if info.get("output_map"):
+            out.append(
+                "* answers on the full mesh through a fitted vertex map "
+                f"(``{info['output_map']}``); the metrics are the full mesh's. "
+                "``full_mesh=False`` (``--small-mesh``) gives the network's own mesh."
+            )
+        out.append("")
     (OUT / "shipped_models.rst").write_text("\n".join(out) + "\n")
 
 

@@ -14,6 +14,7 @@ from meshgraph.data.synthetic import (
     default_pose_sampler,
     default_shape_sampler,
 )
+from meshgraph.data.transfer import fit_topology_map, posed_pairs
 from meshgraph.geometry import Camera, look_at, normalize_keypoints, project
 
 __all__ = [
@@ -30,10 +31,12 @@ __all__ = [
     "collate",
     "default_pose_sampler",
     "default_shape_sampler",
+    "fit_topology_map",
     "gaussian_noise",
     "look_at",
     "normalize_keypoints",
     "oks_distance",
+    "posed_pairs",
     "posefix_noise",
     "project",
     "sample_cameras",

@@ -23,6 +23,7 @@ from meshgraph.io import atomic_write
 from meshgraph.mesh import MeshTopology
 from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet
 from meshgraph.nn.convs import CONVOLUTIONS, ConvFactory, conv_factory
+from meshgraph.nn.vertex_map import VertexMap, _index_dtype
 
 __all__ = ["Pose2Mesh", "Pose2MeshConfig", "Prediction"]
 
@@ -41,6 +42,10 @@ class Pose2MeshConfig:
         body_spec: How to build that body again (:attr:`BodyModel.spec
             <meshgraph.bodies.BodyModel.spec>`, for :func:`~meshgraph.bodies.create_body`);
             ``None`` in models saved before it was recorded (then :attr:`body` is parsed).
+        working_body: With an output map (:meth:`Pose2Mesh.with_output_map`): the body whose
+            topology the network works on (:attr:`body` is then the one it answers in);
+            ``None`` without a map.
+        working_body_spec: The spec of :attr:`working_body`.
         joint_set: Input joint set (``"coco"``, ``"h36m"``, ``"hand"``).
         mesh_joint_set: Joints regressed from the output mesh (``"h36m"`` or ``"hand"``).
         num_levels: Hierarchy levels, the mesh included.
@@ -77,6 +82,8 @@ class Pose2MeshConfig:
 
     body: str = "anny"
     body_spec: dict[str, Any] | None = None
+    working_body: str | None = None
+    working_body_spec: dict[str, Any] | None = None
     joint_set: str = "coco"
     mesh_joint_set: str = "h36m"
     num_levels: int = 8
@@ -199,10 +206,18 @@ class Pose2Mesh(nn.Module):
 
     Args:
         config: The :class:`Pose2MeshConfig`.
-        topology: The output mesh topology.
-        mesh_regressor: ``(J', V)`` regressor of ``config.mesh_joint_set`` (kept in the
-            checkpoint).
+        topology: The mesh topology the network works on (and answers in, without an
+            output map).
+        mesh_regressor: ``(J', V)`` regressor of ``config.mesh_joint_set`` on ``topology``
+            (kept in the checkpoint).
         hierarchy: The mesh hierarchy (default: built from ``topology`` and the config).
+        output_map: Optional :class:`~meshgraph.nn.vertex_map.VertexMap` from ``topology``
+            to a larger mesh of the same body, which the model then answers in (see
+            :meth:`with_output_map`).
+        output_faces: ``(F, 3)`` faces of the output map's mesh (required with it).
+
+    Raises:
+        ValueError: If the regressor, the output map or its faces do not fit the topology.
     """
 
     def __init__(
@@ -211,6 +226,8 @@ class Pose2Mesh(nn.Module):
         topology: MeshTopology,
         mesh_regressor: Tensor,
         hierarchy: MeshHierarchy | None = None,
+        output_map: VertexMap | None = None,
+        output_faces: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -273,8 +290,35 @@ class Pose2Mesh(nn.Module):
                 f"mirror: the {self.joint_set.name} joint set has left/right joints, and "
                 "mirroring a body would need a left/right map of its vertices (hands only)"
             )
-        faces = topology.faces[:, [0, 2, 1]] if config.mirror else topology.faces
-        self.register_buffer("faces", faces.clone(), persistent=False)
+        self.output_map: VertexMap | None = None
+        self._set_output(output_map, output_faces)
+
+    def _set_output(self, output_map: VertexMap | None, output_faces: Tensor | None) -> None:
+        """Install the output map (or none) and the faces of the mesh the model answers in."""
+        if output_map is None:
+            faces = self.topology.faces
+        else:
+            if output_map.num_sources != self.topology.num_vertices:
+                raise ValueError(
+                    f"the output map reads {output_map.num_sources} vertices, the network's "
+                    f"mesh has {self.topology.num_vertices}"
+                )
+            if output_faces is None:
+                raise ValueError("an output map needs the faces of its mesh (output_faces)")
+            faces = torch.as_tensor(output_faces).long()
+            if faces.dim() != 2 or faces.shape[1] != 3 or faces.shape[0] < 1:
+                raise ValueError(f"output_faces must have shape (F, 3), got {tuple(faces.shape)}")
+            if int(faces.min()) < 0 or int(faces.max()) >= output_map.num_targets:
+                raise ValueError(
+                    f"output_faces must index the output map's {output_map.num_targets} "
+                    f"vertices, got values in [{int(faces.min())}, {int(faces.max())}]"
+                )
+        self.output_map = output_map
+        faces = faces[:, [0, 2, 1]] if self.config.mirror else faces
+        device = self.mesh_regressor.device
+        if output_map is not None:
+            output_map.to(device)
+        self.register_buffer("faces", faces.clone().to(device), persistent=False)
 
     @classmethod
     def from_body(
@@ -296,13 +340,17 @@ class Pose2Mesh(nn.Module):
         side: str | None = None,
         directory: str | os.PathLike | None = None,
         map_location: Any = "cpu",
+        full_mesh: bool = True,
     ) -> Pose2Mesh:
         """The trained model ``name`` that ships with meshgraph (``"body"`` or ``"hand"``).
 
         See :mod:`meshgraph.models.pretrained`; its provenance (command, commit, data,
         hardware, held-out metrics) is the returned model's ``provenance`` attribute.
         ``side="left"`` gives the hand model mirrored (:meth:`mirrored`, exact for Anny's
-        hands); the shipped hand is a right hand.
+        hands); the shipped hand is a right hand. The body network works on Anny's
+        1,229-vertex topology and answers on the full 13,718-vertex mesh through a fitted
+        :class:`~meshgraph.nn.vertex_map.VertexMap`; ``full_mesh=False`` gives the 1,229
+        vertices (:meth:`without_output_map`).
 
         Raises:
             ValueError: For an unknown name or side, or a weight file that holds another model.
@@ -310,7 +358,9 @@ class Pose2Mesh(nn.Module):
         """
         from meshgraph.models.pretrained import load_pretrained
 
-        return load_pretrained(name, side=side, directory=directory, map_location=map_location)
+        return load_pretrained(
+            name, side=side, directory=directory, map_location=map_location, full_mesh=full_mesh
+        )
 
     def mirrored(self) -> Pose2Mesh:
         """A copy that predicts the other hand: a right-hand model becomes a left-hand one.
@@ -361,9 +411,68 @@ class Pose2Mesh(nn.Module):
         out.faces = self.faces[:, [0, 2, 1]].clone()
         return out
 
+    def with_output_map(
+        self,
+        output_map: VertexMap,
+        faces: Tensor,
+        *,
+        body: str | None = None,
+        body_spec: dict[str, Any] | None = None,
+    ) -> Pose2Mesh:
+        """A copy that answers on a larger mesh of the same body, through ``output_map``.
+
+        The network is unchanged: it still works on its own mesh, and ``output_map`` (for
+        instance :func:`~meshgraph.data.transfer.fit_topology_map` from Anny's 1,229-vertex
+        body to its full 13,718-vertex mesh) turns each prediction into the larger mesh. The
+        joints (``mesh_joints_3d``) are still regressed from the network's own mesh.
+        :meth:`without_output_map` undoes it.
+
+        Args:
+            output_map: Map from this model's mesh (:attr:`topology`) to the larger one.
+            faces: ``(F, 3)`` faces of the larger mesh.
+            body: Name of the larger mesh's body model (default: unchanged).
+            body_spec: Its spec (:attr:`BodyModel.spec <meshgraph.bodies.BodyModel.spec>`).
+
+        Raises:
+            ValueError: If the map does not read this model's mesh, or the faces do not
+                index the map's output vertices.
+        """
+        import copy
+
+        base = self.without_output_map() if self.output_map is not None else self
+        out = copy.deepcopy(base)
+        out._set_output(output_map, faces)
+        out.config = replace(
+            base.config,
+            body=body or base.config.body,
+            body_spec=body_spec,
+            working_body=base.config.body,
+            working_body_spec=base.config.body_spec,
+        )
+        return out
+
+    def without_output_map(self) -> Pose2Mesh:
+        """A copy that answers on the network's own mesh (the model itself if it has no map)."""
+        import copy
+
+        if self.output_map is None:
+            return self
+        out = copy.deepcopy(self)
+        out._set_output(None, None)
+        out.config = replace(
+            self.config,
+            body=self.config.working_body or self.config.body,
+            body_spec=self.config.working_body_spec,
+            working_body=None,
+            working_body_spec=None,
+        )
+        return out
+
     @property
     def num_vertices(self) -> int:
-        """Vertices of the output mesh."""
+        """Vertices of the output mesh (the output map's, if there is one)."""
+        if self.output_map is not None:
+            return self.output_map.num_targets
         return self.topology.num_vertices
 
     @property
@@ -424,6 +533,8 @@ class Pose2Mesh(nn.Module):
             flip = verts.new_tensor([-1.0, 1.0, 1.0])
             joints, verts = joints * flip, verts * flip
         mesh_joints = regress_joints(verts, self.mesh_regressor, validate=False)
+        if self.output_map is not None:
+            verts = self.output_map(verts)
         return {"joints_3d": joints, "vertices": verts, "mesh_joints_3d": mesh_joints}
 
     @torch.no_grad()
@@ -498,15 +609,22 @@ class Pose2Mesh(nn.Module):
         arrays = self.hierarchy.to_arrays()
         hier = {k: (str(v) if v.dtype.kind == "U" else torch.from_numpy(v.copy()))
                 for k, v in arrays.items()}  # fmt: skip
-        return {
+        ckpt = {
             "format": _FORMAT,
             "version": _VERSION,
             "config": asdict(self.config),
             "state_dict": self.state_dict(),
             "faces": self.topology.faces.clone(),
-            "num_vertices": self.num_vertices,
+            "num_vertices": self.topology.num_vertices,
             "hierarchy": hier,
         }
+        if self.output_map is not None:
+            faces = self.faces[:, [0, 2, 1]] if self.config.mirror else self.faces
+            ckpt["output_map"] = {
+                **self.output_map.to_arrays(),
+                "faces": faces.cpu().to(_index_dtype(self.output_map.num_targets)),
+            }
+        return ckpt
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save to one file, atomically (temporary file, then rename)."""
@@ -549,7 +667,13 @@ class Pose2Mesh(nn.Module):
             for k, v in ckpt["hierarchy"].items()
         }
         hierarchy = MeshHierarchy.from_arrays(arrays, topology=topology, source="the checkpoint")
-        model = cls(config, topology, state["mesh_regressor"].cpu(), hierarchy)
+        output_map = faces = None
+        if ckpt.get("output_map") is not None:
+            arrays = ckpt["output_map"]
+            if "faces" not in arrays:
+                raise ValueError("incomplete output map: no faces")
+            output_map, faces = VertexMap.from_arrays(arrays), arrays["faces"].cpu().long()
+        model = cls(config, topology, state["mesh_regressor"].cpu(), hierarchy, output_map, faces)
         dtype = floats[0].dtype
         if dtype in (torch.float16, torch.bfloat16):  # half storage (shipped weights): compute
             dtype = torch.float32  # in float32, the weights cast on loading

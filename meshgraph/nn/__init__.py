@@ -26,6 +26,7 @@ from meshgraph.nn.pool import (
     pair_pool,
 )
 from meshgraph.nn.spiral_conv import SpiralConv
+from meshgraph.nn.vertex_map import VertexMap
 
 __all__ = [
     "BACKENDS",
@@ -41,6 +42,7 @@ __all__ = [
     "MeshUnpool",
     "SpiralConv",
     "SpiralConvFactory",
+    "VertexMap",
     "binary_tree_pool",
     "binary_tree_unpool",
     "channel_interpolation_matrix",

@@ -24,7 +24,13 @@ __all__ = ["export_pretrained"]
 
 
 def export_pretrained(
-    run_dir: str | os.PathLike, name: str, out: str | os.PathLike, *, evaluate: bool = True
+    run_dir: str | os.PathLike,
+    name: str,
+    out: str | os.PathLike,
+    *,
+    evaluate: bool = True,
+    full_mesh: bool = False,
+    map_samples: int = 512,
 ) -> Path:
     """Write the model of a finished ``meshgraph train`` run as a shippable weight file.
 
@@ -41,6 +47,14 @@ def export_pretrained(
     --seed S`` prints for the shipped model (``metrics_command`` records that command). The
     mean-mesh baseline comes from the run. With ``evaluate=False`` (tests) the run's own
     float32 metrics are recorded instead.
+
+    With ``full_mesh`` the run's network (trained on a simplified topology, such as Anny's
+    1,229-vertex body) answers on the body's full mesh: a
+    :class:`~meshgraph.nn.vertex_map.VertexMap` is fitted from its mesh to the full one on
+    ``map_samples`` posed bodies of the run's pose distribution and seed
+    (:func:`~meshgraph.data.transfer.fit_topology_map`, k=8) and attached with
+    :meth:`~meshgraph.models.Pose2Mesh.with_output_map`; the held-out metrics are then
+    measured on the full mesh, and the record's ``output_map`` says how the map was made.
 
     Raises:
         ValueError: For an unknown name, a run of another kind, an incomplete run (stopped
@@ -72,8 +86,13 @@ def export_pretrained(
         floating = isinstance(value, torch.Tensor) and value.is_floating_point()
         return value.half() if floating and key != "mesh_regressor" else value
 
-    ckpt["state_dict"] = {k: half(k, v) for k, v in ckpt["state_dict"].items()}
     run = results["run"]
+    map_record = None
+    if full_mesh:
+        ckpt, map_record = _with_full_mesh(ckpt, run, map_samples)
+    ckpt["state_dict"] = {k: half(k, v) for k, v in ckpt["state_dict"].items()}
+    if "output_map" in ckpt:  # rows are renormalised on loading: float16 costs micrometres
+        ckpt["output_map"] = {**ckpt["output_map"], "weight": ckpt["output_map"]["weight"].half()}
     metrics = {k: results[k] for k in ("gt_2d", "noisy_2d", "detector_2d") if k in results}
     samples, seed = int(run.get("test_samples", 256)), int(run.get("seed", 0))
     metrics_command = None
@@ -81,7 +100,7 @@ def export_pretrained(
         metrics = _measure(ckpt, run, samples, seed)
         hand = " --hand" if name == "hand" else ""
         metrics_command = f"meshgraph evaluate{hand} --samples {samples} --seed {seed}"
-    if "mean_mesh_baseline" in results:
+    if "mean_mesh_baseline" in results and "mean_mesh_baseline" not in metrics:
         metrics["mean_mesh_baseline"] = results["mean_mesh_baseline"]
     ckpt["pretrained"] = {
         "name": name,
@@ -96,14 +115,52 @@ def export_pretrained(
         "metrics": json.dumps(metrics, sort_keys=True),
         "metrics_command": metrics_command or "the run's own evaluation (float32 weights)",
     }
+    if map_record is not None:
+        ckpt["pretrained"]["output_map"] = map_record
     return atomic_write(out, lambda fh: torch.save(ckpt, fh))
+
+
+def _run_config(run: dict[str, Any]) -> Any:
+    from meshgraph.training.pipeline import RunConfig  # (it imports the trainer)
+
+    known = {f for f in RunConfig.__dataclass_fields__}
+    return RunConfig(**{k: v for k, v in run.items() if k in known})
+
+
+def _with_full_mesh(
+    ckpt: dict[str, Any], run: dict[str, Any], samples: int
+) -> tuple[dict[str, Any], str]:
+    """The run's checkpoint answering on its body's full mesh, and how the map was made."""
+    from meshgraph.bodies.registry import create_body
+    from meshgraph.data.transfer import fit_topology_map
+    from meshgraph.models.pose2mesh import Pose2Mesh
+    from meshgraph.training.pipeline import build_body
+
+    cfg = _run_config(run)
+    working = build_body(cfg)
+    spec = dict(working.spec)
+    if spec.get("topology") is None:
+        raise ValueError("full_mesh: the run already trained on its body's full mesh")
+    target = create_body({**spec, "topology": None})
+    seed = int(run.get("seed", 0))
+    vmap = fit_topology_map(working, target, num_samples=samples, seed=seed, **cfg.poses)
+    model = Pose2Mesh.from_checkpoint(ckpt).with_output_map(
+        vmap, target.faces, body=target.name, body_spec=target.spec
+    )
+    out = model.checkpoint()
+    out.update({k: v for k, v in ckpt.items() if k not in out})
+    record = (
+        f"fit_topology_map({working.name} -> {target.name}, num_samples={samples}, "
+        f"k={vmap.k}, ridge=1e-3, seed={seed}, pose options {dict(cfg.poses)})"
+    )
+    return out, record
 
 
 def _measure(ckpt: dict[str, Any], run: dict[str, Any], samples: int, seed: int) -> dict:
     """The held-out tables of the float16 checkpoint, as ``meshgraph evaluate`` makes them."""
     from meshgraph.models.pose2mesh import Pose2Mesh
     from meshgraph.training.evaluate import evaluate_held_out
-    from meshgraph.training.pipeline import RunConfig, build_body  # (it imports the trainer)
+    from meshgraph.training.pipeline import build_body  # (it imports the trainer)
 
     loaded = dict(ckpt)
     loaded["state_dict"] = {
@@ -111,7 +168,19 @@ def _measure(ckpt: dict[str, Any], run: dict[str, Any], samples: int, seed: int)
         for k, v in ckpt["state_dict"].items()
     }
     model = Pose2Mesh.from_checkpoint(loaded).eval()
-    known = {f for f in RunConfig.__dataclass_fields__}
-    cfg = RunConfig(**{k: v for k, v in run.items() if k in known})
-    body = build_body(cfg)
-    return evaluate_held_out(model, body, samples, seed=seed)
+    cfg = _run_config(run)
+    if model.output_map is None:
+        return evaluate_held_out(model, build_body(cfg), samples, seed=seed)
+    # the held-out sets of the mesh it answers in, and the baseline on that mesh
+    from meshgraph.bodies.registry import create_body
+    from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_pose_sampler
+    from meshgraph.training.evaluate import held_out_sets, mean_mesh_baseline
+
+    body = create_body(model.config.body_spec)
+    metrics = evaluate_held_out(model, body, samples, seed=seed)
+    js = model.joint_set.name
+    poses = default_pose_sampler(body, **cfg.poses) if cfg.poses else None
+    train = SyntheticPoseMeshDataset(body, 512, joint_set=js, seed=seed, pose_sampler=poses)
+    test = held_out_sets(body, samples, joint_set=js, seed=seed)["gt_2d"]
+    metrics["mean_mesh_baseline"] = mean_mesh_baseline(train, test)
+    return metrics

@@ -219,3 +219,71 @@ def test_export_writes_the_module_command_in_full(hand_run, tmp_path):
     info = pretrained_info("hand", directory=tmp_path)
     assert info["command"] == "python -m meshgraph.cli train --kind hand --preset long"
     assert info["metrics_command"] == "the run's own evaluation (float32 weights)"
+
+
+@pytest.fixture(scope="module")
+def small_body_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrained_body") / "run"
+    threads = str(torch.get_num_threads())
+    args = ["train", "--kind", "body", "--topology", "notoes_collapse10pc", "--out", str(out),
+            "--threads", threads, *TINY]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def test_full_mesh_export_answers_on_the_full_body(small_body_run, tmp_path, capsys):
+    from meshgraph.bodies import AnnyModel
+
+    path = tmp_path / PRETRAINED["body"]["file"]
+    args = ["export-weights", str(small_body_run), "--name", "body", "--out", str(path)]
+    assert main([*args, "--full-mesh"]) == 0
+    raw = torch.load(path, weights_only=True)
+    assert raw["output_map"]["weight"].dtype == torch.float16
+    assert raw["output_map"]["index"].dtype == torch.int16
+    assert "fit_topology_map(anny-notoes_collapse10pc -> anny" in raw["pretrained"]["output_map"]
+    full = Pose2Mesh.pretrained("body", directory=tmp_path)
+    small = Pose2Mesh.pretrained("body", directory=tmp_path, full_mesh=False)
+    assert full.num_vertices == 13718 and small.num_vertices == 1229
+    assert full.config.body == "anny" and small.config.body == "anny-notoes_collapse10pc"
+    anny = AnnyModel("body", regressor_cache_dir=False)
+    assert torch.equal(full.faces, anny.faces)
+    # the full mesh is the network's small one through the map; the joints are the same
+    kp = torch.from_numpy(np.random.default_rng(2).random((2, 19, 2)) * 300).float()
+    pf, ps = full.predict(kp), small.predict(kp)
+    torch.testing.assert_close(pf.vertices, full.output_map(ps.vertices))
+    torch.testing.assert_close(pf.mesh_joints_3d, ps.mesh_joints_3d)
+    # the small network as trained: the run's own model, to the float16 rounding
+    run_model = Pose2Mesh.load(small_body_run / "model.pt").eval()
+    torch.testing.assert_close(ps.vertices, run_model.predict(kp).vertices, atol=2e-3, rtol=1e-2)
+    # the record's metrics are the full mesh's, as `meshgraph evaluate` measures them
+    metrics = json.loads(raw["pretrained"]["metrics"])
+    assert main(["evaluate", str(path), "--samples", "16", "--json", str(tmp_path / "e.json")]) == 0
+    again = json.loads((tmp_path / "e.json").read_text())
+    for key, row in again.items():
+        assert row == pytest.approx(metrics[key], rel=1e-6, abs=1e-9), key
+    # --small-mesh: the network's own mesh, from the command line too
+    kp_file = tmp_path / "kp.json"
+    kp_file.write_text(json.dumps(kp[0].tolist()))
+    for flag, count in (([], 13718), (["--small-mesh"], 1229)):
+        out = tmp_path / f"pred{count}"
+        assert main(["predict", str(path), str(kp_file), "--out", str(out), *flag]) == 0
+        mesh = (out / "mesh.obj").read_text()
+        assert mesh.count("\nv ") + mesh.startswith("v ") == count
+    small_json = tmp_path / "small.json"
+    assert main(["evaluate", str(path), "--samples", "16", "--small-mesh", "--json",
+                 str(small_json)]) == 0  # fmt: skip
+    small_metrics = json.loads(small_json.read_text())["gt_2d"]
+    assert small_metrics["mpvpe"] != pytest.approx(metrics["gt_2d"]["mpvpe"], rel=1e-3)
+    # the baseline on the full mesh too (not the run's, measured on its small mesh)
+    results = json.loads((small_body_run / "results.json").read_text())
+    assert metrics["mean_mesh_baseline"]["mpvpe"] != results["mean_mesh_baseline"]["mpvpe"]
+    capsys.readouterr()
+    # a run on the full mesh already has nothing to map
+    run = tmp_path / "run"
+    shutil.copytree(small_body_run, run)
+    results["run"]["anny_topology"] = None
+    (run / "results.json").write_text(json.dumps(results))
+    assert (
+        main(["export-weights", str(run), "--name", "body", "--out", str(path), "--full-mesh"]) == 2
+    )
+    assert "already trained on its body's full mesh" in capsys.readouterr().err
