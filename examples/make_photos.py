@@ -4,7 +4,7 @@ Writes, for KIND in body and hand:
 
 * ``photo_KIND.png``: a shaded render of a held-out synthetic sample (not a training sample:
   another seed), which mediapipe recognises;
-* ``photo_KIND_truth.npz``: its ground truth on the shipped model's topology (vertices,
+* ``photo_KIND_truth.npz``: its ground truth on the mesh the shipped model answers on (vertices,
   joints, exact 2D keypoints), camera axes, metres;
 * ``photo_KIND_keypoints.json``: mediapipe's keypoints for it (the demo's fallback when the
   ``detect`` extra is not installed), with the detector's version.
@@ -37,7 +37,7 @@ def main() -> None:
     import mediapipe
 
     bodies = {
-        "body": (AnnyModel("body", topology="notoes_collapse10pc"), AnnyModel("body")),
+        "body": (AnnyModel("body"), AnnyModel("body")),
         "hand": (AnnyModel("hand.R"), AnnyModel("hand.R")),
     }
     for kind, (body, full) in bodies.items():
