@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from benchmarks import e2e_vs_commit, trainer_options
 
@@ -211,7 +212,9 @@ def test_topology_map_runs_and_reports(tmp_path):
     pytest.importorskip("anny")
     from benchmarks import topology_map
 
-    topology_map.main(["--fit-samples", "8", "--test-samples", "2", "--threads", "1",
+    # the script sets torch's thread count: keep this process's, which later tests expect
+    threads = str(torch.get_num_threads())
+    topology_map.main(["--fit-samples", "8", "--test-samples", "2", "--threads", threads,
                        "--out", str(tmp_path)])  # fmt: skip
     result = json.loads((tmp_path / "topology-map-cpu.json").read_text())
     rows = {(r["k"], r["ridge"]): r for r in result["rows"]}
