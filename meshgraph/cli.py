@@ -433,6 +433,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_small_mesh(p: argparse.ArgumentParser) -> None:
+    """``--small-mesh``, for the commands that use a model (``predict``, ``evaluate``)."""
+    p.add_argument(
+        "--small-mesh",
+        action="store_true",
+        help="a model with an output map (the shipped body): its network's own mesh (the "
+        "body: 1,229 vertices) instead of the full one",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``meshgraph`` command."""
     from meshgraph.datasets import BENCHMARKS
@@ -557,12 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--left", action="store_true", help="with --hand: the left hand (the right one mirrored)"
     )
-    p.add_argument(
-        "--small-mesh",
-        action="store_true",
-        help="a model with an output map (the shipped body): its network's own mesh (the "
-        "body: 1,229 vertices) instead of the full one",
-    )
+    _add_small_mesh(p)
     p.add_argument("--samples", type=_int_at_least(1), default=256)
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--model-path", default=None, help="body model files for SMPL-family models")
@@ -639,12 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--left", action="store_true", help="with --hand: a left hand (the right one mirrored)"
     )
-    p.add_argument(
-        "--small-mesh",
-        action="store_true",
-        help="a model with an output map (the shipped body): its network's own mesh (the "
-        "body: 1,229 vertices) instead of the full one",
-    )
+    _add_small_mesh(p)
     p.add_argument("--threshold", type=_finite_float, default=0.1, help="confidence threshold")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)

@@ -45,6 +45,7 @@ __all__ = [
     "MeshTopology",
     "check_vertices",
     "sparse_csr_tensor",
+    "sparse_product",
 ]
 
 Rescale = Literal["textbook", "pose2mesh"]
@@ -94,6 +95,47 @@ def sparse_csr_tensor(
         warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
         out = torch.sparse_csr_tensor(crow, col, val, size=csr.shape, check_invariants=False)
     return out if device is None else out.to(device)
+
+
+class _SparseProduct(torch.autograd.Function):
+    """``M @ rows`` for a sparse CSR ``M``; the backward pass is one product with ``M^T``."""
+
+    @staticmethod
+    def forward(ctx: Any, m: torch.Tensor, m_t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.m_t = m_t
+        out = torch.empty((m.shape[0], rows.shape[1]), dtype=rows.dtype, device=rows.device)
+        return out.addmm_(m, rows, beta=0.0)  # beta=0: the empty buffer is never read
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        m_t = ctx.m_t
+        out = torch.empty((m_t.shape[0], grad.shape[1]), dtype=grad.dtype, device=grad.device)
+        return None, None, out.addmm_(m_t, grad.contiguous(), beta=0.0)
+
+
+def sparse_product(m: torch.Tensor, m_t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``m @ rows`` for a fixed sparse CSR matrix, differentiable with respect to ``rows``.
+
+    The backward pass is one product with ``m_t``, the CSR transpose of ``m``, given by the
+    caller (who builds both once), instead of autograd's transpose of a CSR tensor.
+
+    Args:
+        m: ``(R, N)`` sparse CSR matrix (float32 or float64, like ``rows``).
+        m_t: ``(N, R)`` its transpose, also CSR.
+        rows: ``(N, C)`` dense rows.
+
+    Returns:
+        ``(R, C)`` dense.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> m = sp.csr_matrix([[1.0, 0.0], [0.5, 0.5]])
+        >>> sparse_product(sparse_csr_tensor(m), sparse_csr_tensor(m.T), torch.ones(2, 3))
+        tensor([[1., 1., 1.],
+                [1., 1., 1.]])
+    """
+    return _SparseProduct.apply(m, m_t, rows)
 
 
 def _scipy_from_any(adjacency: Any) -> sp.csr_matrix:

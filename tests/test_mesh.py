@@ -6,7 +6,13 @@ import scipy.sparse as sp
 import torch
 
 from meshgraph.generators import grid_mesh, icosphere, icosphere_vertices_faces, torus_mesh
-from meshgraph.mesh import GraphTopology, MeshTopology, check_vertices, sparse_csr_tensor
+from meshgraph.mesh import (
+    GraphTopology,
+    MeshTopology,
+    check_vertices,
+    sparse_csr_tensor,
+    sparse_product,
+)
 from tests.helpers import dense_adjacency_from_faces, dense_normalized_laplacian
 
 TWO_TRIANGLES = [[0, 1, 2], [0, 2, 3]]
@@ -370,3 +376,16 @@ def test_to_networkx_against_networkx_own_graph_functions():
                                coarse.degree.double().numpy(), rtol=1e-6)  # fmt: skip
     back = nx.to_scipy_sparse_array(gc, nodelist=range(gc.number_of_nodes()), weight="weight")
     np.testing.assert_array_equal(back.toarray(), coarse.adjacency.toarray())
+
+
+def test_sparse_product_and_its_gradient_match_dense_float64():
+    m = sp.random(7, 5, density=0.4, random_state=np.random.default_rng(3), format="csr")
+    dense = torch.from_numpy(m.toarray())
+    csr, csr_t = (sparse_csr_tensor(a, dtype=torch.float64) for a in (m, m.T))
+    rows = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    out = sparse_product(csr, csr_t, rows)
+    np.testing.assert_allclose(out.detach().numpy(), m.toarray() @ rows.detach().numpy())
+    grad = torch.randn(7, 4, dtype=torch.float64)
+    out.backward(grad)
+    np.testing.assert_allclose(rows.grad.numpy(), (dense.T @ grad).numpy(), rtol=1e-12)
+    assert torch.autograd.gradcheck(lambda r: sparse_product(csr, csr_t, r), (rows,))

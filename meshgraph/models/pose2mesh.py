@@ -439,15 +439,16 @@ class Pose2Mesh(nn.Module):
         """
         import copy
 
-        base = self.without_output_map() if self.output_map is not None else self
-        out = copy.deepcopy(base)
+        # a map replaces the one there is: the copy without it is already a copy
+        out = self.without_output_map() if self.output_map is not None else copy.deepcopy(self)
+        working = out.config
         out._set_output(output_map, faces)
         out.config = replace(
-            base.config,
-            body=body or base.config.body,
+            working,
+            body=body or working.body,
             body_spec=body_spec,
-            working_body=base.config.body,
-            working_body_spec=base.config.body_spec,
+            working_body=working.body,
+            working_body_spec=working.body_spec,
         )
         return out
 

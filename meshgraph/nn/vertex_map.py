@@ -19,28 +19,11 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from meshgraph.mesh import sparse_csr_tensor
+from meshgraph.mesh import sparse_csr_tensor, sparse_product
 
 __all__ = ["VertexMap"]
 
 _FIT_CHUNK = 512  # target vertices solved at once (bounds the memory of a fit)
-
-
-class _SparseRows(torch.autograd.Function):
-    """``M @ rows`` for a sparse CSR ``M``; the backward pass is one product with ``M^T``."""
-
-    @staticmethod
-    def forward(ctx: Any, rows: Tensor, m: Tensor, m_t: Tensor) -> Tensor:
-        ctx.m_t = m_t
-        out = torch.empty((m.shape[0], rows.shape[1]), dtype=rows.dtype, device=rows.device)
-        return out.addmm_(m, rows, beta=0.0)  # beta=0: the empty buffer is never read
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        m_t = ctx.m_t
-        out = torch.empty((m_t.shape[0], grad.shape[1]), dtype=grad.dtype, device=grad.device)
-        return out.addmm_(m_t, grad.contiguous(), beta=0.0), None, None
 
 
 def _index_dtype(num_sources: int) -> torch.dtype:
@@ -155,7 +138,7 @@ class VertexMap(nn.Module):
         lead, c = x.shape[:-2], x.shape[-1]
         n = math.prod(lead)
         rows = x.reshape(n, self.num_sources, c).permute(1, 2, 0).reshape(self.num_sources, -1)
-        out = _SparseRows.apply(rows, *self._matrices(x.dtype, x.device))
+        out = sparse_product(*self._matrices(x.dtype, x.device), rows)
         out = out.view(self.num_targets, c, n).permute(2, 0, 1)
         return out.reshape(*lead, self.num_targets, c)
 
