@@ -128,6 +128,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides["poses"] = {k: v for k, v in poses.items() if v is not None}
     if args.detector:
         overrides["detector"] = {}
+    if args.init is not None:
+        overrides["init_from"] = args.init
     if args.coco is not None:
         overrides["data_2d"] = {"root": str(args.coco), "split": args.coco_split}
         train["batch_size_2d"] = args.batch_2d
@@ -548,6 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
     p.add_argument("--out", default=None, help="output folder (default outputs/pose2mesh_KIND)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        default=None,
+        help="start from a trained model's weights (fine-tuning): a model.pt of a run with the "
+        "same network options, or 'body'/'hand' for the shipped weights; the schedule is "
+        "this command's (--posenet-epochs 0 skips stage 1)",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",

@@ -56,6 +56,10 @@ def export_pretrained(
     :meth:`~meshgraph.models.Pose2Mesh.with_output_map`; the held-out metrics are then
     measured on the full mesh, and the record's ``output_map`` says how the map was made.
 
+    A run that started from another model's weights (``meshgraph train --init``) adds
+    ``init_from`` to the record (JSON: that file's SHA-256 and the command, commit and
+    training seconds that made it, recursively); ``train_seconds`` is the last run's alone.
+
     Raises:
         ValueError: For an unknown name, a run of another kind, an incomplete run (stopped
             early or no provenance) or a model that is not the one ``name`` promises.
@@ -117,6 +121,8 @@ def export_pretrained(
     }
     if map_record is not None:
         ckpt["pretrained"]["output_map"] = map_record
+    if "init_from" in results:  # a fine-tuned run: what it started from, and how that was made
+        ckpt["pretrained"]["init_from"] = json.dumps(results["init_from"], sort_keys=True)
     return atomic_write(out, lambda fh: torch.save(ckpt, fh))
 
 

@@ -42,7 +42,7 @@ from meshgraph.training.evaluate import (
 )
 from meshgraph.training.trainer import TrainConfig, Trainer, refuse_existing_run
 
-__all__ = ["HELD_OUT_SEED", "PRESETS", "RunConfig", "build_body", "run"]
+__all__ = ["HELD_OUT_SEED", "PRESETS", "RunConfig", "build_body", "run", "warm_start"]
 
 
 class _MadeOnce:
@@ -100,6 +100,14 @@ class RunConfig:
         test_samples: Held-out samples evaluated.
         seed: Seed of the training data and weights.
         device: ``"cpu"`` or ``"cuda"``.
+        init_from: Start from a trained model's weights instead of random ones (fine-tuning,
+            ``load_from`` in mmpose's terms; ``--resume`` continues a run instead): a
+            :meth:`Pose2Mesh.save <meshgraph.models.Pose2Mesh.save>` file such as a run's
+            ``model.pt``, or ``"body"``/``"hand"`` for the shipped weights (float16). Its
+            network must be the run's (config, topology and hierarchy); an output map is
+            dropped. ``results.json`` records the file, its SHA-256 and, where known, how it
+            was made (:func:`warm_start`). The schedule is this run's: ``posenet_epochs=0``
+            skips stage 1.
     """
 
     kind: str = "body"
@@ -118,6 +126,7 @@ class RunConfig:
     test_samples: int = 256
     seed: int = 0
     device: str = "cpu"
+    init_from: str | None = None
 
 
 #: Ready-made runs. ``quick`` finishes in minutes on 2 CPU cores; ``long`` is the at-most-2-hour
@@ -224,6 +233,87 @@ def build_body(cfg: RunConfig) -> BodyModel:
     return create_body(spec, model_path=cfg.model_path, regressors=dict(cfg.regressors) or None)
 
 
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
+    """Copy the weights of a trained model into ``model`` (fine-tuning's starting point).
+
+    Args:
+        model: The run's freshly built network.
+        source: A :meth:`Pose2Mesh.save <meshgraph.models.Pose2Mesh.save>` file (a run's
+            ``model.pt``), or ``"body"``/``"hand"``: the shipped weights
+            (:meth:`Pose2Mesh.pretrained <meshgraph.models.Pose2Mesh.pretrained>`, float16
+            values). A model answering through an output map gives its network's own mesh.
+
+    Returns:
+        The record of the source: ``file``, ``sha256`` and, where known (a shipped file's
+        provenance, or the ``results.json`` beside a run's ``model.pt``), the ``command``,
+        ``commit`` and ``train_seconds`` that made it, and its own ``init_from``.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: If it is not a Pose2Mesh model, or its network differs from ``model``'s
+            (the message names the differing config fields, or the mesh).
+    """
+    from meshgraph.models.pretrained import PRETRAINED, load_pretrained, weights_dir
+
+    record: dict[str, Any] = {}
+    name = os.fspath(source)
+    if name in PRETRAINED and not Path(name).exists():
+        path = weights_dir() / PRETRAINED[name]["file"]
+        trained = load_pretrained(name, full_mesh=False)
+        info = trained.provenance
+        record.update({k: info.get(k) for k in ("command", "commit", "train_seconds")})
+        if "init_from" in info:
+            record["init_from"] = json.loads(info["init_from"])
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no model file to start from (init_from)")
+        trained = Pose2Mesh.load(path).without_output_map()
+        results = path.parent / "results.json"
+        if results.is_file():
+            try:
+                made = json.loads(results.read_text())
+            except (OSError, ValueError):
+                made = {}
+            record.update({k: made[k] for k in ("command", "commit", "train_seconds",
+                                                "init_from") if k in made})  # fmt: skip
+    ours, theirs = asdict(model.config), asdict(trained.config)
+    differ = [k for k in ours if ours[k] != theirs.get(k)]
+    if differ:
+        detail = ", ".join(f"{k}: {theirs.get(k)!r} (the run: {ours[k]!r})" for k in differ)
+        raise ValueError(f"{path}: its network differs from the run's in {detail}")
+    if trained.topology.num_vertices != model.topology.num_vertices or not torch.equal(
+        trained.topology.faces.cpu(), model.topology.faces.cpu()
+    ):
+        raise ValueError(
+            f"{path}: its mesh ({trained.topology.num_vertices} vertices) is not the run's "
+            f"({model.topology.num_vertices} vertices, or other faces)"
+        )
+    # the clusters and graphs (not lambda_max, which may differ in the last bits by machine)
+    a, b = trained.hierarchy.to_arrays(), model.hierarchy.to_arrays()
+    same = [k for k in b if k[0] == "c" or k.endswith(("_indptr", "_indices"))]
+    if any(k not in a or not np.array_equal(a[k], b[k]) for k in same):
+        raise ValueError(
+            f"{path}: its mesh hierarchy (sizes {trained.hierarchy.sizes}) is not the run's "
+            f"(sizes {model.hierarchy.sizes}, or other clusters)"
+        )
+    reference = next(model.parameters())
+    state = {k: v.to(dtype=reference.dtype) if v.is_floating_point() else v
+             for k, v in trained.state_dict().items()}  # fmt: skip
+    model.load_state_dict(state)
+    return {"file": str(path), "sha256": _file_sha256(path), **record}
+
+
 def _figure(path: Path, batch: dict, pred: torch.Tensor, faces: np.ndarray, bones: list) -> None:
     """2D input, predicted mesh, ground truth and per-vertex error, all seen from the camera."""
     from meshgraph.viz import draw_mesh, pyplot, save_figure
@@ -325,6 +415,7 @@ def _run(
     model_cfg = Pose2MeshConfig(joint_set=joint_set, mesh_joint_set=mesh_js, **fields)
     torch.manual_seed(cfg.seed)
     model = Pose2Mesh.from_body(body, model_cfg)
+    init = None if cfg.init_from is None else warm_start(model, cfg.init_from)
     train_cfg = TrainConfig(seed=cfg.seed, **cfg.train)
     # the data are made on the training device: a GPU run never waits on the CPU for them
     data_kw = {"joint_set": joint_set, "device": cfg.device}
@@ -365,6 +456,7 @@ def _run(
         "total_seconds": time.perf_counter() - t0,
         "steps": trainer.step,
         "complete": not trainer.stopped,  # False: stopped by max_steps (resumable)
+        **({} if init is None else {"init_from": init}),
         **held_out,
         "mean_mesh_baseline": baseline,
         "baseline_over_model_mpvpe": baseline["mpvpe"] / max(clean["mpvpe"], 1e-9),

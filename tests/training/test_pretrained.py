@@ -287,3 +287,91 @@ def test_full_mesh_export_answers_on_the_full_body(small_body_run, tmp_path, cap
         main(["export-weights", str(run), "--name", "body", "--out", str(path), "--full-mesh"]) == 2
     )
     assert "already trained on its body's full mesh" in capsys.readouterr().err
+
+
+def _zeroed(model: Pose2Mesh) -> Pose2Mesh:
+    """A copy of ``model`` with every parameter zero (nothing left of its weights)."""
+    import copy
+
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in out.parameters():
+            p.zero_()
+    return out
+
+
+def test_warm_start_copies_the_weights_and_records_the_source(hand_run, tmp_path):
+    import hashlib
+
+    from meshgraph.training.pipeline import warm_start
+
+    source = Pose2Mesh.load(hand_run / "model.pt")
+    model = _zeroed(source)
+    record = warm_start(model, hand_run / "model.pt")
+    for k, v in source.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    results = json.loads((hand_run / "results.json").read_text())
+    digest = hashlib.sha256((hand_run / "model.pt").read_bytes()).hexdigest()
+    assert record["sha256"] == digest and record["file"] == str(hand_run / "model.pt")
+    assert record["command"] == results["command"] and record["commit"] == results["commit"]
+    assert record["train_seconds"] == results["train_seconds"] and "init_from" not in record
+    # the shipped weights by name: their float16 values, and their provenance
+    shipped = Pose2Mesh.pretrained("hand", full_mesh=False)
+    model = _zeroed(shipped)
+    record = warm_start(model, "hand")
+    for k, v in shipped.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    assert record["command"] == shipped.provenance["command"]
+    assert record["file"].endswith(PRETRAINED["hand"]["file"])
+    # another network, another mesh, no file: errors that say which
+    with pytest.raises(ValueError, match=r"differs from the run's in posenet_width: 1024 \(the "
+                       r"run: 32\)"):  # fmt: skip
+        warm_start(_zeroed(source), "hand")
+    body = Pose2Mesh.pretrained("body", full_mesh=False)
+    with pytest.raises(ValueError, match=r"its network differs from the run's in .*joint_set"):
+        warm_start(_zeroed(body), hand_run / "model.pt")
+    with pytest.raises(FileNotFoundError, match=r"nothing\.pt: no model file to start from"):
+        warm_start(_zeroed(source), tmp_path / "nothing.pt")
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"bad\.pt"):
+        warm_start(_zeroed(source), tmp_path / "bad.pt")
+
+
+def test_train_init_fine_tunes_a_run_and_export_keeps_the_chain(hand_run, tmp_path, capsys):
+    threads = str(torch.get_num_threads())
+    out = tmp_path / "tuned"
+    # a learning rate so small that the weights cannot move: the run starts from hand_run's
+    start = str(hand_run / "model.pt")
+    args = ["train", "--kind", "hand", "--out", str(out), "--threads", threads, *TINY,
+            "--posenet-epochs", "0", "--lr", "1e-12", "--init", start]  # fmt: skip
+    assert main(args) == 0
+    source, tuned = Pose2Mesh.load(hand_run / "model.pt"), Pose2Mesh.load(out / "model.pt")
+    for (k, v), (_, w) in zip(source.named_parameters(), tuned.named_parameters(), strict=True):
+        torch.testing.assert_close(w, v, rtol=0, atol=1e-6, msg=k)
+    results = json.loads((out / "results.json").read_text())
+    first = json.loads((hand_run / "results.json").read_text())
+    assert results["init_from"]["commit"] == first["commit"]
+    assert results["run"]["init_from"] == str(hand_run / "model.pt")
+    # a fresh run with the same seed and no --init ends elsewhere
+    fresh = tmp_path / "fresh"
+    assert main([*args[:-2], "--out", str(fresh)]) == 0
+    fresh_model = Pose2Mesh.load(fresh / "model.pt")
+    assert not torch.allclose(fresh_model.posenet.inp.weight, source.posenet.inp.weight)
+    # the shipped file's provenance says where the fine-tuning started
+    path = export_pretrained(out, "hand", tmp_path / "hand.pt", evaluate=False)
+    info = torch.load(path, weights_only=True)["pretrained"]
+    chain = json.loads(info["init_from"])
+    assert chain["sha256"] == results["init_from"]["sha256"]
+    assert chain["command"] == first["command"]
+    assert info["train_seconds"] == pytest.approx(results["train_seconds"])
+    # a fine-tuning of the fine-tuned run records the whole chain
+    again = tmp_path / "again"
+    assert main([*args[:-1], str(out / "model.pt"), "--out", str(again)]) == 0
+    chain = json.loads((again / "results.json").read_text())["init_from"]
+    assert chain["command"] == results["command"]
+    assert chain["init_from"]["sha256"] == results["init_from"]["sha256"]
+    # a network the file does not fit: the command fails and names the field
+    capsys.readouterr()
+    bad = [*args[:-2], "--init", "hand", "--out", str(tmp_path / "bad")]
+    assert main(bad) == 2
+    assert "posenet_width: 1024 (the run: 32)" in capsys.readouterr().err
