@@ -10,6 +10,9 @@ With ground-truth 2D input (the accuracy targets' setting) it reports:
 * PoseNet's own 3D joints (the input joint set) against the same joints regressed from the
   predicted mesh: how much the mesh network adds to (or removes from) the lifting error;
 * the mesh joints' error along the camera axes (x, y in the image plane, z the depth);
+* the body's size, which one view cannot tell: N-MPJPE (:func:`meshgraph.metrics.n_mpjpe`,
+  MPJPE after each prediction's least-squares scale) beside MPJPE, and the predicted size
+  (RMS distance of the root-relative mesh joints from the root) over the true one;
 * MPJPE and PA-MPJPE of the mesh joints per canonical pose, camera elevation and distance.
 
 Writes ``errors.json`` and ``errors.md`` to ``--out`` (default: the model's folder).
@@ -26,7 +29,7 @@ from typing import Any
 import torch
 
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
-from meshgraph.metrics import mpjpe, pa_mpjpe
+from meshgraph.metrics import mpjpe, n_mpjpe, pa_mpjpe
 from meshgraph.models.pose2mesh import Pose2Mesh
 
 ELEVATION_BINS = ((-90.0, 0.0), (0.0, 15.0), (15.0, 30.0), (30.0, 90.0))
@@ -40,6 +43,11 @@ def _group(errors: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, flo
     return out
 
 
+def _size(joints: torch.Tensor, root: int) -> torch.Tensor:
+    """``(B,)`` RMS distance of the joints from the root joint."""
+    return (joints - joints[:, root : root + 1]).pow(2).sum(-1).mean(1).sqrt()
+
+
 @torch.no_grad()
 def error_breakdown(
     model: Pose2Mesh, dataset: SyntheticPoseMeshDataset, num_samples: int = 512
@@ -47,8 +55,10 @@ def error_breakdown(
     """Error sources of ``model`` on the first ``num_samples`` samples of ``dataset`` (mm).
 
     Returns:
-        ``{"n", "mesh", "posenet", "mesh_on_input_joints", "axis_mm", "by_pose",
-        "by_elevation", "by_distance"}``; each metric dict has ``mpjpe`` and ``pa_mpjpe``.
+        ``{"n", "mesh", "posenet", "mesh_on_input_joints", "axis_mm", "size_ratio",
+        "by_pose", "by_elevation", "by_distance"}``; each metric dict has ``mpjpe`` and
+        ``pa_mpjpe`` (``mesh`` and ``posenet`` also ``n_mpjpe``); ``size_ratio`` holds the
+        10th, 50th and 90th percentiles of predicted over true body size.
     """
     n = min(num_samples, len(dataset))
     model.eval()
@@ -67,11 +77,14 @@ def error_breakdown(
         rows = {
             "mesh_mpjpe": mpjpe(pj, gj, root=mesh_root),
             "mesh_pa_mpjpe": pa_mpjpe(pj, gj),
+            "mesh_n_mpjpe": n_mpjpe(pj, gj, root=mesh_root),
+            "posenet_n_mpjpe": n_mpjpe(pin, gin, root=in_root),
             "posenet_mpjpe": mpjpe(pin, gin, root=in_root),
             "posenet_pa_mpjpe": pa_mpjpe(pin, gin),
             "mesh_in_mpjpe": mpjpe(mesh_in, gin, root=in_root),
             "mesh_in_pa_mpjpe": pa_mpjpe(mesh_in, gin),
             "axis": ((pj - gj) - r).abs().mean(1),  # (B, 3), root-relative
+            "size_ratio": _size(pj, mesh_root) / _size(gj, mesh_root),
             "elevation": torch.rad2deg(torch.asin(-batch["camera_rotation"][:, 2, 2].double())),
             "distance": batch["root"][:, 2].double(),
         }
@@ -79,7 +92,11 @@ def error_breakdown(
             parts.setdefault(k, []).append(v)
     cat = {k: torch.cat(v) for k, v in parts.items()}
     mm = {k: v * 1000 for k, v in cat.items() if k.endswith("mpjpe")}
-    mesh = {"mpjpe": mm["mesh_mpjpe"], "pa_mpjpe": mm["mesh_pa_mpjpe"]}
+    mesh = {"mpjpe": mm["mesh_mpjpe"], "pa_mpjpe": mm["mesh_pa_mpjpe"],
+            "n_mpjpe": mm["mesh_n_mpjpe"]}  # fmt: skip
+    ratio = cat["size_ratio"]
+    quantiles = torch.quantile(ratio, torch.tensor([0.1, 0.5, 0.9], dtype=ratio.dtype)).tolist()
+    posenet = {k: mm[f"posenet_{k}"] for k in ("mpjpe", "pa_mpjpe", "n_mpjpe")}
     everyone = torch.ones(n, dtype=torch.bool)
     names = dataset.canonical_names(range(n))
     by_pose = {}
@@ -97,13 +114,12 @@ def error_breakdown(
     return {
         "n": n,
         "mesh": _group(mesh, everyone),
-        "posenet": _group(
-            {"mpjpe": mm["posenet_mpjpe"], "pa_mpjpe": mm["posenet_pa_mpjpe"]}, everyone
-        ),
+        "posenet": _group(posenet, everyone),
         "mesh_on_input_joints": _group(
             {"mpjpe": mm["mesh_in_mpjpe"], "pa_mpjpe": mm["mesh_in_pa_mpjpe"]}, everyone
         ),
         "axis_mm": dict(zip(("x", "y", "z"), (cat["axis"].mean(0) * 1000).tolist(), strict=True)),
+        "size_ratio": dict(zip(("p10", "p50", "p90"), quantiles, strict=True)),
         "by_pose": by_pose,
         "by_elevation": by_elevation,
         "by_distance": by_distance,
@@ -115,14 +131,18 @@ def to_markdown(res: dict[str, Any], joint_set: str, mesh_joint_set: str) -> str
     lines = [
         f"Held-out samples: {res['n']}, ground-truth 2D input, millimetres.",
         "",
-        "| joints | MPJPE | PA-MPJPE |",
-        "|---|---|---|",
+        "| joints | MPJPE | N-MPJPE | PA-MPJPE |",
+        "|---|---|---|---|",
         f"| PoseNet, {joint_set} | {res['posenet']['mpjpe']:.1f} | "
-        f"{res['posenet']['pa_mpjpe']:.1f} |",
+        f"{res['posenet']['n_mpjpe']:.1f} | {res['posenet']['pa_mpjpe']:.1f} |",
         f"| regressed from the mesh, {joint_set} | {res['mesh_on_input_joints']['mpjpe']:.1f} | "
-        f"{res['mesh_on_input_joints']['pa_mpjpe']:.1f} |",
+        f"- | {res['mesh_on_input_joints']['pa_mpjpe']:.1f} |",
         f"| regressed from the mesh, {mesh_joint_set} (the metric) | {res['mesh']['mpjpe']:.1f} "
-        f"| {res['mesh']['pa_mpjpe']:.1f} |",
+        f"| {res['mesh']['n_mpjpe']:.1f} | {res['mesh']['pa_mpjpe']:.1f} |",
+        "",
+        "N-MPJPE: MPJPE after each prediction's least-squares scale (the body's size given). "
+        "Predicted over true body size (RMS joint distance from the root), 10th / 50th / 90th "
+        "percentile: " + " / ".join(f"{v:.3f}" for v in res["size_ratio"].values()) + ".",
         "",
         "Mesh joints, mean absolute root-relative error along the camera axes: "
         + ", ".join(f"{k} {v:.1f}" for k, v in res["axis_mm"].items())

@@ -8,6 +8,8 @@ Alignment conventions:
 * :func:`mpjpe` and :func:`mpvpe` subtract a root before comparing: ``root`` is a joint index
   (for MPJPE; the pelvis for bodies, the wrist for hands) or explicit ``(B, 3)`` root positions
   (for MPVPE, usually the root joint regressed from each mesh). ``root=None`` compares as is.
+* :func:`n_mpjpe` also scales each root-relative prediction to its target (least squares):
+  what is left when the body's size, which one view cannot tell, is given.
 * The ``pa_`` variants first align each predicted sample to its target with a similarity
   Procrustes (scale, rotation, translation; :func:`procrustes_align`).
 * :func:`f_score` compares point sets (nearest neighbours, no correspondence), as FreiHAND
@@ -31,6 +33,7 @@ __all__ = [
     "mesh_errors",
     "mpjpe",
     "mpvpe",
+    "n_mpjpe",
     "pa_mpjpe",
     "pa_mpvpe",
     "pck",
@@ -149,6 +152,32 @@ def mpjpe(pred: Tensor, target: Tensor, root: int | None = 0) -> Tensor:
     pred, target = _check_points(pred, target)
     p, t = _root_align(pred, target, root)
     return (p - t).norm(dim=-1).mean(dim=1)
+
+
+def n_mpjpe(pred: Tensor, target: Tensor, root: int = 0) -> Tensor:
+    """MPJPE after root alignment and the least-squares scale of each sample, ``(B,)``.
+
+    The normalised MPJPE of Rhodin et al. (CVPR 2018): each root-relative prediction ``p`` is
+    multiplied by ``s = <p, t> / <p, p>`` (the scale that minimises ``|s p - t|^2`` against
+    the root-relative target ``t``) before :func:`mpjpe`. It removes the error of the body's
+    overall size, which a single view cannot determine, and keeps the rotation, unlike
+    :func:`pa_mpjpe`. A prediction that is all at the root is left as it is.
+
+    Args:
+        pred: ``(B, J, 3)`` joints.
+        target: ``(B, J, 3)`` joints.
+        root: Index of the root joint.
+
+    Example:
+        >>> t = torch.tensor([[[0.0, 0, 0], [0, 2, 0], [2, 0, 0]]])
+        >>> n_mpjpe(0.5 * t, t)  # the right pose at half the size
+        tensor([0.])
+    """
+    pred, target = _check_points(pred, target)
+    p, t = _root_align(pred, target, root)
+    norm = (p * p).sum(dim=(1, 2))
+    scale = torch.where(norm > 0, (p * t).sum(dim=(1, 2)) / norm.clamp_min(1e-30), 1.0)
+    return (scale[:, None, None] * p - t).norm(dim=-1).mean(dim=1)
 
 
 def pa_mpjpe(pred: Tensor, target: Tensor) -> Tensor:

@@ -90,6 +90,7 @@ def test_ablation_script_runs_end_to_end(tmp_path):
 
 def test_error_breakdown_script(tmp_path, anny_hand):
     """The error-source script agrees with evaluate() and splits every sample into groups."""
+    import numpy as np
     import torch
 
     from benchmarks.pose2mesh_errors import error_breakdown
@@ -107,6 +108,21 @@ def test_error_breakdown_script(tmp_path, anny_hand):
     assert res["mesh"]["mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-5)
     assert res["mesh"]["pa_mpjpe"] == pytest.approx(ref["pa_mpjpe"], rel=1e-5)
     assert res["posenet"]["mpjpe"] == pytest.approx(ref["posenet_mpjpe"], rel=1e-5)
+    # the best scale can only lower the error; and the size ratio of the untrained net's mesh
+    # joints, recomputed by hand from the first sample
+    assert res["mesh"]["n_mpjpe"] <= res["mesh"]["mpjpe"] + 1e-9
+    assert res["posenet"]["n_mpjpe"] <= res["posenet"]["mpjpe"] + 1e-9
+    assert res["size_ratio"]["p10"] <= res["size_ratio"]["p50"] <= res["size_ratio"]["p90"]
+    with torch.no_grad():
+        one = data.__getitems__(list(range(70)))
+        pj = model(one["keypoints_2d"])["mesh_joints_3d"].double()
+    gj, root = one["mesh_joints_3d"].double(), data.mesh_joint_set.root
+
+    def size(x):
+        return np.sqrt(((x - x[root]) ** 2).sum(1).mean())
+
+    sizes = [size(a) / size(b) for a, b in zip(pj.numpy(), gj.numpy(), strict=True)]
+    assert res["size_ratio"]["p50"] == pytest.approx(float(np.median(sizes)), rel=1e-6)
     # hand: the input and mesh joint sets are the same joints, so the two rows agree
     assert res["mesh_on_input_joints"]["mpjpe"] == pytest.approx(ref["mpjpe"], rel=1e-4)
     for key in ("by_pose", "by_elevation", "by_distance"):

@@ -8,6 +8,7 @@ from meshgraph.metrics import (
     f_score,
     mpjpe,
     mpvpe,
+    n_mpjpe,
     pa_mpjpe,
     pa_mpvpe,
     pck,
@@ -189,3 +190,42 @@ def test_mesh_errors_hand_worked():
         mesh_errors(verts, joints, verts, joints, root=5)
     with pytest.raises(ValueError, match="2 meshes but 1 joint sets"):
         mesh_errors(verts, joints[:1], verts, joints[:1])
+
+
+def test_n_mpjpe_against_a_scale_search_and_by_hand():
+    rng = np.random.default_rng(3)
+    pred, target = rng.normal(size=(5, 17, 3)), rng.normal(size=(5, 17, 3))
+    got = n_mpjpe(torch.from_numpy(pred), torch.from_numpy(target), root=2).numpy()
+    # float64 reference: the best of a fine scale grid, refined by a golden-section search
+    for b in range(5):
+        p, t = pred[b] - pred[b, 2], target[b] - target[b, 2]
+
+        def err(s, p=p, t=t):
+            return np.linalg.norm(s * p - t, axis=1).mean()
+
+        grid = np.linspace(-3, 3, 6001)
+        best = grid[np.argmin([err(s) for s in grid])]
+        lo, hi = best - 1e-3, best + 1e-3
+        for _ in range(60):
+            m1, m2 = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
+            lo, hi = (lo, m2) if err(m1) < err(m2) else (m1, hi)
+        # least squares minimises the squared error, the metric is the mean distance: the
+        # least-squares scale is near (not at) the metric's minimum, and never below it
+        assert got[b] >= err(lo) - 1e-12
+        s_ls = (p * t).sum() / (p * p).sum()
+        assert got[b] == pytest.approx(err(s_ls), rel=1e-12)
+    # by hand: a right pose at twice the size, and one joint off by 3-4-5 after scaling
+    t = torch.tensor([[[1.0, 1, 1], [1, 3, 1], [3, 1, 1]]])
+    assert n_mpjpe(2 * (t - 1) + 7, t).item() == pytest.approx(0.0, abs=1e-12)
+    assert mpjpe(2 * (t - 1) + 7, t).item() > 1.0  # plain MPJPE sees the size
+    # a rotation is not forgiven, unlike in PA-MPJPE: a pose turned 90 degrees about z
+    r = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    turned = (t - 1) @ r.T
+    assert n_mpjpe(turned, t).item() > 0.5
+    assert pa_mpjpe(turned, t).item() == pytest.approx(0.0, abs=1e-6)
+    # scale invariance of the prediction, and an all-root prediction left as it is
+    p = torch.from_numpy(pred)
+    torch.testing.assert_close(n_mpjpe(3.7 * p, torch.from_numpy(target)),
+                               n_mpjpe(p, torch.from_numpy(target)))  # fmt: skip
+    flat = torch.zeros(1, 3, 3)
+    assert n_mpjpe(flat, t).item() == pytest.approx(mpjpe(flat, t).item())
