@@ -267,7 +267,7 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
 
     record: dict[str, Any] = {}
     name = os.fspath(source)
-    if name in PRETRAINED and not Path(name).exists():
+    if name in PRETRAINED and not Path(name).is_file():
         path = weights_dir() / PRETRAINED[name]["file"]
         trained = load_pretrained(name, full_mesh=False)
         info = trained.provenance
