@@ -127,7 +127,9 @@ def _train(args: argparse.Namespace) -> int:
     if any(v is not None for v in poses.values()):
         overrides["poses"] = {k: v for k, v in poses.items() if v is not None}
     if args.detector:
-        overrides["detector"] = {}
+        overrides["detector"] = _detector_options(args.detector_option)
+    elif args.detector_option:
+        raise ValueError("--detector-option changes the detector failures: give --detector")
     if args.init is not None:
         overrides["init_from"] = args.init
     if args.coco is not None:
@@ -180,6 +182,27 @@ def _regressors(items: list[str] | None) -> dict[str, str]:
                 f"--regressor takes NAME=PATH (e.g. h36m=J_regressor_h36m.npy), got {item!r}"
             )
         out[name] = path
+    return out
+
+
+def _detector_options(items: list[str] | None) -> dict[str, float | int]:
+    """``NAME=VALUE`` options -> :class:`~meshgraph.data.noise.DetectorNoise` field changes."""
+    from meshgraph.data.noise import DetectorNoise
+
+    fields = DetectorNoise.__dataclass_fields__
+    out: dict[str, float | int] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(
+                f"--detector-option takes NAME=VALUE with NAME one of {sorted(fields)}, "
+                f"got {item!r}"
+            )
+        try:
+            out[name] = int(value) if name == "min_visible" else float(value)
+        except ValueError:
+            raise ValueError(f"--detector-option {item!r}: {value!r} is not a number") from None
+    DetectorNoise(**out)  # ranges: the message names the field
     return out
 
 
@@ -514,6 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train on detector failures too (missing joints, left/right swaps, offsets: "
         "DetectorNoise), with the joints' visibility as an input",
+    )
+    p.add_argument(
+        "--detector-option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="with --detector: change a DetectorNoise field of the training set from its "
+        "default, e.g. offset=0.02 or drop_limb=0.1 (repeatable; the held-out sets keep "
+        "the defaults)",
     )
     p.add_argument(
         "--coco",

@@ -112,6 +112,38 @@ def test_train_with_detector_failures(tmp_path):
     assert (tmp_path / "pred" / "mesh.obj").stat().st_size > 0
 
 
+def test_detector_options_change_the_training_failures_only(tmp_path, capsys):
+    out = tmp_path / "mild"
+    threads = str(torch.get_num_threads())
+    args = ["train", "--kind", "hand", "--out", str(out), "--no-progress", "--threads", threads,
+            *TINY, "--max-steps", "1", "--detector"]  # fmt: skip
+    mild = ["--detector-option", "offset=0.02", "--detector-option", "drop_limb=0"]
+    assert main([*args, *mild]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["detector"] == {"offset": 0.02, "drop_limb": 0.0}
+    # the training set's failures are those; the held-out sets keep the defaults
+    from meshgraph.data.noise import default_detector_noise
+    from meshgraph.training.pipeline import RunConfig, build_body
+
+    cfg = RunConfig(**{k: v for k, v in results["run"].items() if k != "regressors"})
+    assert build_body(cfg).input_joint_set == "hand"
+    noise = default_detector_noise("hand", **cfg.detector)
+    assert (noise.offset, noise.drop_limb, noise.drop) == (0.02, 0.0, 0.05)
+    capsys.readouterr()
+    bad = [
+        (["--detector-option", "offset"], "takes NAME=VALUE"),
+        (["--detector-option", "speed=3"], "NAME one of ['drop', 'drop_limb'"),
+        (["--detector-option", "drop=much"], "'much' is not a number"),
+        (["--detector-option", "drop=1.5"], "DetectorNoise.drop must be a probability, got 1.5"),
+    ]
+    for extra, message in bad:
+        assert main([*args, "--overwrite", *extra]) == 2
+        assert message in capsys.readouterr().err, extra
+    no_detector = [a for a in args if a != "--detector"]
+    assert main([*no_detector, "--overwrite", *mild]) == 2
+    assert "give --detector" in capsys.readouterr().err
+
+
 def test_command_line_is_what_a_user_types_again():
     from meshgraph.training.pipeline import command_line
 
