@@ -93,7 +93,8 @@ def _train(args: argparse.Namespace) -> int:
     from meshgraph.training.pipeline import preset, run
 
     train: dict = {}
-    for key in ("epochs", "posenet_epochs", "samples_per_epoch", "batch_size", "lr", "max_steps"):
+    for key in ("epochs", "posenet_epochs", "samples_per_epoch", "batch_size", "lr", "max_steps",
+                "edge_loss_start"):  # fmt: skip
         value = getattr(args, key)
         if value is not None:
             train[key] = value
@@ -567,6 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_int_at_least(0), default=None, help="stage-2 epochs")
     p.add_argument("--posenet-epochs", type=_int_at_least(0), default=None, help="stage-1 epochs")
     p.add_argument("--samples-per-epoch", type=_int_at_least(1), default=None)
+    p.add_argument(
+        "--edge-loss-start",
+        type=_int_at_least(0),
+        default=None,
+        help="stage-2 epoch from which the edge-length loss is on (the preset's by default; "
+        "0 when fine-tuning a model trained with it, --init)",
+    )
     p.add_argument("--batch-size", type=_int_at_least(1), default=None)
     p.add_argument("--lr", type=_positive_float, default=None)
     p.add_argument(

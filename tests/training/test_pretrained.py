@@ -343,7 +343,8 @@ def test_train_init_fine_tunes_a_run_and_export_keeps_the_chain(hand_run, tmp_pa
     # a learning rate so small that the weights cannot move: the run starts from hand_run's
     start = str(hand_run / "model.pt")
     args = ["train", "--kind", "hand", "--out", str(out), "--threads", threads, *TINY,
-            "--posenet-epochs", "0", "--lr", "1e-12", "--init", start]  # fmt: skip
+            "--posenet-epochs", "0", "--edge-loss-start", "0", "--lr", "1e-12",
+            "--init", start]  # fmt: skip
     assert main(args) == 0
     source, tuned = Pose2Mesh.load(hand_run / "model.pt"), Pose2Mesh.load(out / "model.pt")
     for (k, v), (_, w) in zip(source.named_parameters(), tuned.named_parameters(), strict=True):
@@ -352,6 +353,7 @@ def test_train_init_fine_tunes_a_run_and_export_keeps_the_chain(hand_run, tmp_pa
     first = json.loads((hand_run / "results.json").read_text())
     assert results["init_from"]["commit"] == first["commit"]
     assert results["run"]["init_from"] == str(hand_run / "model.pt")
+    assert results["run"]["train"]["edge_loss_start"] == 0
     # a fresh run with the same seed and no --init ends elsewhere
     fresh = tmp_path / "fresh"
     assert main([*args[:-2], "--out", str(fresh)]) == 0
