@@ -173,17 +173,26 @@ def _device_option(device: str) -> None:
         raise ValueError(f"--device {device}: {err}") from None
 
 
+def _name_values(
+    items: list[str] | None, flag: str, form: str, names: object = None
+) -> list[tuple[str, str]]:
+    """Repeated ``NAME=VALUE`` options -> pairs; ``names``: the allowed names (any if None).
+
+    A malformed item or an unknown name is an error that says ``flag takes form``.
+    """
+    pairs = []
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value or (names is not None and name not in names):
+            raise ValueError(f"{flag} takes {form}, got {item!r}")
+        pairs.append((name, value))
+    return pairs
+
+
 def _regressors(items: list[str] | None) -> dict[str, str]:
     """``NAME=PATH`` options -> a dict (SMPL-family joint regressors)."""
-    out = {}
-    for item in items or []:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(
-                f"--regressor takes NAME=PATH (e.g. h36m=J_regressor_h36m.npy), got {item!r}"
-            )
-        out[name] = path
-    return out
+    form = "NAME=PATH (e.g. h36m=J_regressor_h36m.npy)"
+    return dict(_name_values(items, "--regressor", form))
 
 
 def _detector_options(items: list[str] | None) -> dict[str, float | int]:
@@ -191,17 +200,13 @@ def _detector_options(items: list[str] | None) -> dict[str, float | int]:
     from meshgraph.data.noise import DetectorNoise
 
     fields = DetectorNoise.__dataclass_fields__
+    form = f"NAME=VALUE with NAME one of {sorted(fields)}"
     out: dict[str, float | int] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            raise ValueError(
-                f"--detector-option takes NAME=VALUE with NAME one of {sorted(fields)}, "
-                f"got {item!r}"
-            )
+    for name, value in _name_values(items, "--detector-option", form, fields):
         try:
             out[name] = int(value) if name == "min_visible" else float(value)
         except ValueError:
+            item = f"{name}={value}"
             raise ValueError(f"--detector-option {item!r}: {value!r} is not a number") from None
     DetectorNoise(**out)  # ranges: the message names the field
     return out
