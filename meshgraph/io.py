@@ -23,6 +23,7 @@ import io
 import os
 import pickle
 import socket
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -403,12 +404,23 @@ def save_ply(
     return path
 
 
+def _file_mode(path: Path) -> int:
+    """The permission bits ``path`` should get: its own if it exists, else what ``open`` gives."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
     """Write a file atomically: ``write(fh)`` fills a temporary file, which then replaces ``path``.
 
     A reader (or a killed writer) never sees a half-written file: the temporary file lives in
     the same folder, is flushed and synced, then renamed over ``path``; on any error it is
-    removed and ``path`` is untouched.
+    removed and ``path`` is untouched. The file keeps the permissions of the one it replaces;
+    a new one gets those of a plain ``open`` (``0o666`` less the umask).
 
     Args:
         path: The destination (its folder is created).
@@ -425,8 +437,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, mode)  # mkstemp's 0o600 would make shared files private
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -6,6 +6,9 @@ keep (NaN on ignored joints changes nothing, mixed dtypes agree with float64, an
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -371,6 +374,27 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
         atomic_write(path, fail)
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    old = os.umask(0o027)
+    try:
+        fresh = atomic_write(tmp_path / "new.bin", lambda fh: fh.write(b"x"))
+        with open(tmp_path / "plain.bin", "wb") as fh:  # the reference: a plain open
+            fh.write(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
+    assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE(
+        (tmp_path / "plain.bin").stat().st_mode
+    )
+    kept = tmp_path / "kept.bin"
+    kept.write_bytes(b"old")
+    kept.chmod(0o604)
+    atomic_write(kept, lambda fh: fh.write(b"new"))
+    assert kept.read_bytes() == b"new"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o604
 
 
 def test_graph_matrices_refuse_integer_dtypes():
