@@ -8,6 +8,8 @@ noisy 2D input, compares with the mean-mesh baseline, and writes to the output f
 * ``model.pt`` (``Pose2Mesh.load``), ``checkpoint.pt`` (``--resume``), ``metrics.csv``,
   ``losses.png``;
 * ``results.json`` and ``results.csv``: the final metrics table;
+* ``init_from.json`` (a run started with ``init_from``): the record of its starting weights,
+  which ``--resume`` reads instead of the starting file;
 * ``prediction.obj``, ``prediction.ply`` (coloured by the per-vertex error),
   ``ground_truth.obj``, and ``prediction.png``: the 2D input skeleton, the predicted and the
   ground-truth meshes and the per-vertex error map.
@@ -398,6 +400,37 @@ def _data_2d(cfg: RunConfig, joint_set: str) -> Any:
     return data
 
 
+_INIT_RECORD = "init_from.json"
+
+
+def _init_weights(model: Pose2Mesh, source: str, out: Path, resume: bool) -> dict[str, Any]:
+    """:func:`warm_start` for a fresh run; a resumed one keeps the record it started with.
+
+    A fresh run writes the record to ``out/init_from.json``. Resuming from ``checkpoint.pt``
+    reads it back instead of the source file, whose weights the checkpoint replaces anyway:
+    the source may be gone or changed since, and the record stays the one the run began from.
+
+    Raises:
+        ValueError: If the run being resumed started from another source.
+    """
+    saved = out / _INIT_RECORD
+    if resume and (out / "checkpoint.pt").is_file() and saved.is_file():
+        try:
+            kept = json.loads(saved.read_text())
+            began, record = kept["source"], kept["record"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{saved}: unreadable record of the run's init_from ({exc})") from exc
+        if began != source:
+            raise ValueError(
+                f"{out}: the run being resumed started from {began!r}, not {source!r} (--init)"
+            )
+        return dict(record)
+    record = warm_start(model, source)
+    text = json.dumps({"source": source, "record": record}, indent=2)
+    atomic_write(saved, lambda fh: fh.write(text.encode()))
+    return record
+
+
 def _run(
     cfg: RunConfig, out: Path, *, resume: bool, progress: bool, overwrite: bool
 ) -> dict[str, Any]:
@@ -415,7 +448,12 @@ def _run(
     model_cfg = Pose2MeshConfig(joint_set=joint_set, mesh_joint_set=mesh_js, **fields)
     torch.manual_seed(cfg.seed)
     model = Pose2Mesh.from_body(body, model_cfg)
-    init = None if cfg.init_from is None else warm_start(model, cfg.init_from)
+    if cfg.init_from is not None:
+        init = _init_weights(model, cfg.init_from, out, resume)
+    else:
+        init = None
+        if not resume:  # a run started afresh here (--overwrite) leaves no other's record
+            (out / _INIT_RECORD).unlink(missing_ok=True)
     train_cfg = TrainConfig(seed=cfg.seed, **cfg.train)
     # the data are made on the training device: a GPU run never waits on the CPU for them
     data_kw = {"joint_set": joint_set, "device": cfg.device}

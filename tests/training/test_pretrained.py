@@ -377,3 +377,37 @@ def test_train_init_fine_tunes_a_run_and_export_keeps_the_chain(hand_run, tmp_pa
     bad = [*args[:-2], "--init", "hand", "--out", str(tmp_path / "bad")]
     assert main(bad) == 2
     assert "posenet_width: 1024 (the run: 32)" in capsys.readouterr().err
+
+
+def test_resuming_a_fine_tuning_keeps_its_record_without_the_source(hand_run, tmp_path, capsys):
+    import hashlib
+
+    threads = str(torch.get_num_threads())
+    source = tmp_path / "source"
+    shutil.copytree(hand_run, source)  # a copy that can vanish, with its results.json
+    digest = hashlib.sha256((source / "model.pt").read_bytes()).hexdigest()
+    out = tmp_path / "tuned"
+    args = ["train", "--kind", "hand", "--out", str(out), "--threads", threads, *TINY,
+            "--posenet-epochs", "0", "--edge-loss-start", "0",
+            "--init", str(source / "model.pt")]  # fmt: skip
+    assert main([*args, "--max-steps", "1"]) == 0  # stopped early: resumable
+    assert json.loads((out / "init_from.json").read_text())["record"]["sha256"] == digest
+    shutil.rmtree(source)  # the starting file is gone: a resume still works ...
+    assert main([*args, "--resume"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["complete"] is True and results["steps"] == 2
+    # ... and records the file the run began from, as a fresh start would have
+    first = json.loads((hand_run / "results.json").read_text())
+    assert results["init_from"]["sha256"] == digest
+    assert results["init_from"]["commit"] == first["commit"]
+    assert results["init_from"]["file"] == str(source / "model.pt")
+    # resuming with another starting point is refused, naming both
+    capsys.readouterr()
+    other = [*args[:-1], str(hand_run / "model.pt"), "--resume"]
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "started from" in err and str(source / "model.pt") in err and "--init" in err
+    # a fresh run in the folder without --init drops the old record
+    assert main([*args[:-2], "--max-steps", "1", "--overwrite"]) == 0
+    assert not (out / "init_from.json").exists()
+    assert "init_from" not in json.loads((out / "results.json").read_text())
