@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 import warnings
 from types import ModuleType
 
@@ -77,6 +78,25 @@ WITH_MEDIAPIPE: bool = _importable("mediapipe")
 WITH_TQDM: bool = _importable("tqdm")
 
 
+def _quiet_warp() -> None:
+    """Keep NVIDIA Warp (Anny's skinning kernels) from greeting on stdout.
+
+    Warp prints a banner when it starts and a line per kernel module it loads, on stdout,
+    where they mix with a command's output. Before anny's first import this lowers Warp's log
+    level to warnings, unless the process imported Warp itself before: then its settings are
+    the user's.
+    """
+    if "warp" in sys.modules:
+        return
+    try:
+        warp = importlib.import_module("warp")
+    except Exception:  # no Warp, or a broken one: anny reports it
+        return
+    config, level = getattr(warp, "config", None), getattr(warp, "LOG_WARNING", None)
+    if config is not None and isinstance(level, int) and getattr(config, "log_level", 0) < level:
+        config.log_level = level
+
+
 def require(name: str) -> ModuleType:
     """Import an optional package or explain how to install it.
 
@@ -85,6 +105,9 @@ def require(name: str) -> ModuleType:
 
     Returns:
         The imported module.
+
+    ``anny`` starts NVIDIA Warp, whose log level is lowered to warnings first, unless the
+    process imported Warp before.
 
     Raises:
         ImportError: If the package is not installed (or fails to import); the message names
@@ -95,6 +118,8 @@ def require(name: str) -> ModuleType:
         >>> np.__name__
         'numpy'
     """
+    if name == "anny" and name not in sys.modules:
+        _quiet_warp()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)

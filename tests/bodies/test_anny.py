@@ -292,3 +292,28 @@ def test_left_hand_is_the_right_hand_mirrored(anny_hand, tmp_path):
     # the same triangles, wound the other way
     as_sets = {frozenset(f) for f in left.faces.tolist()}
     assert as_sets == {frozenset(f) for f in anny_hand.faces.tolist()}
+
+
+def _stdout_of(code: str) -> str:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)  # fmt: skip
+    return proc.stdout
+
+
+def test_warp_greets_on_stdout_only_when_the_user_asked_for_it():
+    pytest.importorskip("warp")
+    # a posed hand: Anny starts Warp and launches its skinning kernels
+    pose = (
+        "from meshgraph.bodies import AnnyModel\n"
+        "import torch\n"
+        "v = AnnyModel('hand.R')(torch.full((1, 21, 3), 0.1))\n"
+        "print('shape', tuple(v.shape))\n"
+    )
+    assert _stdout_of(pose).splitlines() == ["shape (1, 1609, 3)"]
+    # a process that set up Warp itself keeps its settings (here: the greeting)
+    user = "import warp\nwarp.config.log_level = warp.LOG_INFO\n" + pose
+    out = _stdout_of(user)
+    assert "Warp" in out and out.splitlines()[-1] == "shape (1, 1609, 3)"
