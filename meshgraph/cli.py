@@ -101,6 +101,7 @@ def _train(args: argparse.Namespace) -> int:
     for key in ("bf16", "compile"):
         if getattr(args, key):
             train[key] = True
+    train.update(_loss_weights(args.loss_weight))
     model: dict = {"layout": args.layout, "variant": args.variant}
     if args.posenet_width is not None:
         model["posenet_width"] = args.posenet_width
@@ -209,6 +210,28 @@ def _detector_options(items: list[str] | None) -> dict[str, float | int]:
             item = f"{name}={value}"
             raise ValueError(f"--detector-option {item!r}: {value!r} is not a number") from None
     DetectorNoise(**out)  # ranges: the message names the field
+    return out
+
+
+#: ``--loss-weight`` names -> :class:`~meshgraph.training.trainer.TrainConfig` fields.
+_LOSS_WEIGHTS = {"vertex": "w_vertex", "normal": "w_normal", "edge": "w_edge",
+                 "joint": "w_joint", "pose": "w_pose"}  # fmt: skip
+
+
+def _loss_weights(items: list[str] | None) -> dict[str, float]:
+    """``NAME=VALUE`` options -> loss-weight fields of the training configuration."""
+    form = f"NAME=VALUE with NAME one of {sorted(_LOSS_WEIGHTS)}"
+    out: dict[str, float] = {}
+    for name, value in _name_values(items, "--loss-weight", form, _LOSS_WEIGHTS):
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = math.nan
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(
+                f"--loss-weight {name}={value}: {value!r} is not a non-negative finite number"
+            )
+        out[_LOSS_WEIGHTS[name]] = weight
     return out
 
 
@@ -579,6 +602,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stage-2 epoch from which the edge-length loss is on (the preset's by default; "
         "0 when fine-tuning a model trained with it, --init)",
+    )
+    p.add_argument(
+        "--loss-weight",
+        action="append",
+        metavar="NAME=VALUE",
+        help="change a loss weight from the preset's, NAME one of vertex, normal, edge, joint "
+        "(the mesh's regressed joints), pose (PoseNet's joints), e.g. joint=3 (repeatable)",
     )
     p.add_argument("--batch-size", type=_int_at_least(1), default=None)
     p.add_argument("--lr", type=_positive_float, default=None)

@@ -144,6 +144,37 @@ def test_detector_options_change_the_training_failures_only(tmp_path, capsys):
     assert "give --detector" in capsys.readouterr().err
 
 
+def test_loss_weights_reach_the_training_loss(tmp_path, capsys):
+    import csv
+
+    out = tmp_path / "weighted"
+    threads = str(torch.get_num_threads())
+    args = ["train", "--kind", "hand", "--out", str(out), "--no-progress", "--threads", threads,
+            *TINY, "--edge-loss-start", "0"]  # fmt: skip
+    weights = ["--loss-weight", "joint=3", "--loss-weight", "edge=5", "--loss-weight", "normal=0"]
+    assert main([*args, *weights]) == 0
+    train = json.loads((out / "results.json").read_text())["run"]["train"]
+    assert (train["w_joint"], train["w_edge"], train["w_normal"]) == (3.0, 5.0, 0.0)
+    assert "w_vertex" not in train  # the preset's
+    # the logged stage-2 total is the weighted sum of the logged terms (means of each step's)
+    rows = csv.DictReader((out / "metrics.csv").read_text().splitlines())
+    row = [r for r in rows if r["stage"] == "2"][-1]
+    term = {k: float(row[f"loss_{k}"]) for k in ("vertex", "normal", "edge", "joint", "pose")}
+    expected = term["vertex"] + 5 * term["edge"] + 3 * term["joint"] + term["pose"]
+    assert float(row["loss_total"]) == pytest.approx(expected, rel=1e-5)
+    capsys.readouterr()
+    bad = [
+        (["--loss-weight", "joint"], "takes NAME=VALUE"),
+        (["--loss-weight", "speed=3"], "NAME one of ['edge', 'joint', 'normal', 'pose', 'vertex']"),
+        (["--loss-weight", "joint=much"], "'much' is not a non-negative finite number"),
+        (["--loss-weight", "joint=-1"], "'-1' is not a non-negative finite number"),
+        (["--loss-weight", "joint=nan"], "'nan' is not a non-negative finite number"),
+    ]
+    for extra, message in bad:
+        assert main([*args, "--overwrite", *extra]) == 2
+        assert message in capsys.readouterr().err, extra
+
+
 def test_command_line_is_what_a_user_types_again():
     from meshgraph.training.pipeline import command_line
 
