@@ -4,6 +4,7 @@ Usage::
 
     python -m benchmarks.pose2mesh_errors outputs/pose2mesh_body/model.pt [--samples 512]
         [--model-path DIR] [--out FOLDER]
+    python -m benchmarks.pose2mesh_errors body [--small-mesh]   # the shipped body (or hand)
 
 With ground-truth 2D input (the accuracy targets' setting) it reports:
 
@@ -13,9 +14,15 @@ With ground-truth 2D input (the accuracy targets' setting) it reports:
 * the body's size, which one view cannot tell: N-MPJPE (:func:`meshgraph.metrics.n_mpjpe`,
   MPJPE after each prediction's least-squares scale) beside MPJPE, and the predicted size
   (RMS distance of the root-relative mesh joints from the root) over the true one;
-* MPJPE and PA-MPJPE of the mesh joints per canonical pose, camera elevation and distance.
+* MPJPE and PA-MPJPE of the mesh joints per canonical pose, camera elevation and distance;
+* each mesh joint's error after the Procrustes alignment of PA-MPJPE;
+* where on the surface the MPVPE comes from: every vertex belongs to the region of its
+  nearest mesh joint on the body's template (for the body: hands and fingers fall to the
+  wrists, feet to the ankles), and each region reports its share of the vertices, its mean
+  vertex error and its share of the MPVPE.
 
-Writes ``errors.json`` and ``errors.md`` to ``--out`` (default: the model's folder).
+Writes ``errors.json`` and ``errors.md`` to ``--out`` (default: the model's folder, or
+``outputs/errors-NAME`` for a shipped model).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any
 import torch
 
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
-from meshgraph.metrics import mpjpe, n_mpjpe, pa_mpjpe
+from meshgraph.metrics import mpjpe, mpvpe, n_mpjpe, pa_mpjpe, procrustes_align
 from meshgraph.models.pose2mesh import Pose2Mesh
 
 ELEVATION_BINS = ((-90.0, 0.0), (0.0, 15.0), (15.0, 30.0), (30.0, 90.0))
@@ -41,6 +48,13 @@ def _group(errors: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, flo
     for k, v in errors.items():
         out[k] = float(v[mask].mean()) if n else math.nan
     return out
+
+
+def vertex_regions(dataset: SyntheticPoseMeshDataset) -> torch.Tensor:
+    """``(V,)`` index of each template vertex's nearest mesh joint (on the rest template)."""
+    template = dataset.model.template_vertices().double()
+    joints = dataset.model.regress_joints(template[None], dataset.mesh_joint_set)[0].double()
+    return torch.cdist(template, joints).argmin(dim=1)
 
 
 def _size(joints: torch.Tensor, root: int) -> torch.Tensor:
@@ -56,9 +70,14 @@ def error_breakdown(
 
     Returns:
         ``{"n", "mesh", "posenet", "mesh_on_input_joints", "axis_mm", "size_ratio",
-        "by_pose", "by_elevation", "by_distance"}``; each metric dict has ``mpjpe`` and
-        ``pa_mpjpe`` (``mesh`` and ``posenet`` also ``n_mpjpe``); ``size_ratio`` holds the
-        10th, 50th and 90th percentiles of predicted over true body size.
+        "by_pose", "by_elevation", "by_distance", "pa_by_joint", "mpvpe", "by_region"}``;
+        each metric dict has ``mpjpe`` and ``pa_mpjpe`` (``mesh`` and ``posenet`` also
+        ``n_mpjpe``); ``size_ratio`` holds the 10th, 50th and 90th percentiles of predicted
+        over true body size; ``pa_by_joint`` maps each mesh joint to its mean error after the
+        Procrustes alignment; ``by_region`` maps each mesh joint to its region of the surface
+        (:func:`vertex_regions`): ``vertices`` (count), ``vertex_share``, ``error`` (the
+        region's mean vertex error, root-aligned as MPVPE) and ``error_share`` (its part of
+        ``mpvpe``).
     """
     n = min(num_samples, len(dataset))
     model.eval()
@@ -72,8 +91,10 @@ def error_breakdown(
         out = model(batch["keypoints_2d"].to(device))
         pj, gj = out["mesh_joints_3d"].double().cpu(), batch["mesh_joints_3d"].double()
         pin, gin = out["joints_3d"].double().cpu(), batch["joints_3d"].double()
-        mesh_in = torch.einsum("jv,bvc->bjc", reg, out["vertices"].double().cpu())
+        pv, gv = out["vertices"].double().cpu(), batch["vertices"].double()
+        mesh_in = torch.einsum("jv,bvc->bjc", reg, pv)
         r = pj[:, mesh_root : mesh_root + 1] - gj[:, mesh_root : mesh_root + 1]
+        aligned = procrustes_align(pj, gj).aligned
         rows = {
             "mesh_mpjpe": mpjpe(pj, gj, root=mesh_root),
             "mesh_pa_mpjpe": pa_mpjpe(pj, gj),
@@ -84,6 +105,9 @@ def error_breakdown(
             "mesh_in_mpjpe": mpjpe(mesh_in, gin, root=in_root),
             "mesh_in_pa_mpjpe": pa_mpjpe(mesh_in, gin),
             "axis": ((pj - gj) - r).abs().mean(1),  # (B, 3), root-relative
+            "pa_joint": (aligned - gj).norm(dim=-1),  # (B, J)
+            "mpvpe": mpvpe(pv, gv, pj[:, mesh_root], gj[:, mesh_root]),
+            "vertex_error": (pv - gv - r).norm(dim=-1),  # (B, V), root-aligned as MPVPE
             "size_ratio": _size(pj, mesh_root) / _size(gj, mesh_root),
             "elevation": torch.rad2deg(torch.asin(-batch["camera_rotation"][:, 2, 2].double())),
             "distance": batch["root"][:, 2].double(),
@@ -111,6 +135,22 @@ def error_breakdown(
     by_distance = {}
     for lo, hi in zip([d.min().item(), *edges], [*edges, d.max().item() + 1e-9], strict=True):
         by_distance[f"{lo:.1f}..{hi:.1f} m"] = _group(mesh, (d >= lo) & (d < hi))
+    names_j = dataset.mesh_joint_set.names
+    pa_by_joint = dict(zip(names_j, (cat["pa_joint"].mean(0) * 1000).tolist(), strict=True))
+    regions = vertex_regions(dataset)
+    per_vertex = cat["vertex_error"].mean(0) * 1000  # (V,) mm
+    total = float(per_vertex.sum())
+    by_region = {}
+    for j, name in enumerate(names_j):
+        mask = regions == j
+        count = int(mask.sum())
+        if count:
+            by_region[name] = {
+                "vertices": count,
+                "vertex_share": count / len(regions),
+                "error": float(per_vertex[mask].mean()),
+                "error_share": float(per_vertex[mask].sum()) / total,
+            }
     return {
         "n": n,
         "mesh": _group(mesh, everyone),
@@ -123,6 +163,9 @@ def error_breakdown(
         "by_pose": by_pose,
         "by_elevation": by_elevation,
         "by_distance": by_distance,
+        "pa_by_joint": pa_by_joint,
+        "mpvpe": float(cat["mpvpe"].mean() * 1000),
+        "by_region": by_region,
     }
 
 
@@ -153,6 +196,19 @@ def to_markdown(res: dict[str, Any], joint_set: str, mesh_joint_set: str) -> str
         lines += ["", f"| {title} | n | MPJPE | PA-MPJPE |", "|---|---|---|---|"]
         for name, g in res[key].items():
             lines.append(f"| {name} | {g['n']} | {g['mpjpe']:.1f} | {g['pa_mpjpe']:.1f} |")
+    lines += ["", f"| {mesh_joint_set} joint | PA-MPJPE |", "|---|---|"]
+    lines += [f"| {name} | {v:.1f} |" for name, v in res["pa_by_joint"].items()]
+    lines += [
+        "",
+        f"MPVPE {res['mpvpe']:.1f}; each vertex in the region of its nearest {mesh_joint_set} "
+        "joint on the template:",
+        "",
+        "| region | vertices | share of vertices | mean vertex error | share of MPVPE |",
+        "|---|---|---|---|---|",
+    ]
+    for name, g in sorted(res["by_region"].items(), key=lambda kv: -kv[1]["error_share"]):
+        lines.append(f"| {name} | {g['vertices']} | {100 * g['vertex_share']:.1f} % | "
+                     f"{g['error']:.1f} | {100 * g['error_share']:.1f} % |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     from meshgraph.training.pipeline import HELD_OUT_SEED
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("model")
+    p.add_argument("model", help="a model file, or body / hand for the shipped weights")
+    p.add_argument(
+        "--small-mesh",
+        action="store_true",
+        help="a model with an output map: measure its own (simplified) mesh",
+    )
     p.add_argument("--samples", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="the training seed of the model")
     p.add_argument("--model-path", default=None, help="SMPL-family model files")
@@ -171,13 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = Pose2Mesh.load(args.model)
+    shipped = args.model in ("body", "hand")
+    if shipped:
+        model = Pose2Mesh.pretrained(args.model, full_mesh=not args.small_mesh)
+    else:
+        model = Pose2Mesh.load(args.model)
+        if args.small_mesh:
+            model = model.without_output_map()
     body = _body_for(model.config, args.model_path)
     data = SyntheticPoseMeshDataset(body, args.samples, joint_set=model.joint_set.name,  # type: ignore[arg-type]
                                     seed=HELD_OUT_SEED + args.seed, noise="none")  # fmt: skip
     res = error_breakdown(model, data, args.samples)
     table = to_markdown(res, model.joint_set.name, model.mesh_joint_set.name)
-    out = Path(args.out) if args.out else Path(args.model).parent
+    default = Path("outputs", f"errors-{args.model}") if shipped else Path(args.model).parent
+    out = Path(args.out) if args.out else default
     out.mkdir(parents=True, exist_ok=True)
     (out / "errors.json").write_text(json.dumps(res, indent=2))
     (out / "errors.md").write_text(table)

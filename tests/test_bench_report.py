@@ -129,6 +129,33 @@ def test_error_breakdown_script(tmp_path, anny_hand):
         assert sum(g["n"] for g in res[key].values()) == 70, key
     assert set(res["by_pose"]) <= set(data.pose_sampler.canonical)
     assert len(set(data.canonical_names(range(70)))) > 2  # a mixture of canonical poses
+    # per joint after the alignment: their mean is PA-MPJPE; the regions split MPVPE
+    assert list(res["pa_by_joint"]) == list(data.mesh_joint_set.names)
+    mean_joint = np.mean(list(res["pa_by_joint"].values()))
+    assert mean_joint == pytest.approx(ref["pa_mpjpe"], rel=1e-5)
+    assert res["mpvpe"] == pytest.approx(ref["mpvpe"], rel=1e-5)
+    regions = res["by_region"]
+    assert sum(g["vertices"] for g in regions.values()) == anny_hand.num_vertices
+    assert sum(g["error_share"] for g in regions.values()) == pytest.approx(1.0)
+    weighted = sum(g["error"] * g["vertex_share"] for g in regions.values())
+    assert weighted == pytest.approx(ref["mpvpe"], rel=1e-5)
+    # the regions by a naive loop: each template vertex's nearest regressed rest joint
+    tv = anny_hand.template_vertices().double().numpy()
+    rj = anny_hand.joint_regressor("hand").double().numpy() @ tv
+    counts = {}
+    for v in tv:
+        name = data.mesh_joint_set.names[int(np.argmin(((rj - v) ** 2).sum(1)))]
+        counts[name] = counts.get(name, 0) + 1
+    assert {k: g["vertices"] for k, g in regions.items()} == counts
+    # and a region's mean error by hand: the fingertip's vertices, root-aligned
+    tip = [i for i, v in enumerate(tv) if np.argmin(((rj - v) ** 2).sum(1)) == 4]
+    with torch.no_grad():
+        pv = model(one["keypoints_2d"])["vertices"].double()
+    gv = one["vertices"].double()
+    shift = (pj[:, root] - gj[:, root])[:, None]
+    tip_err = (pv - gv - shift)[:, tip].norm(dim=-1).mean() * 1000
+    name4 = data.mesh_joint_set.names[4]
+    assert regions[name4]["error"] == pytest.approx(float(tip_err), rel=1e-6)
     from meshgraph.data import HandPoseSampler
 
     fists = HandPoseSampler(anny_hand.bone_labels, anny_hand.rest_joints(),
@@ -140,3 +167,8 @@ def test_error_breakdown_script(tmp_path, anny_hand):
     assert errors([str(path), "--samples", "8"]) == 0
     assert json.loads((tmp_path / "errors.json").read_text())["n"] == 8
     assert "PA-MPJPE" in (tmp_path / "errors.md").read_text()
+    assert "share of MPVPE" in (tmp_path / "errors.md").read_text()
+    # the shipped hand by name
+    assert errors(["hand", "--samples", "4", "--out", str(tmp_path / "shipped")]) == 0
+    shipped = json.loads((tmp_path / "shipped" / "errors.json").read_text())
+    assert shipped["n"] == 4 and sum(g["vertices"] for g in shipped["by_region"].values()) == 1609
