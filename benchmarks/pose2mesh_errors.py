@@ -16,6 +16,9 @@ With ground-truth 2D input (the accuracy targets' setting) it reports:
   (RMS distance of the root-relative mesh joints from the root) over the true one;
 * MPJPE and PA-MPJPE of the mesh joints per canonical pose, camera elevation and distance;
 * each mesh joint's error after the Procrustes alignment of PA-MPJPE;
+* for a body with a mirror-symmetric template: the same samples mirrored (the 2D input's x
+  negated and left and right joints swapped; the answer mirrored back vertex for vertex):
+  a model that learnt the left-right asymmetries of the training poses does worse on them;
 * where on the surface the MPVPE comes from: every vertex belongs to the region of its
   nearest mesh joint on the body's template (for the body: hands and fingers fall to the
   wrists, feet to the ankles), and each region reports its share of the vertices, its mean
@@ -50,6 +53,44 @@ def _group(errors: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, flo
     return out
 
 
+def mirror_permutation(
+    template: torch.Tensor, world_rotation: torch.Tensor | None = None, tol: float = 1e-4
+) -> torch.Tensor | None:
+    """``(V,)`` index of each vertex's mirror image across the body's sagittal plane.
+
+    Args:
+        template: ``(V, 3)`` template vertices in the model's coordinates.
+        world_rotation: ``(3, 3)`` rotation to meshgraph's world frame (x the subject's left);
+            identity if ``None``.
+        tol: Largest distance (model units) from a mirrored vertex to its counterpart.
+
+    Returns:
+        The permutation (an involution), or ``None`` if the template is not mirror-symmetric
+        within ``tol`` about the plane ``x = mean x``.
+    """
+    t = template.double()
+    if world_rotation is not None:
+        t = t @ world_rotation.double().T
+    mirrored = t.clone()
+    mirrored[:, 0] = 2 * t[:, 0].mean() - t[:, 0]
+    dist, perm = [], []
+    for chunk in mirrored.split(2048):
+        d, i = torch.cdist(chunk, t).min(dim=1)
+        dist.append(d)
+        perm.append(i)
+    d, p = torch.cat(dist), torch.cat(perm)
+    if float(d.max()) > tol or not torch.equal(p[p], torch.arange(len(p))):
+        return None
+    return p
+
+
+def _joint_flip(joint_set: Any) -> list[int]:
+    order = list(range(len(joint_set.names)))
+    for a, b in joint_set.flip_pairs:
+        order[a], order[b] = b, a
+    return order
+
+
 def vertex_regions(dataset: SyntheticPoseMeshDataset) -> torch.Tensor:
     """``(V,)`` index of each template vertex's nearest mesh joint (on the rest template)."""
     template = dataset.model.template_vertices().double()
@@ -77,13 +118,19 @@ def error_breakdown(
         Procrustes alignment; ``by_region`` maps each mesh joint to its region of the surface
         (:func:`vertex_regions`): ``vertices`` (count), ``vertex_share``, ``error`` (the
         region's mean vertex error, root-aligned as MPVPE) and ``error_share`` (its part of
-        ``mpvpe``).
+        ``mpvpe``); ``mirrored`` (``None`` for hands and asymmetric templates) holds
+        ``mpjpe``, ``pa_mpjpe`` and ``mpvpe`` of the mirror-image samples.
     """
     n = min(num_samples, len(dataset))
     model.eval()
     device = next(model.parameters()).device
     in_root, mesh_root = dataset.joint_set.root, dataset.mesh_joint_set.root
     reg = dataset.regressor.double()  # the input joint set, from the predicted mesh
+    perm = None
+    if dataset.joint_set.flip_pairs:  # bodies; a hand's mirror image is the other hand
+        body = dataset.model
+        perm = mirror_permutation(body.template_vertices(), body.world_rotation)
+    in_flip, mesh_flip = _joint_flip(dataset.joint_set), _joint_flip(dataset.mesh_joint_set)
     parts: dict[str, list[torch.Tensor]] = {}
     for lo in range(0, n, 64):
         idx = list(range(lo, min(lo + 64, n)))
@@ -112,6 +159,15 @@ def error_breakdown(
             "elevation": torch.rad2deg(torch.asin(-batch["camera_rotation"][:, 2, 2].double())),
             "distance": batch["root"][:, 2].double(),
         }
+        if perm is not None:  # the mirror image of every sample, answered and mirrored back
+            kp = batch["keypoints_2d"] * batch["keypoints_2d"].new_tensor([-1.0, 1.0])
+            back = model(kp[:, in_flip].to(device))
+            f = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+            mv = (back["vertices"].double().cpu() * f)[:, perm]
+            mj = (back["mesh_joints_3d"].double().cpu() * f)[:, mesh_flip]
+            rows["mirrored_mpjpe"] = mpjpe(mj, gj, root=mesh_root)
+            rows["mirrored_pa_mpjpe"] = pa_mpjpe(mj, gj)
+            rows["mirrored_mpvpe"] = mpvpe(mv, gv, mj[:, mesh_root], gj[:, mesh_root])
         for k, v in rows.items():
             parts.setdefault(k, []).append(v)
     cat = {k: torch.cat(v) for k, v in parts.items()}
@@ -149,8 +205,12 @@ def error_breakdown(
                 "vertices": count,
                 "vertex_share": count / len(regions),
                 "error": float(per_vertex[mask].mean()),
-                "error_share": float(per_vertex[mask].sum()) / total,
+                "error_share": float(per_vertex[mask].sum()) / total if total else math.nan,
             }
+    mirrored = None
+    if perm is not None:
+        mirrored = {k: float(cat[f"mirrored_{k}"].mean() * 1000)
+                    for k in ("mpjpe", "pa_mpjpe", "mpvpe")}  # fmt: skip
     return {
         "n": n,
         "mesh": _group(mesh, everyone),
@@ -166,6 +226,7 @@ def error_breakdown(
         "pa_by_joint": pa_by_joint,
         "mpvpe": float(cat["mpvpe"].mean() * 1000),
         "by_region": by_region,
+        "mirrored": mirrored,
     }
 
 
@@ -196,6 +257,14 @@ def to_markdown(res: dict[str, Any], joint_set: str, mesh_joint_set: str) -> str
         lines += ["", f"| {title} | n | MPJPE | PA-MPJPE |", "|---|---|---|---|"]
         for name, g in res[key].items():
             lines.append(f"| {name} | {g['n']} | {g['mpjpe']:.1f} | {g['pa_mpjpe']:.1f} |")
+    if res.get("mirrored"):
+        m = res["mirrored"]
+        lines += [
+            "",
+            f"The same samples mirrored (left and right swapped): MPJPE {m['mpjpe']:.1f}, "
+            f"PA-MPJPE {m['pa_mpjpe']:.1f}, MPVPE {m['mpvpe']:.1f} (as given: "
+            f"{res['mesh']['mpjpe']:.1f}, {res['mesh']['pa_mpjpe']:.1f}, {res['mpvpe']:.1f}).",
+        ]
     lines += ["", f"| {mesh_joint_set} joint | PA-MPJPE |", "|---|---|"]
     lines += [f"| {name} | {v:.1f} |" for name, v in res["pa_by_joint"].items()]
     lines += [

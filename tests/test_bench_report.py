@@ -172,3 +172,76 @@ def test_error_breakdown_script(tmp_path, anny_hand):
     assert errors(["hand", "--samples", "4", "--out", str(tmp_path / "shipped")]) == 0
     shipped = json.loads((tmp_path / "shipped" / "errors.json").read_text())
     assert shipped["n"] == 4 and sum(g["vertices"] for g in shipped["by_region"].values()) == 1609
+
+
+def _by_name_flip(names):
+    """Each joint's counterpart by its name (left_/right_, L_/R_), independently of flip_pairs."""
+    swaps = (("left_", "right_"), ("L_", "R_"))
+    out = []
+    for name in names:
+        other = name
+        for a, b in swaps:
+            if name.startswith(a):
+                other = b + name[len(a) :]
+            elif name.startswith(b):
+                other = a + name[len(b) :]
+        out.append(list(names).index(other))
+    return out
+
+
+def test_error_breakdown_mirrors_exactly(anny_body):
+    """An oracle answering every sample and its mirror image exactly scores 0 on both.
+
+    The mirror images are built here by a naive loop (each template vertex's counterpart) and
+    the joints' names; a wrong mirror in the script (no reordering, the wrong axis) leaves an
+    error of centimetres.
+    """
+    import numpy as np
+    import torch
+
+    from benchmarks.pose2mesh_errors import error_breakdown, mirror_permutation
+    from meshgraph.data import SyntheticPoseMeshDataset
+
+    tv = anny_body.template_vertices().double().numpy()
+    cx = tv[:, 0].mean()
+    naive = np.array([np.argmin(((tv - [2 * cx - x, y, z]) ** 2).sum(1)) for x, y, z in tv])
+    perm = mirror_permutation(anny_body.template_vertices(), anny_body.world_rotation)
+    assert perm is not None and np.array_equal(perm.numpy(), naive)
+    lopsided = anny_body.template_vertices().clone()
+    lopsided[0, 0] += 0.01  # one vertex 1 cm off: not symmetric any more
+    assert mirror_permutation(lopsided, anny_body.world_rotation) is None
+
+    data = SyntheticPoseMeshDataset(anny_body, 6, joint_set="coco", seed=2, noise="none")
+    truth = data.__getitems__(list(range(6)))
+    flip_in, flip_mesh = (
+        _by_name_flip(data.joint_set.names),
+        _by_name_flip(data.mesh_joint_set.names),
+    )
+    x2, x3 = torch.tensor([-1.0, 1.0]), torch.tensor([-1.0, 1.0, 1.0])
+    mirrored_input = (truth["keypoints_2d"] * x2)[:, flip_in]
+
+    class Oracle(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, kp):
+            rows = []
+            for k in kp:
+                if any(torch.equal(k, t) for t in truth["keypoints_2d"]):
+                    i = next(i for i, t in enumerate(truth["keypoints_2d"]) if torch.equal(k, t))
+                    rows.append((truth["joints_3d"][i], truth["vertices"][i],
+                                 truth["mesh_joints_3d"][i]))  # fmt: skip
+                else:  # the mirror image of sample i: its truth mirrored
+                    i = next(i for i, t in enumerate(mirrored_input) if torch.allclose(k, t))
+                    rows.append(((truth["joints_3d"][i] * x3)[flip_in],
+                                 (truth["vertices"][i] * x3)[naive],
+                                 (truth["mesh_joints_3d"][i] * x3)[flip_mesh]))  # fmt: skip
+            j, v, m = (torch.stack(c) for c in zip(*rows, strict=True))
+            return {"joints_3d": j, "vertices": v, "mesh_joints_3d": m}
+
+    res = error_breakdown(Oracle(), data, 6)
+    assert res["mesh"]["mpjpe"] == pytest.approx(0.0, abs=1e-6)
+    assert res["mirrored"] is not None
+    for key in ("mpjpe", "pa_mpjpe", "mpvpe"):
+        assert res["mirrored"][key] == pytest.approx(0.0, abs=1e-3), key
