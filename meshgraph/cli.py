@@ -125,7 +125,7 @@ def _train(args: argparse.Namespace) -> int:
         overrides["joint_set"] = args.joint_set
     if args.test_samples is not None:
         overrides["test_samples"] = args.test_samples
-    poses = {k: getattr(args, f"pose_{k}") for k in ("blend", "uniform")}
+    poses = {k: getattr(args, f"pose_{k}") for k in ("blend", "uniform", "mirror")}
     if any(v is not None for v in poses.values()):
         overrides["poses"] = {k: v for k, v in poses.items() if v is not None}
     if args.detector:
@@ -560,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_finite_float,
         default=None,
         help="bodies: fraction of training poses uniform within the joint limits",
+    )
+    p.add_argument(
+        "--pose-mirror",
+        type=_finite_float,
+        default=None,
+        help="bodies: fraction of training poses mirrored, left and right swapped (0.5: a "
+        "symmetric mixture)",
     )
     p.add_argument(
         "--detector",

@@ -278,9 +278,16 @@ class BodyPoseSampler:
             the transitions between the canonical poses.
         uniform: Fraction of poses whose every angle is uniform within its anatomical limits
             (no canonical pose): a broad prior beyond the canonical mixture.
+        mirror: Fraction of poses whose canonical centre (or blend of two) is mirrored: left
+            and right swapped (the mirror image across the body's sagittal plane: every
+            ``x`` and ``flex`` angle of a bone moves to its counterpart, ``y``, ``z`` and
+            ``twist`` also change sign). Several canonical poses lead with one side
+            (``walking``, ``running``, ``reaching``); ``0.5`` makes the mixture symmetric.
+            The perturbation is drawn as before, so with ``noise_std=0`` a mirrored pose
+            poses the body into the exact mirror image of the unmirrored one.
 
-    With ``blend`` and ``uniform`` at 0 (the default) the samples are those of earlier
-    versions, number for number; otherwise more random numbers are drawn per sample.
+    With ``blend``, ``uniform`` and ``mirror`` at 0 (the default) the samples are those of
+    earlier versions, number for number; otherwise more random numbers are drawn per sample.
 
     Raises:
         ValueError: For an unknown canonical pose, a rig that lacks a bone the tables (or the
@@ -298,10 +305,11 @@ class BodyPoseSampler:
     world_rotation: Tensor | None = None
     blend: float = 0.0
     uniform: float = 0.0
+    mirror: float = 0.0
     _specs: list[_JointSpec] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("blend", "uniform"):
+        for name in ("blend", "uniform", "mirror"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
@@ -393,6 +401,8 @@ class BodyPoseSampler:
             draws["other"] = integers(generator, len(self.canonical), n)
             draws["t"] = uniform(generator, n)
             draws["box"] = uniform(generator, n, len(self._axis_list()))
+        if self.mirror > 0:  # drawn last: the samples without it stay the same
+            draws["flip"] = uniform(generator, n)
         return draws
 
     def _build_tables(self) -> None:
@@ -424,6 +434,20 @@ class BodyPoseSampler:
             compose.setdefault(self._specs[k].bone, []).extend(cols)
         order = sorted(compose, key=lambda b: min(compose[b]))
         self._tables = (centres, lows, highs, axes, [(b, compose[b]) for b in order])
+        # the mirror image: each column takes its counterpart's angle (the other side's bone,
+        # or the same midline bone), y / z / twist negated
+        if self.mirror > 0:
+            column = {(self._specs[k].key, a): c for c, (k, a) in enumerate(axis_list)}
+            source, sign = [], []
+            for k, a in axis_list:
+                key = self._specs[k].key
+                other = {".L": ".R", ".R": ".L"}.get(key[-2:])
+                pair = (key[:-2] + other, a) if other else (key, a)
+                if pair not in column:
+                    raise ValueError(f"mirror: the rig has {key} but not its counterpart {pair[0]}")
+                source.append(column[pair])
+                sign.append(-1.0 if a in ("y", "z", "twist") else 1.0)
+            self._mirror = (torch.tensor(source), torch.tensor(sign, dtype=torch.float64))
 
     def from_draws(self, draws: dict[str, Tensor]) -> Tensor:
         """``(n, num_bones, 3)`` axis-angle poses from :meth:`draw` output (vectorised)."""
@@ -439,6 +463,10 @@ class BodyPoseSampler:
             between = (1 - t) * centre + t * centres[draws["other"]]
             centre = torch.where(((mode >= self.uniform) & (mode < self.uniform + self.blend))
                                  [:, None], between, centre)  # fmt: skip
+        flip = draws.get("flip")
+        if flip is not None:  # left and right swapped
+            source, sign = self._mirror
+            centre = torch.where((flip < self.mirror)[:, None], centre[:, source] * sign, centre)
         deg = centre + self.noise_std * draws["normal"]
         deg = torch.maximum(torch.minimum(deg, highs), lows)
         if mode is not None:

@@ -305,10 +305,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
                         "side",
                         "blend",
                         "uniform",
+                        "mirror",
                     )
                     # the wider priors only when on: the default's hash (and cache) stays
                     if hasattr(sampler, k)
-                    and not (k in ("blend", "uniform") and not getattr(sampler, k))
+                    and not (k in ("blend", "uniform", "mirror") and not getattr(sampler, k))
                 },
                 "bone_map": getattr(sampler, "bone_map", None),
                 "tables": [

@@ -163,3 +163,40 @@ def test_wider_pose_priors(body, hand):
     with pytest.raises(ValueError, match="HandPoseSampler has no option 'blend'"):
         default_pose_sampler(hand, blend=0.3)
     assert default_pose_sampler(body, uniform=0.25).uniform == 0.25
+
+
+def test_mirrored_poses_are_the_mirror_image(body):
+    """mirror: the same draws pose the body into the mirror image of the unmirrored pose.
+
+    The vertex counterparts come from the template (each vertex's nearest neighbour across
+    the plane x = mean x), the mirror image by negating x: independent of the sampler's
+    tables. Anny's skinning itself is symmetric to 0.4 mm (inner thighs), hence the 1 mm.
+    """
+    from meshgraph.data.random import CounterRandom
+
+    base = _sampler(body, noise_std=0.0, blend=0.5)
+    flipped = _sampler(body, noise_std=0.0, blend=0.5, mirror=1.0)
+    n = 2 * len(base.canonical)
+    draws = base.draw(n, CounterRandom(7, list(range(n)), 0))
+    more = flipped.draw(n, CounterRandom(7, list(range(n)), 0))
+    for k, v in draws.items():  # the mirror draws after the others: they stay the same
+        assert torch.equal(more[k], v), k
+    assert set(more) - set(draws) == {"flip"}
+    draws["which"] = torch.arange(n) % len(base.canonical)  # every canonical pose
+    va = body(base.from_draws(draws)).double()
+    vb = body(flipped.from_draws({**draws, "flip": torch.zeros(n)})).double()
+    tv = body.template_vertices().double()
+    cx = tv[:, 0].mean()
+    mirror_tv = torch.stack([2 * cx - tv[:, 0], tv[:, 1], tv[:, 2]], dim=1)
+    counterpart = torch.cat([torch.cdist(c, tv).argmin(1) for c in mirror_tv.split(2048)])
+    expected = torch.stack([2 * cx - va[..., 0], va[..., 1], va[..., 2]], dim=-1)
+    expected = expected[:, counterpart]
+    assert (expected - vb).norm(dim=-1).max() < 1e-3
+    lopsided = [i for i in range(n) if base.canonical[int(draws["which"][i])] == "reaching"]
+    assert (va[lopsided] - vb[lopsided]).norm(dim=-1).max() > 0.3  # the other arm reaches
+    # a fraction: flip draws at or above it keep the pose as it was
+    half = _sampler(body, noise_std=0.0, blend=0.5, mirror=0.5)
+    keep = half.from_draws({**draws, "flip": torch.full((n,), 0.7)})
+    torch.testing.assert_close(keep, base.from_draws(draws))
+    with pytest.raises(ValueError, match=r"mirror must be a fraction in \[0, 1\], got 2"):
+        _sampler(body, mirror=2)

@@ -68,6 +68,9 @@ def test_pose_prior_options_are_for_bodies(tmp_path, capsys):
     args = ["train", "--kind", "body", "--out", str(tmp_path / "b"), "--pose-blend", "1.5"]
     assert main([*args, "--topology", "notoes_collapse10pc", *TINY]) == 2
     assert "blend must be a fraction in [0, 1], got 1.5" in capsys.readouterr().err
+    args = ["train", "--kind", "hand", "--out", str(tmp_path / "m"), "--pose-mirror", "0.5"]
+    assert main([*args, *TINY]) == 2
+    assert "HandPoseSampler has no option 'mirror'" in capsys.readouterr().err
 
 
 def test_cli_errors(tmp_path, capsys):
