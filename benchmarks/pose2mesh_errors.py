@@ -84,13 +84,6 @@ def mirror_permutation(
     return p
 
 
-def _joint_flip(joint_set: Any) -> list[int]:
-    order = list(range(len(joint_set.names)))
-    for a, b in joint_set.flip_pairs:
-        order[a], order[b] = b, a
-    return order
-
-
 def vertex_regions(dataset: SyntheticPoseMeshDataset) -> torch.Tensor:
     """``(V,)`` index of each template vertex's nearest mesh joint (on the rest template)."""
     template = dataset.model.template_vertices().double()
@@ -130,7 +123,8 @@ def error_breakdown(
     if dataset.joint_set.flip_pairs:  # bodies; a hand's mirror image is the other hand
         body = dataset.model
         perm = mirror_permutation(body.template_vertices(), body.world_rotation)
-    in_flip, mesh_flip = _joint_flip(dataset.joint_set), _joint_flip(dataset.mesh_joint_set)
+    in_flip = torch.as_tensor(dataset.joint_set.flip_permutation())
+    mesh_flip = torch.as_tensor(dataset.mesh_joint_set.flip_permutation())
     parts: dict[str, list[torch.Tensor]] = {}
     for lo in range(0, n, 64):
         idx = list(range(lo, min(lo + 64, n)))
