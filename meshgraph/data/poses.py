@@ -246,6 +246,10 @@ class _Rig:
         return self.world.T @ rot @ self.world
 
 
+#: The axes whose angle changes sign in the mirror image (the right side's convention).
+_MIRROR_NEGATES = ("y", "z", "twist")
+
+
 @dataclass
 class _JointSpec:
     bone: int
@@ -375,7 +379,7 @@ class BodyPoseSampler:
             if key in canonical:
                 values = dict(canonical[key])
                 if bone_name.endswith(".R"):  # every entry is written in left-side convention
-                    values = {a: (-v if a in ("y", "z", "twist") else v) for a, v in values.items()}
+                    values = {a: (-v if a in _MIRROR_NEGATES else v) for a, v in values.items()}
                 return values
         return {}
 
@@ -415,7 +419,7 @@ class BodyPoseSampler:
         for c, (k, axis_name) in enumerate(axis_list):
             spec = self._specs[k]
             base = spec.key[:-2] if spec.key.endswith((".L", ".R")) else spec.key
-            flips = spec.mirror and axis_name in ("y", "z", "twist")
+            flips = spec.mirror and axis_name in _MIRROR_NEGATES
             off = spec.offset.get(axis_name, 0.0)
             lo, hi = spec.limits[axis_name]
             lo, hi = lo + off, hi + off
@@ -446,7 +450,7 @@ class BodyPoseSampler:
                 if pair not in column:
                     raise ValueError(f"mirror: the rig has {key} but not its counterpart {pair[0]}")
                 source.append(column[pair])
-                sign.append(-1.0 if a in ("y", "z", "twist") else 1.0)
+                sign.append(-1.0 if a in _MIRROR_NEGATES else 1.0)
             self._mirror = (torch.tensor(source), torch.tensor(sign, dtype=torch.float64))
 
     def from_draws(self, draws: dict[str, Tensor]) -> Tensor:
