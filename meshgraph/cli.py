@@ -125,9 +125,9 @@ def _train(args: argparse.Namespace) -> int:
         overrides["joint_set"] = args.joint_set
     if args.test_samples is not None:
         overrides["test_samples"] = args.test_samples
-    poses = {k: getattr(args, f"pose_{k}") for k in ("blend", "uniform", "mirror")}
-    if any(v is not None for v in poses.values()):
-        overrides["poses"] = {k: v for k, v in poses.items() if v is not None}
+    poses = _pose_options(args)
+    if poses:
+        overrides["poses"] = poses
     if args.detector:
         overrides["detector"] = _detector_options(args.detector_option)
     elif args.detector_option:
@@ -235,6 +235,35 @@ def _loss_weights(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+def _pose_options(args: argparse.Namespace) -> dict[str, float]:
+    """The ``--pose-blend/--pose-uniform/--pose-mirror`` that were given (sampler fields)."""
+    poses = {k: getattr(args, f"pose_{k}") for k in ("blend", "uniform", "mirror")}
+    return {k: v for k, v in poses.items() if v is not None}
+
+
+def _add_pose_options(p: argparse.ArgumentParser, what: str) -> None:
+    """``--pose-blend/--pose-uniform/--pose-mirror`` (``what``: whose poses they shape)."""
+    p.add_argument(
+        "--pose-blend",
+        type=_finite_float,
+        default=None,
+        help=f"bodies: fraction of {what} poses between two canonical poses",
+    )
+    p.add_argument(
+        "--pose-uniform",
+        type=_finite_float,
+        default=None,
+        help=f"bodies: fraction of {what} poses uniform within the joint limits",
+    )
+    p.add_argument(
+        "--pose-mirror",
+        type=_finite_float,
+        default=None,
+        help=f"bodies: fraction of {what} poses mirrored, left and right swapped (0.5: a "
+        "symmetric mixture)",
+    )
+
+
 def _body_for(
     model_cfg: object, model_path: str | None, regressors: dict[str, str] | None = None
 ) -> object:
@@ -270,10 +299,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         model = Pose2Mesh.load(args.model, map_location=args.device)
         if args.small_mesh:
             model = model.without_output_map()
+    poses = _pose_options(args)
     if args.dataset is not None:
+        if poses:
+            raise ValueError("--pose-* shape the synthetic held-out sets, not --dataset")
         return _evaluate_dataset(args, model)
     body = _body_for(model.config, args.model_path, _regressors(args.regressor))
-    rows = evaluate_held_out(model, body, args.samples, seed=args.seed, device=args.device)  # type: ignore[arg-type]
+    options = {}
+    if poses:  # held-out poses from another mixture (the same seed: the same bodies, cameras)
+        from meshgraph.data.synthetic import default_pose_sampler
+
+        options["pose_sampler"] = default_pose_sampler(body, **poses)  # type: ignore[arg-type]
+    rows = evaluate_held_out(model, body, args.samples, seed=args.seed, device=args.device,  # type: ignore[arg-type]
+                             **options)  # fmt: skip
     keys = list(next(iter(rows.values())))
     print(f"{'input':<18}" + "".join(f"{k:>14}" for k in keys))
     for key, res in rows.items():
@@ -549,25 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="MeshNet works in the body frame of the 3D joints (not in the paper)",
     )
-    p.add_argument(
-        "--pose-blend",
-        type=_finite_float,
-        default=None,
-        help="bodies: fraction of training poses between two canonical poses",
-    )
-    p.add_argument(
-        "--pose-uniform",
-        type=_finite_float,
-        default=None,
-        help="bodies: fraction of training poses uniform within the joint limits",
-    )
-    p.add_argument(
-        "--pose-mirror",
-        type=_finite_float,
-        default=None,
-        help="bodies: fraction of training poses mirrored, left and right swapped (0.5: a "
-        "symmetric mixture)",
-    )
+    _add_pose_options(p, "training")
     p.add_argument(
         "--detector",
         action="store_true",
@@ -670,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="also write the metrics here")
+    _add_pose_options(p, "held-out")
     p.add_argument(
         "--dataset",
         default=None,
