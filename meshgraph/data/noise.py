@@ -252,6 +252,11 @@ class DetectorNoise:
         offset: Standard deviation of a per-joint offset, as a fraction of the keypoint box's
             larger side (scaled per joint by :data:`DETECTOR_OFFSET_SCALE`): detectors place
             hips and shoulders elsewhere than the body model's joint regressor.
+        offset_spread: How much the offset's standard deviation varies from sample to sample,
+            in [0, 1]: each sample's is ``offset`` times a factor drawn uniformly from
+            ``[1 - offset_spread, 1 + offset_spread]`` (the mean stays ``offset``). 0: every
+            sample alike. Real detectors err little on some images and much on others; a
+            training set with a spread also holds nearly exact samples.
         min_visible: Fewer visible joints than this and the sample keeps all of its joints
             (``Pose2Mesh.predict`` needs 4).
     """
@@ -262,6 +267,7 @@ class DetectorNoise:
     swap_all: float = 0.02
     offset: float = 0.01
     min_visible: int = 6
+    offset_spread: float = 0.0
 
     def __post_init__(self) -> None:
         """Refuse probabilities outside [0, 1] and negative offsets (the message names them)."""
@@ -271,6 +277,9 @@ class DetectorNoise:
                 raise ValueError(f"DetectorNoise.{name} must be a probability, got {value!r}")
         if not (isinstance(self.offset, int | float) and 0.0 <= self.offset < 1.0):
             raise ValueError(f"DetectorNoise.offset must be in [0, 1), got {self.offset!r}")
+        spread = self.offset_spread
+        if not (isinstance(spread, int | float) and 0.0 <= spread <= 1.0):
+            raise ValueError(f"DetectorNoise.offset_spread must be in [0, 1], got {spread!r}")
         if not isinstance(self.min_visible, int) or self.min_visible < 1:
             raise ValueError(
                 f"DetectorNoise.min_visible must be a positive integer, got {self.min_visible!r}"
@@ -353,7 +362,8 @@ def detector_noise(
     """Missing joints, left/right swaps and per-joint offsets, as a real 2D detector makes them.
 
     In this order, per sample: a per-joint offset (Gaussian, ``params.offset`` times the box's
-    larger side, times the joint's :data:`DETECTOR_OFFSET_SCALE`); with ``swap_all`` every
+    larger side, times the joint's :data:`DETECTOR_OFFSET_SCALE`, times the sample's factor
+    in ``1 ± params.offset_spread``); with ``swap_all`` every
     left/right pair exchanged, else with ``swap_limb`` one limb's pairs; then each joint
     missing with ``drop``, and with ``drop_limb`` one limb missing. Joints of
     :data:`DERIVED_JOINTS` are recomputed from their sources and are visible only when both
@@ -390,6 +400,8 @@ def detector_noise(
         scale[js.index(name)] = factor
     w, h = _box_size(keypoints)
     size = torch.maximum(w, h).view(b, 1, 1)
+    per_sample = 1.0 + params.offset_spread * (2.0 * u[:, 5] - 1.0)  # 1 when no spread
+    size = size * per_sample.view(b, 1, 1)
     out = keypoints + gauss * (params.offset * scale.view(1, j, 1)) * size
     rows = torch.arange(b, device=dev)
     identity = torch.arange(j, device=dev).expand(b, j)

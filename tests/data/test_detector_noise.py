@@ -130,6 +130,33 @@ def test_offsets_scale_with_the_box_and_are_largest_at_the_hips():
     torch.testing.assert_close(out[:, 17], 0.5 * (out[:, 11] + out[:, 12]))
 
 
+def test_offset_spread_draws_each_samples_offset_uniformly_around_the_mean():
+    n, j = 6000, HAND.num_joints
+    kp = 300 + 80 * torch.randn(n, j, 2, generator=torch.Generator().manual_seed(3)).double()
+    size = (kp.amax(1) - kp.amin(1)).amax(1)
+    fixed, _ = detector_noise(kp, _source(n), HAND, DetectorNoise(**{**OFF, "offset": 0.02}))
+    params = DetectorNoise(**{**OFF, "offset": 0.02, "offset_spread": 1.0})
+    spread, _ = detector_noise(kp, _source(n), HAND, params)
+
+    def rms(out: torch.Tensor) -> torch.Tensor:  # per sample, over 2 J numbers, box-relative
+        return ((out - kp) / size[:, None, None]).square().mean(dim=(1, 2)).sqrt()
+
+    fixed_rms, spread_rms = rms(fixed), rms(spread)
+    # the same Gaussian draws, each sample scaled by its own factor f in [0, 2]
+    factor = spread_rms / fixed_rms
+    assert float(factor.min()) >= 0 and float(factor.max()) <= 2 + 1e-9
+    # uniform on [0, 2]: mean 1, quartiles 0.5 / 1.5, E[f^2] = 4/3 (hand-worked)
+    assert abs(float(factor.mean()) - 1.0) < 0.03
+    q = torch.quantile(factor, torch.tensor([0.25, 0.75], dtype=factor.dtype))
+    torch.testing.assert_close(q, torch.tensor([0.5, 1.5], dtype=q.dtype), rtol=0, atol=0.05)
+    overall = ((spread - kp) / size[:, None, None]).square().mean().sqrt()
+    expected = torch.tensor(0.02 * (4 / 3) ** 0.5, dtype=overall.dtype)
+    torch.testing.assert_close(overall, expected, rtol=0.03, atol=0)
+    # no spread: every sample's factor is 1
+    again, _ = detector_noise(kp, _source(n), HAND, DetectorNoise(**{**OFF, "offset": 0.02}))
+    torch.testing.assert_close(again, fixed, rtol=0, atol=0)
+
+
 def test_batches_match_one_sample_calls():
     kp = _coco(6)
     params = DetectorNoise(drop=0.3, drop_limb=0.5, swap_limb=0.5, swap_all=0.2, offset=0.02)
@@ -148,6 +175,7 @@ def test_batches_match_one_sample_calls():
         ({"swap_all": -0.1}, "swap_all must be a probability"),
         ({"offset": -0.01}, "offset must be in"),
         ({"min_visible": 0}, "min_visible must be a positive integer"),
+        ({"offset_spread": 1.5}, "offset_spread must be in"),
     ],
 )
 def test_bad_parameters_are_named(kwargs, match):
