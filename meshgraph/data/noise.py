@@ -400,9 +400,8 @@ def detector_noise(
         scale[js.index(name)] = factor
     w, h = _box_size(keypoints)
     size = torch.maximum(w, h).view(b, 1, 1)
-    per_sample = 1.0 + params.offset_spread * (2.0 * u[:, 5] - 1.0)  # 1 when no spread
-    size = size * per_sample.view(b, 1, 1)
-    out = keypoints + gauss * (params.offset * scale.view(1, j, 1)) * size
+    spread = (1.0 + params.offset_spread * (2.0 * u[:, 5] - 1.0)).view(b, 1, 1)  # 1: no spread
+    out = keypoints + gauss * (params.offset * scale.view(1, j, 1)) * (size * spread)
     rows = torch.arange(b, device=dev)
     identity = torch.arange(j, device=dev).expand(b, j)
     perm = identity

@@ -152,9 +152,12 @@ def test_offset_spread_draws_each_samples_offset_uniformly_around_the_mean():
     overall = ((spread - kp) / size[:, None, None]).square().mean().sqrt()
     expected = torch.tensor(0.02 * (4 / 3) ** 0.5, dtype=overall.dtype)
     torch.testing.assert_close(overall, expected, rtol=0.03, atol=0)
-    # no spread: every sample's factor is 1
-    again, _ = detector_noise(kp, _source(n), HAND, DetectorNoise(**{**OFF, "offset": 0.02}))
-    torch.testing.assert_close(again, fixed, rtol=0, atol=0)
+    # half the spread: factors uniform on [0.5, 1.5], the same mean
+    half = DetectorNoise(**{**OFF, "offset": 0.02, "offset_spread": 0.5})
+    factor = rms(detector_noise(kp, _source(n), HAND, half)[0]) / fixed_rms
+    assert float(factor.min()) >= 0.5 - 1e-9 and float(factor.max()) <= 1.5 + 1e-9
+    assert float(factor.min()) < 0.52 and float(factor.max()) > 1.48
+    assert abs(float(factor.mean()) - 1.0) < 0.02
 
 
 def test_batches_match_one_sample_calls():
