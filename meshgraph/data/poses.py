@@ -54,6 +54,7 @@ __all__ = [
     "HAND_CANONICAL",
     "HAND_CURL",
     "PHENOTYPE_RANGES",
+    "POPULATION_HEIGHT_SD",
     "BetaSampler",
     "BodyPoseSampler",
     "HandPoseSampler",
@@ -138,6 +139,12 @@ PHENOTYPE_RANGES: dict[str, tuple[float, float]] = {
     "height": (0.0, 1.0),
     "proportions": (0.0, 1.0),
 }
+
+#: :class:`ShapeSampler`'s ``height_sd`` that gives adult Anny bodies the stature spread of a
+#: population (about 10 cm standard deviation over both sexes, as measured adult statures
+#: have): Anny's stature changes by about 1.07 m per unit of its height phenotype, and its sex
+#: and age add about 6 cm more spread of their own.
+POPULATION_HEIGHT_SD: float = 0.065
 
 #: Anny's rest pose (degrees), measured on its rest bone heads: the upper arm's angle below the
 #: horizontal in the frontal plane, and the elbow's bend (angle between upper arm and forearm).
@@ -625,10 +632,18 @@ class ShapeSampler:
     Args:
         adults_only: Restrict age to adults (Anny's age 0.5 to 1); ``False`` samples all ages.
         ranges: Override the ranges (phenotype name -> (low, high) within [0, 1]).
+        height_sd: ``None``: the height phenotype is uniform in its range like the others.
+            A number: it is normal around the middle of its range with this standard
+            deviation, clipped to the range (the same uniform draw mapped through the
+            inverse normal CDF, so every other phenotype of a sample stays the same). Anny's
+            height phenotype is relative to the sex and age: uniform in [0, 1] gives adult
+            statures from about 1.2 to 2.4 m (standard deviation 31 cm); ``0.065`` gives
+            about 10 cm, the spread of adult populations (see :data:`POPULATION_HEIGHT_SD`).
     """
 
     adults_only: bool = True
     ranges: dict[str, tuple[float, float]] | None = None
+    height_sd: float | None = None
 
     def __post_init__(self) -> None:
         r = dict(PHENOTYPE_RANGES)
@@ -640,13 +655,27 @@ class ShapeSampler:
                 raise ValueError(f"unknown phenotype {name!r}; known: {list(PHENOTYPE_RANGES)}")
             if not 0.0 <= lo <= hi <= 1.0:
                 raise ValueError(f"phenotype {name} range ({lo}, {hi}) must lie within [0, 1]")
+        sd = self.height_sd
+        if sd is not None and (
+            isinstance(sd, bool) or not isinstance(sd, (int, float)) or not math.isfinite(sd)
+            or sd <= 0
+        ):  # fmt: skip
+            raise ValueError(f"height_sd must be a positive finite number or None, got {sd!r}")
         self._ranges = r
 
     def sample(self, n: int, generator: Source) -> Tensor:
         """``(n, 6)`` phenotypes in Anny's order (float64)."""
         lo = torch.tensor([self._ranges[k][0] for k in PHENOTYPE_RANGES], dtype=torch.float64)
         hi = torch.tensor([self._ranges[k][1] for k in PHENOTYPE_RANGES], dtype=torch.float64)
-        return lo + (hi - lo) * uniform(generator, n, 6)
+        u = uniform(generator, n, 6)
+        out = lo + (hi - lo) * u
+        if self.height_sd is not None:
+            h = list(PHENOTYPE_RANGES).index("height")
+            # u in [0, 1): keep ndtri finite (u = 0 would be -inf, then clipped anyway)
+            z = torch.special.ndtri(u[:, h].clamp(1e-12, 1 - 1e-12))
+            middle = 0.5 * (lo[h] + hi[h])
+            out[:, h] = (middle + self.height_sd * z).clamp(lo[h], hi[h])
+        return out
 
 
 @dataclass

@@ -144,10 +144,32 @@ def default_pose_sampler(model: BodyModel, **options: Any) -> BodyPoseSampler | 
     return cls(*args, bone_map=bone_map, world_rotation=world, **side, **options)
 
 
-def default_shape_sampler(model: BodyModel) -> ShapeSampler | BetaSampler:
-    """Adult Anny phenotypes for Anny; Gaussian betas for the SMPL family."""
+def default_shape_sampler(model: BodyModel, **options: Any) -> ShapeSampler | BetaSampler:
+    """Adult Anny phenotypes for Anny; Gaussian betas for the SMPL family.
+
+    Args:
+        model: The body model.
+        **options: :class:`~meshgraph.data.poses.ShapeSampler` fields (Anny only), e.g.
+            ``height_sd=0.065``.
+
+    Raises:
+        ValueError: For options a model's sampler does not have (Anny's options for an
+            SMPL-family model, or unknown names).
+    """
     num_betas = getattr(model, "num_betas", None)
-    return ShapeSampler() if num_betas is None else BetaSampler(num_betas)
+    if num_betas is not None:
+        if options:
+            raise ValueError(
+                f"{model.name} draws Gaussian shape coefficients (betas): the shape options "
+                f"{sorted(options)} are for Anny's phenotypes"
+            )
+        return BetaSampler(num_betas)
+    known = {f.name for f in fields(ShapeSampler)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"ShapeSampler has no option {', '.join(map(repr, unknown))}; "
+                         f"known: {sorted(known)}")  # fmt: skip
+    return ShapeSampler(**options)
 
 
 def collate(samples: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:

@@ -32,7 +32,11 @@ import torch
 from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.registry import create_body
 from meshgraph.data.noise import default_detector_noise
-from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_pose_sampler
+from meshgraph.data.synthetic import (
+    SyntheticPoseMeshDataset,
+    default_pose_sampler,
+    default_shape_sampler,
+)
 from meshgraph.io import atomic_write, folder_lock
 from meshgraph.models.pose2mesh import Pose2Mesh, Pose2MeshConfig
 from meshgraph.training.evaluate import (
@@ -89,6 +93,9 @@ class RunConfig:
         poses: Options of the training set's pose sampler
             (:func:`~meshgraph.data.default_pose_sampler`; e.g. ``{"uniform": 0.3}`` for bodies).
             The held-out sets keep the default sampler, so runs stay comparable.
+        shapes: Options of the training set's shape sampler
+            (:func:`~meshgraph.data.default_shape_sampler`; e.g. ``{"height_sd": 0.065}``
+            for Anny). The held-out sets keep the default sampler.
         detector: :class:`~meshgraph.data.noise.DetectorNoise` fields for the training set,
             changed from :func:`~meshgraph.data.noise.default_detector_noise` of the joint
             set (``{}``: that default; ``None``: no detector failures). Train models with
@@ -120,6 +127,7 @@ class RunConfig:
     anny_topology: str | None = None
     joint_set: str | None = None
     poses: dict[str, Any] = field(default_factory=dict)
+    shapes: dict[str, Any] = field(default_factory=dict)
     detector: dict[str, Any] | None = None
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
@@ -459,8 +467,10 @@ def _run(
     data_kw = {"joint_set": joint_set, "device": cfg.device}
     poses = default_pose_sampler(body, **cfg.poses) if cfg.poses else None
     detector = None if cfg.detector is None else default_detector_noise(joint_set, **cfg.detector)
+    shapes = default_shape_sampler(body, **cfg.shapes) if cfg.shapes else None
     train = SyntheticPoseMeshDataset(body, cfg.train_samples, seed=cfg.seed, pose_sampler=poses,
-                                     detector=detector, **data_kw)  # fmt: skip
+                                     shape_sampler=shapes, detector=detector,
+                                     **data_kw)  # fmt: skip
     tests = held_out_sets(body, cfg.test_samples, seed=cfg.seed, **data_kw)
     test_clean, test_noisy = tests["gt_2d"], tests["noisy_2d"]
     n_params = sum(p.numel() for p in model.parameters())

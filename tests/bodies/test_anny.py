@@ -317,3 +317,20 @@ def test_warp_greets_on_stdout_only_when_the_user_asked_for_it():
     user = "import warp\nwarp.config.log_level = warp.LOG_INFO\n" + pose
     out = _stdout_of(user)
     assert "Warp" in out and out.splitlines()[-1] == "shape (1, 1609, 3)"
+
+
+def test_population_height_sd_gives_adult_statures_a_population_spread(body):
+    """Uniform height phenotypes spread adult statures far wider than people's (about 10 cm)."""
+    from meshgraph.data.poses import POPULATION_HEIGHT_SD, ShapeSampler
+
+    def statures(sampler):
+        shapes = sampler.sample(256, torch.Generator().manual_seed(0)).float()
+        with torch.no_grad():
+            v = body(torch.zeros(256, body.num_bones, 3), shapes)
+        return (v.amax(1) - v.amin(1)).amax(-1).double()  # head to heel: the longest extent
+
+    uniform = statures(ShapeSampler())
+    population = statures(ShapeSampler(height_sd=POPULATION_HEIGHT_SD))
+    assert 0.25 < float(uniform.std()) < 0.37  # 1.2 to 2.4 m
+    assert 0.08 < float(population.std()) < 0.12
+    assert 1.5 < float(population.mean()) < 1.9

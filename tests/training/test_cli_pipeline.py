@@ -229,3 +229,32 @@ def test_train_with_coco_2d_keypoints(tmp_path, capsys):
     assert "needs COCO input joints, the run uses hand" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "x"), "--w-2d", "1", *TINY]) == 2
     assert "--w-2d weighs the --coco samples" in capsys.readouterr().err
+
+
+def test_height_sd_reaches_the_training_sets_shape_sampler(tmp_path, capsys, monkeypatch):
+    from meshgraph.data.poses import ShapeSampler
+    from meshgraph.training import pipeline
+
+    made = []
+    real = pipeline.SyntheticPoseMeshDataset
+
+    def spy(*args, **kwargs):
+        made.append(kwargs.get("shape_sampler"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "SyntheticPoseMeshDataset", spy)
+    out = tmp_path / "narrow"
+    threads = str(torch.get_num_threads())
+    args = ["train", "--kind", "hand", "--out", str(out), "--no-progress", "--threads", threads,
+            *TINY, "--max-steps", "1"]  # fmt: skip
+    assert main([*args, "--height-sd", "0.05"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["shapes"] == {"height_sd": 0.05}
+    # the training set draws from it (the held-out sets are made elsewhere, with the default)
+    assert len(made) == 1 and isinstance(made[0], ShapeSampler) and made[0].height_sd == 0.05
+    made.clear()
+    assert main([*args, "--overwrite"]) == 0
+    assert made[0] is None and json.loads((out / "results.json").read_text())["run"]["shapes"] == {}
+    capsys.readouterr()
+    assert main([*args, "--overwrite", "--height-sd", "0"]) == 2
+    assert "height_sd must be a positive finite number or None, got 0.0" in capsys.readouterr().err

@@ -414,6 +414,44 @@ def test_resuming_a_fine_tuning_keeps_its_record_without_the_source(hand_run, tm
     assert "init_from" not in json.loads((out / "results.json").read_text())
 
 
+def test_evaluate_height_sd_shapes_the_held_out_bodies(
+    small_body_run, tmp_path, capsys, monkeypatch
+):
+    """``meshgraph evaluate --height-sd``: the same samples with other statures."""
+    from meshgraph.data.poses import ShapeSampler
+
+    model = str(small_body_run / "model.pt")
+
+    def metrics(*flags):
+        out = tmp_path / "m.json"
+        assert main(["evaluate", model, "--samples", "8", "--json", str(out), *flags]) == 0
+        return json.loads(out.read_text())
+
+    plain = metrics()
+    narrow = metrics("--height-sd", "0.05")
+    assert set(narrow) == set(plain)
+    assert narrow["gt_2d"]["mpvpe"] != pytest.approx(plain["gt_2d"]["mpvpe"], rel=1e-4)
+    seen = {}
+    evaluate_module = importlib.import_module("meshgraph.training.evaluate")
+    real = evaluate_module.evaluate_held_out
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "evaluate_held_out", spy)
+    metrics("--height-sd", "0.05")
+    assert isinstance(seen["shape_sampler"], ShapeSampler)
+    assert seen["shape_sampler"].height_sd == 0.05
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["evaluate", model, "--samples", "4", "--height-sd", "-1"]) == 2
+    assert "height_sd must be a positive finite number" in capsys.readouterr().err
+    args = ["evaluate", model, "--dataset", "freihand", "--root", str(tmp_path)]
+    assert main([*args, "--height-sd", "0.05"]) == 2
+    assert "--height-sd shape the synthetic held-out sets" in capsys.readouterr().err
+
+
 def test_evaluate_pose_options_shape_the_held_out_poses(
     small_body_run, hand_run, tmp_path, capsys, monkeypatch
 ):
@@ -459,4 +497,4 @@ def test_evaluate_pose_options_shape_the_held_out_poses(
     assert "uniform must be a fraction in [0, 1], got 2" in capsys.readouterr().err
     args = ["evaluate", model, "--dataset", "freihand", "--root", str(tmp_path)]
     assert main([*args, "--pose-mirror", "1"]) == 2
-    assert "--pose-* shape the synthetic held-out sets" in capsys.readouterr().err
+    assert "shape the synthetic held-out sets, not --dataset" in capsys.readouterr().err
