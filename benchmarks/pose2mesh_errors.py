@@ -5,6 +5,7 @@ Usage::
     python -m benchmarks.pose2mesh_errors outputs/pose2mesh_body/model.pt [--samples 512]
         [--model-path DIR] [--out FOLDER]
     python -m benchmarks.pose2mesh_errors body [--small-mesh]   # the shipped body (or hand)
+    python -m benchmarks.pose2mesh_errors body --height-sd 0.065  # adult statures spread 10 cm
 
 With ground-truth 2D input (the accuracy targets' setting) it reports:
 
@@ -38,7 +39,7 @@ from typing import Any
 
 import torch
 
-from meshgraph.data.synthetic import SyntheticPoseMeshDataset
+from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_shape_sampler
 from meshgraph.metrics import mpjpe, mpvpe, n_mpjpe, pa_mpjpe, procrustes_align
 from meshgraph.models.pose2mesh import Pose2Mesh
 
@@ -290,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="the training seed of the model")
     p.add_argument("--model-path", default=None, help="SMPL-family model files")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--height-sd",
+        type=float,
+        default=None,
+        help="Anny: held-out height phenotypes normal around 0.5 with this standard deviation "
+        "(as meshgraph evaluate --height-sd)",
+    )
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -302,8 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.small_mesh:
             model = model.without_output_map()
     body = _body_for(model.config, args.model_path)
+    shapes = None
+    if args.height_sd is not None:
+        shapes = default_shape_sampler(body, height_sd=args.height_sd)  # type: ignore[arg-type]
     data = SyntheticPoseMeshDataset(body, args.samples, joint_set=model.joint_set.name,  # type: ignore[arg-type]
-                                    seed=HELD_OUT_SEED + args.seed, noise="none")  # fmt: skip
+                                    seed=HELD_OUT_SEED + args.seed, noise="none",
+                                    shape_sampler=shapes)  # fmt: skip
     res = error_breakdown(model, data, args.samples)
     table = to_markdown(res, model.joint_set.name, model.mesh_joint_set.name)
     default = Path("outputs", f"errors-{args.model}") if shipped else Path(args.model).parent

@@ -172,6 +172,19 @@ def test_error_breakdown_script(tmp_path, anny_hand):
     assert errors(["hand", "--samples", "4", "--out", str(tmp_path / "shipped")]) == 0
     shipped = json.loads((tmp_path / "shipped" / "errors.json").read_text())
     assert shipped["n"] == 4 and sum(g["vertices"] for g in shipped["by_region"].values()) == 1609
+    # --height-sd: the held-out set of evaluate with the same shape sampler (other statures)
+    from meshgraph.data import ShapeSampler
+    from meshgraph.training.evaluate import HELD_OUT_SEED
+
+    out = tmp_path / "narrow"
+    assert errors([str(path), "--samples", "8", "--height-sd", "0.05", "--out", str(out)]) == 0
+    narrow = json.loads((out / "errors.json").read_text())
+    narrow_shapes = ShapeSampler(height_sd=0.05)
+    same = SyntheticPoseMeshDataset(anny_hand, 8, joint_set="hand", seed=HELD_OUT_SEED,
+                                    noise="none", shape_sampler=narrow_shapes)  # fmt: skip
+    assert narrow["mesh"]["mpjpe"] == pytest.approx(evaluate(model, same)["mpjpe"], rel=1e-5)
+    plain = json.loads((tmp_path / "errors.json").read_text())
+    assert narrow["mesh"]["mpjpe"] != pytest.approx(plain["mesh"]["mpjpe"], rel=1e-4)
 
 
 def _by_name_flip(names):
