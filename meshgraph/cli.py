@@ -789,6 +789,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer on the body's full mesh through a fitted vertex map (a run on a "
         "simplified topology)",
     )
+    p.add_argument(
+        "--eval-seed",
+        type=int,
+        default=None,
+        help="measure the held-out sets of this seed (meshgraph evaluate --seed) instead of "
+        "the run's: models trained with other seeds compared on the same samples",
+    )
     p.set_defaults(func=_export_weights)
     return parser
 
@@ -798,7 +805,9 @@ def _export_weights(args: argparse.Namespace) -> int:
     from meshgraph.training.export import export_pretrained
 
     out = args.out or weights_dir() / PRETRAINED[args.name]["file"]
-    path = export_pretrained(args.run, args.name, out, full_mesh=args.full_mesh)
+    path = export_pretrained(
+        args.run, args.name, out, full_mesh=args.full_mesh, eval_seed=args.eval_seed
+    )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

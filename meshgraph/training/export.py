@@ -31,6 +31,7 @@ def export_pretrained(
     evaluate: bool = True,
     full_mesh: bool = False,
     map_samples: int = 512,
+    eval_seed: int | None = None,
 ) -> Path:
     """Write the model of a finished ``meshgraph train`` run as a shippable weight file.
 
@@ -44,8 +45,11 @@ def export_pretrained(
     The metrics are measured on the float16 weights as they ship, with
     :func:`~meshgraph.training.evaluate.evaluate_held_out` on the run's held-out sets (its
     ``test_samples`` and ``seed``): exactly what ``meshgraph evaluate [--hand] --samples N
-    --seed S`` prints for the shipped model (``metrics_command`` records that command). The
-    mean-mesh baseline comes from the run. With ``evaluate=False`` (tests) the run's own
+    --seed S`` prints for the shipped model (``metrics_command`` records that command).
+    ``eval_seed`` measures the held-out sets of another seed instead of the run's (``meshgraph
+    evaluate --seed``; every seed's held-out sets are unseen in training), so that models
+    trained with different seeds are compared on the same samples. The mean-mesh baseline
+    comes from the run. With ``evaluate=False`` (tests) the run's own
     float32 metrics are recorded instead.
 
     With ``full_mesh`` the run's network (trained on a simplified topology, such as Anny's
@@ -99,9 +103,16 @@ def export_pretrained(
         ckpt["output_map"] = {**ckpt["output_map"], "weight": ckpt["output_map"]["weight"].half()}
     metrics = {k: results[k] for k in ("gt_2d", "noisy_2d", "detector_2d") if k in results}
     samples, seed = int(run.get("test_samples", 256)), int(run.get("seed", 0))
+    if eval_seed is not None:
+        if isinstance(eval_seed, bool) or not isinstance(eval_seed, int) or eval_seed < 0:
+            raise ValueError(f"eval_seed must be a non-negative integer, got {eval_seed!r}")
+        if not evaluate:
+            raise ValueError("eval_seed chooses the held-out sets to measure: evaluate=True")
+        seed = eval_seed
     metrics_command = None
     if evaluate:
-        metrics = _measure(ckpt, run, samples, seed)
+        # another seed's held-out sets need the baseline measured on them too
+        metrics = _measure(ckpt, run, samples, seed, baseline=seed != int(run.get("seed", 0)))
         hand = " --hand" if name == "hand" else ""
         metrics_command = f"meshgraph evaluate{hand} --samples {samples} --seed {seed}"
     if "mean_mesh_baseline" in results and "mean_mesh_baseline" not in metrics:
@@ -162,8 +173,14 @@ def _with_full_mesh(
     return out, record
 
 
-def _measure(ckpt: dict[str, Any], run: dict[str, Any], samples: int, seed: int) -> dict:
-    """The held-out tables of the float16 checkpoint, as ``meshgraph evaluate`` makes them."""
+def _measure(
+    ckpt: dict[str, Any], run: dict[str, Any], samples: int, seed: int, *, baseline: bool = False
+) -> dict:
+    """The held-out tables of the float16 checkpoint, as ``meshgraph evaluate`` makes them.
+
+    A model with an output map (or ``baseline``) gets the mean-mesh baseline measured here,
+    on the held-out sets of ``seed`` (the mean of 512 training-like samples of that seed).
+    """
     from meshgraph.models.pose2mesh import Pose2Mesh
     from meshgraph.training.evaluate import evaluate_held_out
     from meshgraph.training.pipeline import build_body  # (it imports the trainer)
@@ -175,18 +192,24 @@ def _measure(ckpt: dict[str, Any], run: dict[str, Any], samples: int, seed: int)
     }
     model = Pose2Mesh.from_checkpoint(loaded).eval()
     cfg = _run_config(run)
-    if model.output_map is None:
+    if model.output_map is None and not baseline:
         return evaluate_held_out(model, build_body(cfg), samples, seed=seed)
     # the held-out sets of the mesh it answers in, and the baseline on that mesh
     from meshgraph.bodies.registry import create_body
-    from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_pose_sampler
+    from meshgraph.data.synthetic import (
+        SyntheticPoseMeshDataset,
+        default_pose_sampler,
+        default_shape_sampler,
+    )
     from meshgraph.training.evaluate import held_out_sets, mean_mesh_baseline
 
-    body = create_body(model.config.body_spec)
+    body = build_body(cfg) if model.output_map is None else create_body(model.config.body_spec)
     metrics = evaluate_held_out(model, body, samples, seed=seed)
     js = model.joint_set.name
     poses = default_pose_sampler(body, **cfg.poses) if cfg.poses else None
-    train = SyntheticPoseMeshDataset(body, 512, joint_set=js, seed=seed, pose_sampler=poses)
+    shapes = default_shape_sampler(body, **cfg.shapes) if cfg.shapes else None
+    train = SyntheticPoseMeshDataset(body, 512, joint_set=js, seed=seed, pose_sampler=poses,
+                                     shape_sampler=shapes)  # fmt: skip
     test = held_out_sets(body, samples, joint_set=js, seed=seed)["gt_2d"]
     metrics["mean_mesh_baseline"] = mean_mesh_baseline(train, test)
     return metrics

@@ -74,6 +74,35 @@ def test_export_and_load_roundtrip(hand_run, tmp_path):
     assert info["train_seconds"] == pytest.approx(results["train_seconds"])
 
 
+def test_export_measures_another_seeds_held_out_sets(hand_run, tmp_path, capsys):
+    """``export-weights --eval-seed``: the table of ``meshgraph evaluate --seed S``."""
+    out = tmp_path / PRETRAINED["hand"]["file"]
+    assert main(["export-weights", str(hand_run), "--name", "hand", "--out", str(out),
+                 "--eval-seed", "3"]) == 0  # fmt: skip
+    info = pretrained_info("hand", directory=tmp_path)
+    assert info["metrics_command"] == "meshgraph evaluate --hand --samples 16 --seed 3"
+    assert info["seed"] == 0  # the training seed stays the run's
+    metrics = json.loads(info["metrics"])
+    args = ["evaluate", str(out), "--samples", "16", "--json", str(tmp_path / "e.json")]
+    assert main([*args, "--seed", "3"]) == 0
+    again = json.loads((tmp_path / "e.json").read_text())
+    for key, row in again.items():
+        assert row == pytest.approx(metrics[key], rel=1e-6, abs=1e-9), key
+    assert main([*args, "--seed", "0"]) == 0  # other samples: other numbers
+    seed0 = json.loads((tmp_path / "e.json").read_text())
+    assert seed0["gt_2d"]["mpvpe"] != pytest.approx(metrics["gt_2d"]["mpvpe"], rel=1e-4)
+    # the baseline is measured on the seed's sets too, not copied from the run
+    results = json.loads((hand_run / "results.json").read_text())
+    base = metrics["mean_mesh_baseline"]
+    assert base["mpvpe"] != pytest.approx(results["mean_mesh_baseline"]["mpvpe"], rel=1e-4)
+    assert base["mpvpe"] == pytest.approx(results["mean_mesh_baseline"]["mpvpe"], rel=0.5)
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="eval_seed must be a non-negative integer, got -1"):
+        export_pretrained(hand_run, "hand", tmp_path / "x.pt", eval_seed=-1)
+    with pytest.raises(ValueError, match="evaluate=True"):
+        export_pretrained(hand_run, "hand", tmp_path / "x.pt", eval_seed=1, evaluate=False)
+
+
 def test_loading_errors_name_the_file_and_the_mismatch(hand_run, tmp_path):
     with pytest.raises(ValueError, match=r"no pretrained model 'foot'.*\['body', 'hand'\]"):
         load_pretrained("foot", directory=tmp_path)
