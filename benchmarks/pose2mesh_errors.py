@@ -23,7 +23,8 @@ With ground-truth 2D input (the accuracy targets' setting) it reports:
 * where on the surface the MPVPE comes from: every vertex belongs to the region of its
   nearest mesh joint on the body's template (for the body: hands and fingers fall to the
   wrists, feet to the ankles), and each region reports its share of the vertices, its mean
-  vertex error and its share of the MPVPE.
+  vertex error and its share of the MPVPE, its joint's error, and its vertices' error once
+  the region is moved by that (its own shape and orientation).
 
 Writes ``errors.json`` and ``errors.md`` to ``--out`` (default: the model's folder, or
 ``outputs/errors-NAME`` for a shipped model).
@@ -111,9 +112,11 @@ def error_breakdown(
         over true body size; ``pa_by_joint`` maps each mesh joint to its mean error after the
         Procrustes alignment; ``by_region`` maps each mesh joint to its region of the surface
         (:func:`vertex_regions`): ``vertices`` (count), ``vertex_share``, ``error`` (the
-        region's mean vertex error, root-aligned as MPVPE) and ``error_share`` (its part of
-        ``mpvpe``); ``mirrored`` (``None`` for hands and asymmetric templates) holds
-        ``mpjpe``, ``pa_mpjpe`` and ``mpvpe`` of the mirror-image samples.
+        region's mean vertex error, root-aligned as MPVPE), ``error_share`` (its part of
+        ``mpvpe``), ``joint_error`` (the joint's own root-aligned error) and ``local_error``
+        (the region's vertices after each prediction's region is moved by its joint's error:
+        the region's shape and orientation); ``mirrored`` (``None`` for hands and asymmetric
+        templates) holds ``mpjpe``, ``pa_mpjpe`` and ``mpvpe`` of the mirror-image samples.
     """
     n = min(num_samples, len(dataset))
     model.eval()
@@ -126,6 +129,7 @@ def error_breakdown(
         perm = mirror_permutation(body.template_vertices(), body.world_rotation)
     in_flip = torch.as_tensor(dataset.joint_set.flip_permutation())
     mesh_flip = torch.as_tensor(dataset.mesh_joint_set.flip_permutation())
+    regions = vertex_regions(dataset)
     parts: dict[str, list[torch.Tensor]] = {}
     for lo in range(0, n, 64):
         idx = list(range(lo, min(lo + 64, n)))
@@ -149,6 +153,10 @@ def error_breakdown(
             "axis": ((pj - gj) - r).abs().mean(1),  # (B, 3), root-relative
             "pa_joint": (aligned - gj).norm(dim=-1),  # (B, J)
             "vertex_error": (pv - gv - r).norm(dim=-1),  # (B, V), root-aligned as MPVPE
+            # each vertex moved by its region joint's root-aligned error: what is left is the
+            # region's own shape and orientation error
+            "local_error": (pv - gv - r - (pj - gj - r)[:, regions]).norm(dim=-1),  # (B, V)
+            "joint_error": (pj - gj - r).norm(dim=-1),  # (B, J), root-aligned
             "size_ratio": _size(pj, mesh_root) / _size(gj, mesh_root),
             "elevation": torch.rad2deg(torch.asin(-batch["camera_rotation"][:, 2, 2].double())),
             "distance": batch["root"][:, 2].double(),
@@ -187,8 +195,9 @@ def error_breakdown(
         by_distance[f"{lo:.1f}..{hi:.1f} m"] = _group(mesh, (d >= lo) & (d < hi))
     names_j = dataset.mesh_joint_set.names
     pa_by_joint = dict(zip(names_j, (cat["pa_joint"].mean(0) * 1000).tolist(), strict=True))
-    regions = vertex_regions(dataset)
     per_vertex = cat["vertex_error"].mean(0) * 1000  # (V,) mm
+    per_vertex_local = cat["local_error"].mean(0) * 1000
+    per_joint = cat["joint_error"].mean(0) * 1000
     total = float(per_vertex.sum())
     by_region = {}
     for j, name in enumerate(names_j):
@@ -199,6 +208,8 @@ def error_breakdown(
                 "vertices": count,
                 "vertex_share": count / len(regions),
                 "error": float(per_vertex[mask].mean()),
+                "joint_error": float(per_joint[j]),
+                "local_error": float(per_vertex_local[mask].mean()),
                 "error_share": float(per_vertex[mask].sum()) / total if total else math.nan,
             }
     mirrored = None
@@ -266,12 +277,20 @@ def to_markdown(res: dict[str, Any], joint_set: str, mesh_joint_set: str) -> str
         f"MPVPE {res['mpvpe']:.1f}; each vertex in the region of its nearest {mesh_joint_set} "
         "joint on the template:",
         "",
-        "| region | vertices | share of vertices | mean vertex error | share of MPVPE |",
-        "|---|---|---|---|---|",
+        "| region | vertices | share of vertices | mean vertex error | share of MPVPE | "
+        "joint error | vertex error after the joint's |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, g in sorted(res["by_region"].items(), key=lambda kv: -kv[1]["error_share"]):
         lines.append(f"| {name} | {g['vertices']} | {100 * g['vertex_share']:.1f} % | "
-                     f"{g['error']:.1f} | {100 * g['error_share']:.1f} % |")  # fmt: skip
+                     f"{g['error']:.1f} | {100 * g['error_share']:.1f} % | "
+                     f"{g['joint_error']:.1f} | {g['local_error']:.1f} |")  # fmt: skip
+    lines += [
+        "",
+        "Joint error: the region's joint, root-aligned. The last column moves each "
+        "prediction's region by its joint's error first: what is left is the region's own "
+        "shape and orientation.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -156,6 +156,14 @@ def test_error_breakdown_script(tmp_path, anny_hand):
     tip_err = (pv - gv - shift)[:, tip].norm(dim=-1).mean() * 1000
     name4 = data.mesh_joint_set.names[4]
     assert regions[name4]["error"] == pytest.approx(float(tip_err), rel=1e-6)
+    # its joint's root-aligned error, and the vertices once moved by it, by a naive loop
+    joint_err, local = [], []
+    for b in range(70):
+        d = (pj[b, 4] - gj[b, 4]) - shift[b, 0]
+        joint_err.append(float(d.norm()))
+        local.append(np.mean([float((pv[b, i] - gv[b, i] - shift[b, 0] - d).norm()) for i in tip]))
+    assert regions[name4]["joint_error"] == pytest.approx(1000 * np.mean(joint_err), rel=1e-6)
+    assert regions[name4]["local_error"] == pytest.approx(1000 * np.mean(local), rel=1e-6)
     from meshgraph.data import HandPoseSampler
 
     fists = HandPoseSampler(anny_hand.bone_labels, anny_hand.rest_joints(),
