@@ -24,7 +24,8 @@ With ground-truth 2D input (the accuracy targets' setting) it reports:
   nearest mesh joint on the body's template (for the body: hands and fingers fall to the
   wrists, feet to the ankles), and each region reports its share of the vertices, its mean
   vertex error and its share of the MPVPE, its joint's error, and its vertices' error once
-  the region is moved by that (its own shape and orientation).
+  the region is moved by that (its own shape and orientation);
+* how regular the predicted surface is: each edge's length over the true one.
 
 Writes ``errors.json`` and ``errors.md`` to ``--out`` (default: the model's folder, or
 ``outputs/errors-NAME`` for a shipped model).
@@ -116,7 +117,9 @@ def error_breakdown(
         ``mpvpe``), ``joint_error`` (the joint's own root-aligned error) and ``local_error``
         (the region's vertices after each prediction's region is moved by its joint's error:
         the region's shape and orientation); ``mirrored`` (``None`` for hands and asymmetric
-        templates) holds ``mpjpe``, ``pa_mpjpe`` and ``mpvpe`` of the mirror-image samples.
+        templates) holds ``mpjpe``, ``pa_mpjpe`` and ``mpvpe`` of the mirror-image samples;
+        ``edge_ratio`` is the mean of ``|predicted / true edge length - 1|`` over the mesh's
+        edges (how regular the predicted surface is).
     """
     n = min(num_samples, len(dataset))
     model.eval()
@@ -130,6 +133,8 @@ def error_breakdown(
     in_flip = torch.as_tensor(dataset.joint_set.flip_permutation())
     mesh_flip = torch.as_tensor(dataset.mesh_joint_set.flip_permutation())
     regions = vertex_regions(dataset)
+    f = model.faces.cpu()
+    edges = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]).sort(1).values.unique(dim=0)
     parts: dict[str, list[torch.Tensor]] = {}
     for lo in range(0, n, 64):
         idx = list(range(lo, min(lo + 64, n)))
@@ -157,6 +162,14 @@ def error_breakdown(
             # region's own shape and orientation error
             "local_error": (pv - gv - r - (pj - gj - r)[:, regions]).norm(dim=-1),  # (B, V)
             "joint_error": (pj - gj - r).norm(dim=-1),  # (B, J), root-aligned
+            # how regular the surface is: each edge's length over the true one, minus 1
+            "edge_ratio": (
+                (pv[:, edges[:, 0]] - pv[:, edges[:, 1]]).norm(dim=-1)
+                / (gv[:, edges[:, 0]] - gv[:, edges[:, 1]]).norm(dim=-1)
+                - 1
+            )
+            .abs()
+            .mean(1),
             "size_ratio": _size(pj, mesh_root) / _size(gj, mesh_root),
             "elevation": torch.rad2deg(torch.asin(-batch["camera_rotation"][:, 2, 2].double())),
             "distance": batch["root"][:, 2].double(),
@@ -230,6 +243,7 @@ def error_breakdown(
         "by_distance": by_distance,
         "pa_by_joint": pa_by_joint,
         "mpvpe": float(per_vertex.mean()),
+        "edge_ratio": float(cat["edge_ratio"].mean()),
         "by_region": by_region,
         "mirrored": mirrored,
     }
@@ -286,6 +300,9 @@ def to_markdown(res: dict[str, Any], joint_set: str, mesh_joint_set: str) -> str
                      f"{g['error']:.1f} | {100 * g['error_share']:.1f} % | "
                      f"{g['joint_error']:.1f} | {g['local_error']:.1f} |")  # fmt: skip
     lines += [
+        "",
+        f"Edges: predicted over true length differs from 1 by {100 * res['edge_ratio']:.1f} % "
+        "on average.",
         "",
         "Joint error: the region's joint, root-aligned. The last column moves each "
         "prediction's region by its joint's error first: what is left is the region's own "

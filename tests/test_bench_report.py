@@ -164,6 +164,16 @@ def test_error_breakdown_script(tmp_path, anny_hand):
         local.append(np.mean([float((pv[b, i] - gv[b, i] - shift[b, 0] - d).norm()) for i in tip]))
     assert regions[name4]["joint_error"] == pytest.approx(1000 * np.mean(joint_err), rel=1e-6)
     assert regions[name4]["local_error"] == pytest.approx(1000 * np.mean(local), rel=1e-6)
+    # edge lengths over the true ones, each face's edges once, by a naive loop
+    seen, ratios = set(), []
+    for face in anny_hand.faces.tolist():
+        for a, b in ((face[0], face[1]), (face[1], face[2]), (face[2], face[0])):
+            if (min(a, b), max(a, b)) in seen:
+                continue
+            seen.add((min(a, b), max(a, b)))
+            ratios.append((pv[:, a] - pv[:, b]).norm(dim=-1) / (gv[:, a] - gv[:, b]).norm(dim=-1))
+    naive = (torch.stack(ratios, 1) - 1).abs().mean()
+    assert res["edge_ratio"] == pytest.approx(float(naive), rel=1e-6)
     from meshgraph.data import HandPoseSampler
 
     fists = HandPoseSampler(anny_hand.bone_labels, anny_hand.rest_joints(),
