@@ -443,6 +443,28 @@ def test_resuming_a_fine_tuning_keeps_its_record_without_the_source(hand_run, tm
     assert "init_from" not in json.loads((out / "results.json").read_text())
 
 
+def _evaluate_json(model: str, tmp_path, *flags: str) -> dict:
+    """``meshgraph evaluate MODEL --samples 8 FLAGS``'s table, through its JSON file."""
+    out = tmp_path / "m.json"
+    assert main(["evaluate", model, "--samples", "8", "--json", str(out), *flags]) == 0
+    return json.loads(out.read_text())
+
+
+def _spy_held_out_options(monkeypatch) -> dict:
+    """The keyword arguments ``meshgraph evaluate`` gives evaluate_held_out (filled per call)."""
+    seen: dict = {}
+    # (the package exports the function evaluate under the module's name)
+    evaluate_module = importlib.import_module("meshgraph.training.evaluate")
+    real = evaluate_module.evaluate_held_out
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "evaluate_held_out", spy)
+    return seen
+
+
 def test_evaluate_height_sd_shapes_the_held_out_bodies(
     small_body_run, tmp_path, capsys, monkeypatch
 ):
@@ -452,23 +474,13 @@ def test_evaluate_height_sd_shapes_the_held_out_bodies(
     model = str(small_body_run / "model.pt")
 
     def metrics(*flags):
-        out = tmp_path / "m.json"
-        assert main(["evaluate", model, "--samples", "8", "--json", str(out), *flags]) == 0
-        return json.loads(out.read_text())
+        return _evaluate_json(model, tmp_path, *flags)
 
     plain = metrics()
     narrow = metrics("--height-sd", "0.05")
     assert set(narrow) == set(plain)
     assert narrow["gt_2d"]["mpvpe"] != pytest.approx(plain["gt_2d"]["mpvpe"], rel=1e-4)
-    seen = {}
-    evaluate_module = importlib.import_module("meshgraph.training.evaluate")
-    real = evaluate_module.evaluate_held_out
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(evaluate_module, "evaluate_held_out", spy)
+    seen = _spy_held_out_options(monkeypatch)
     metrics("--height-sd", "0.05")
     assert isinstance(seen["shape_sampler"], ShapeSampler)
     assert seen["shape_sampler"].height_sd == 0.05
@@ -490,9 +502,7 @@ def test_evaluate_pose_options_shape_the_held_out_poses(
     model = str(small_body_run / "model.pt")
 
     def metrics(*flags):
-        out = tmp_path / "m.json"
-        assert main(["evaluate", model, "--samples", "8", "--json", str(out), *flags]) == 0
-        return json.loads(out.read_text())
+        return _evaluate_json(model, tmp_path, *flags)
 
     plain = metrics()
     # mirror 0 draws every pose as before (the mirror coin is drawn last)
@@ -501,17 +511,7 @@ def test_evaluate_pose_options_shape_the_held_out_poses(
     assert set(mirrored) == set(plain)
     assert mirrored["gt_2d"]["mpvpe"] != pytest.approx(plain["gt_2d"]["mpvpe"], rel=1e-4)
     # the options reach the held-out sets' pose sampler
-    seen = {}
-    evaluate_module = importlib.import_module("meshgraph.training.evaluate")  # (the package
-    # exports the function evaluate under the module's name)
-
-    real = evaluate_module.evaluate_held_out
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(evaluate_module, "evaluate_held_out", spy)
+    seen = _spy_held_out_options(monkeypatch)
     metrics("--pose-mirror", "0.5", "--pose-blend", "0.25")
     sampler = seen["pose_sampler"]
     assert isinstance(sampler, BodyPoseSampler)
