@@ -133,8 +133,7 @@ def error_breakdown(
     in_flip = torch.as_tensor(dataset.joint_set.flip_permutation())
     mesh_flip = torch.as_tensor(dataset.mesh_joint_set.flip_permutation())
     regions = vertex_regions(dataset)
-    f = torch.as_tensor(dataset.model.faces).cpu()  # the meshes compared: the dataset's
-    edges = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]).sort(1).values.unique(dim=0)
+    edges = dataset.model.topology.edges.cpu()  # of the meshes compared: the dataset's
     parts: dict[str, list[torch.Tensor]] = {}
     for lo in range(0, n, 64):
         idx = list(range(lo, min(lo + 64, n)))
