@@ -7,10 +7,14 @@ package and the ``pip install`` command that provides it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
 import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
 
 __all__ = [
@@ -78,13 +82,49 @@ WITH_MEDIAPIPE: bool = _importable("mediapipe")
 WITH_TQDM: bool = _importable("tqdm")
 
 
+#: What Warp's native code writes to stderr on every start on a machine without an NVIDIA
+#: driver (every CPU-only machine): true, and of no use to anyone running meshgraph there.
+_WARP_NO_DRIVER = "Warp CUDA warning: Could not find or load the NVIDIA CUDA driver"
+
+
+@contextlib.contextmanager
+def _stderr_without(fragment: str) -> Iterator[None]:
+    """Drop the lines that contain ``fragment`` from what is written to stderr inside.
+
+    Works on file descriptor 2, so that native code's writes are caught too; every other
+    line is written back, in order, when the block ends (also when it raises). Where
+    descriptor 2 cannot be duplicated, nothing is filtered.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().splitlines(keepends=True)
+            kept = b"".join(line for line in lines if fragment.encode() not in line)
+            if kept:
+                os.write(2, kept)
+
+
 def _quiet_warp() -> None:
-    """Keep NVIDIA Warp (Anny's skinning kernels) from greeting on stdout.
+    """Keep NVIDIA Warp (Anny's skinning kernels) from greeting on stdout and stderr.
 
     Warp prints a banner when it starts and a line per kernel module it loads, on stdout,
-    where they mix with a command's output. Before anny's first import this lowers Warp's log
-    level to warnings, unless the process imported Warp itself before: then its settings are
-    the user's.
+    where they mix with a command's output; on a machine without an NVIDIA driver its native
+    code also warns on stderr that CUDA is unavailable, at every start. Before anny's first
+    import this lowers Warp's log level to warnings and starts Warp with that one warning
+    filtered out (every other line on stderr is kept), unless the process imported Warp
+    itself before: then its settings are the user's.
     """
     if "warp" in sys.modules:
         return
@@ -95,6 +135,10 @@ def _quiet_warp() -> None:
     config, level = getattr(warp, "config", None), getattr(warp, "LOG_WARNING", None)
     if config is not None and isinstance(level, int) and getattr(config, "log_level", 0) < level:
         config.log_level = level
+    init = getattr(warp, "init", None)
+    if callable(init):
+        with _stderr_without(_WARP_NO_DRIVER), contextlib.suppress(Exception):
+            init()  # anny starts it anyway; a failure is anny's to report
 
 
 def require(name: str) -> ModuleType:
@@ -106,8 +150,9 @@ def require(name: str) -> ModuleType:
     Returns:
         The imported module.
 
-    ``anny`` starts NVIDIA Warp, whose log level is lowered to warnings first, unless the
-    process imported Warp before.
+    ``anny`` starts NVIDIA Warp, whose log level is lowered to warnings first and whose
+    warning that no NVIDIA driver exists is left out of stderr, unless the process imported
+    Warp before.
 
     Raises:
         ImportError: If the package is not installed (or fails to import); the message names

@@ -114,6 +114,26 @@ def test_require_names_the_pip_command(monkeypatch):
         require("torch_sparse")
 
 
+def test_stderr_filter_drops_only_the_named_lines_also_from_native_writes(capfd):
+    import os
+    import sys
+
+    from meshgraph._optional import _stderr_without
+
+    with _stderr_without("CUDA driver"):
+        print("python line", file=sys.stderr)
+        # what native code does: a write on descriptor 2, bypassing sys.stderr
+        os.write(2, b"native kept\nWarp: no CUDA driver here\nlast, no newline")
+    assert capfd.readouterr().err == "python line\nnative kept\nlast, no newline"
+    # what is caught is written back also when the block raises, and nothing is dropped
+    with pytest.raises(RuntimeError, match="boom"), _stderr_without("absent"):
+        os.write(2, b"before the error\n")
+        raise RuntimeError("boom")
+    assert capfd.readouterr().err == "before the error\n"
+    os.write(2, b"after\n")  # descriptor 2 is the real stderr again
+    assert capfd.readouterr().err == "after\n"
+
+
 @needs_mpl
 def test_cli_coarsen(tmp_path, capsys):
     v, f = icosphere_vertices_faces(2)
