@@ -88,8 +88,8 @@ _WARP_NO_DRIVER = "Warp CUDA warning: Could not find or load the NVIDIA CUDA dri
 
 
 @contextlib.contextmanager
-def _stderr_without(fragment: str) -> Iterator[None]:
-    """Drop the lines that contain ``fragment`` from what is written to stderr inside.
+def _stderr_without(*fragments: str) -> Iterator[None]:
+    """Drop the lines that contain any of ``fragments`` from what is written to stderr inside.
 
     Works on file descriptor 2, so that native code's writes are caught too; every other
     line is written back, in order, when the block ends (also when it raises). Where
@@ -111,7 +111,8 @@ def _stderr_without(fragment: str) -> Iterator[None]:
             os.close(saved)
             caught.seek(0)
             lines = caught.read().splitlines(keepends=True)
-            kept = b"".join(line for line in lines if fragment.encode() not in line)
+            drop = [fragment.encode() for fragment in fragments]
+            kept = b"".join(line for line in lines if not any(d in line for d in drop))
             if kept:
                 os.write(2, kept)
 

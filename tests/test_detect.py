@@ -331,3 +331,35 @@ def test_cli_predict_image_folder_continues_past_bad_images(tmp_path, capsys):
     assert "c.png" in err and "one flat colour" in err
     assert "d.png" in err and "no hand found" in err
     assert (tmp_path / "photos_meshes" / "a.obj").stat().st_size > 0
+
+
+def test_mediapipe_chatter_stays_off_stderr_and_other_lines_stay():
+    """mediapipe's start-up and per-detection log lines are left out; the caller's are kept."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("mediapipe")
+    from meshgraph.detect import _MEDIAPIPE_CHATTER
+
+    detect = (
+        "import sys\n"
+        "from meshgraph.detect import KeypointDetector\n"
+        "for kind in ('body', 'hand'):\n"
+        "    with KeypointDetector(kind) as detector:\n"
+        f"        found = detector({str(DATA)!r} + f'/photo_{{kind}}.png')\n"
+        "    print(kind, found.keypoints.shape, file=sys.stderr)\n"
+    )
+    unfiltered = (
+        "import contextlib\n"
+        "import meshgraph.detect\n"
+        "meshgraph.detect._stderr_without = lambda *lines: contextlib.nullcontext()\n"
+    )
+
+    def stderr_of(code: str) -> str:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=300, check=True).stderr  # fmt: skip
+
+    assert stderr_of(detect).splitlines() == ["body (19, 3)", "hand (21, 3)"]
+    # the lines left out are what mediapipe writes when nothing filters them
+    raw = stderr_of(unfiltered + detect)
+    assert any(chatter in raw for chatter in _MEDIAPIPE_CHATTER), raw
