@@ -485,9 +485,7 @@ def _run(
 
     trainer = Trainer(model, train, train_cfg, out, device=cfg.device, progress=progress,
                       evaluate=eval_small, dataset_2d=_data_2d(cfg, joint_set))  # fmt: skip
-    t_train = time.perf_counter()
     trainer.fit(resume=resume, overwrite=overwrite)
-    t_train = time.perf_counter() - t_train
     model.eval()
     held_out = {key: evaluate(model, data) for key, data in tests.items()}
     clean = held_out["gt_2d"]
@@ -500,7 +498,7 @@ def _run(
         "layout": model_cfg.layout,
         "variant": model_cfg.variant,
         "parameters": n_params,
-        "train_seconds": t_train,
+        "train_seconds": trainer.train_seconds,  # a resumed run's included
         "total_seconds": time.perf_counter() - t0,
         "steps": trainer.step,
         "complete": not trainer.stopped,  # False: stopped by max_steps (resumable)

@@ -394,6 +394,11 @@ class Trainer:
         self.step = 0  # global step
         self._epoch = 0  # the epoch whose batches are made (their 2D-only samples' order)
         self.history: list[dict[str, float]] = []
+        #: Seconds of training (steps, validation, checkpoints) that the weights hold, summed
+        #: over every process that ran the schedule: a resumed run adds its own to the
+        #: checkpoint's; the work between a checkpoint and a kill, done again, counts once.
+        self.train_seconds = 0.0
+        self._seconds_since = (time.perf_counter(), 0.0)  # (this fit's start, seconds before)
         self._make_optimizer(stage=1)
 
     # ------------------------------------------------------------------ schedule
@@ -482,6 +487,7 @@ class Trainer:
             "config": asdict(self.config),
             "rng": torch.get_rng_state(),
             "num_threads": torch.get_num_threads(),
+            "train_seconds": self._seconds_so_far(),
         }
         atomic_write(self.checkpoint_path(), lambda fh: torch.save(state, fh))
 
@@ -523,6 +529,12 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.history = list(state["history"])
+        # checkpoints written before the field existed: the epochs' logged seconds (all but
+        # the unfinished epoch's steps)
+        seconds = state.get("train_seconds")
+        if not isinstance(seconds, (int, float)):
+            seconds = sum(float(row.get("seconds", 0.0)) for row in self.history)
+        self.train_seconds = float(seconds)
         torch.set_rng_state(state["rng"])
         self._running = state["running"]
         return int(state["epoch"]), int(state["step_in_epoch"])
@@ -626,11 +638,17 @@ class Trainer:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def _seconds_so_far(self) -> float:
+        """Training seconds of the schedule up to now (see :attr:`train_seconds`)."""
+        since, before = self._seconds_since
+        return before + time.perf_counter() - since
+
     def _fit(self, resume: bool, overwrite: bool) -> list[dict[str, float]]:
         cfg = self.config
         self.stopped = False
         self._checkpointed_at = time.monotonic()
         start_epoch, start_step = 0, 0
+        self.train_seconds = 0.0
         with_mesh = getattr(self.dataset, "with_mesh", None)
         if with_mesh is False and cfg.epochs > 0:
             raise ValueError(
@@ -639,7 +657,8 @@ class Trainer:
             )
         if resume and self.checkpoint_path().exists():
             start_epoch, start_step = self._load_checkpoint()
-        elif not resume:
+        self._seconds_since = (time.perf_counter(), self.train_seconds)
+        if not resume:
             # every rank checks, so that all of them stop together (shared output folder)
             if not overwrite:
                 refuse_existing_run(self.out_dir)
@@ -710,6 +729,7 @@ class Trainer:
                 self._save_checkpoint(epoch + 1, 0)
         if bar is not None:
             bar.close()
+        self.train_seconds = self._seconds_so_far()
         if self.rank == 0 and self._plotted_rows != len(self.history):
             self._plot()  # the curves up to the last epoch
         if self.rank == 0:  # also when stopped by max_steps: the model as it stands

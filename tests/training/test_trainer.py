@@ -459,3 +459,47 @@ def test_2d_only_samples_are_checked(hand, tmp_path):
         TrainConfig(batch_size_2d=-1)
     with pytest.raises(ValueError, match="w_2d must be a non-negative finite number"):
         TrainConfig(w_2d=float("nan"))
+
+
+def test_train_seconds_add_up_over_a_resume(hand, tmp_path, monkeypatch):
+    """A resumed run's training time is the whole schedule's, not the last process's."""
+    import time
+    from types import SimpleNamespace
+
+    import meshgraph.training.trainer as trainer_module
+
+    clock = [1000.0]  # a fake clock: 10 s a training step, nothing else takes time
+    fake = SimpleNamespace(perf_counter=lambda: clock[0], monotonic=time.monotonic)
+    monkeypatch.setattr(trainer_module, "time", fake)
+
+    def tick(_trainer):
+        clock[0] += 10.0
+
+    out = tmp_path / "run"
+    model, ds = _setup(hand)
+    first = Trainer(model, ds, TrainConfig(**(CFG | {"max_steps": 4})), out, progress=False)
+    first.on_step = tick
+    first.fit()
+    assert first.train_seconds == pytest.approx(40.0)
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["train_seconds"] == 40.0
+    clock[0] += 3600.0  # the run lay stopped for an hour: not training time
+    model, ds = _setup(hand)
+    second = Trainer(model, ds, TrainConfig(**CFG), out, progress=False)
+    second.on_step = tick
+    second.fit(resume=True)
+    assert second.step == 18 and second.train_seconds == pytest.approx(180.0)
+
+    # a checkpoint from before the field existed: the logged epochs' seconds instead
+    stopped = tmp_path / "old"
+    model, ds = _setup(hand)
+    third = Trainer(model, ds, TrainConfig(**(CFG | {"max_steps": 8})), stopped, progress=False)
+    third.on_step = tick
+    third.fit()  # epoch 0 (6 steps, 60 s) logged, 2 steps of epoch 1 not
+    state = torch.load(stopped / "checkpoint.pt", weights_only=True)
+    assert state["history"][0]["seconds"] == 60.0 and state.pop("train_seconds") == 80.0
+    torch.save(state, stopped / "checkpoint.pt")
+    model, ds = _setup(hand)
+    fourth = Trainer(model, ds, TrainConfig(**CFG), stopped, progress=False)
+    fourth.on_step = tick
+    fourth.fit(resume=True)
+    assert fourth.train_seconds == pytest.approx(60.0 + 100.0)  # the 10 steps it ran
