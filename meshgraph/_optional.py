@@ -95,7 +95,8 @@ def _stderr_without(*fragments: str) -> Iterator[None]:
     line is written back, in order, when the block ends (also when it raises). Where
     descriptor 2 cannot be duplicated, nothing is filtered.
     """
-    sys.stderr.flush()
+    flush = getattr(sys.stderr, "flush", lambda: None)  # sys.stderr is None under pythonw
+    flush()
     try:
         saved = os.dup(2)
     except OSError:
@@ -106,7 +107,7 @@ def _stderr_without(*fragments: str) -> Iterator[None]:
         try:
             yield
         finally:
-            sys.stderr.flush()
+            flush()
             os.dup2(saved, 2)
             os.close(saved)
             caught.seek(0)

@@ -132,6 +132,12 @@ def test_stderr_filter_drops_only_the_named_lines_also_from_native_writes(capfd)
     assert capfd.readouterr().err == "before the error\n"
     os.write(2, b"after\n")  # descriptor 2 is the real stderr again
     assert capfd.readouterr().err == "after\n"
+    # no sys.stderr at all (pythonw): native writes are still filtered
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stderr", None)
+        with _stderr_without("CUDA driver"):
+            os.write(2, b"no CUDA driver\nshown\n")
+    assert capfd.readouterr().err == "shown\n"
 
 
 @needs_mpl
