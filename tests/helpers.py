@@ -1,6 +1,9 @@
-"""Independent float64 NumPy references used by several test modules."""
+"""Independent float64 NumPy references, and a Python child process, for several test modules."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 
@@ -67,3 +70,12 @@ def assert_matmul_close(actual: np.ndarray, a: np.ndarray, b: np.ndarray, eps: f
         f"{int(bad.sum())} elements off: worst error {err.max():.3g} against term size "
         f"{scale.reshape(-1)[int(np.argmax(err))]:.3g}"
     )
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python process (this interpreter); its stdout and stderr as text.
+
+    A non-zero exit fails (``CalledProcessError``), as does a run over 300 s.
+    """
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)  # fmt: skip

@@ -335,11 +335,9 @@ def test_cli_predict_image_folder_continues_past_bad_images(tmp_path, capsys):
 
 def test_mediapipe_chatter_stays_off_stderr_and_other_lines_stay():
     """mediapipe's start-up and per-detection log lines are left out; the caller's are kept."""
-    import subprocess
-    import sys
-
     pytest.importorskip("mediapipe")
     from meshgraph.detect import _MEDIAPIPE_CHATTER
+    from tests.helpers import run_python
 
     detect = (
         "import sys\n"
@@ -355,11 +353,7 @@ def test_mediapipe_chatter_stays_off_stderr_and_other_lines_stay():
         "meshgraph.detect._stderr_without = lambda *lines: contextlib.nullcontext()\n"
     )
 
-    def stderr_of(code: str) -> str:
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=300, check=True).stderr  # fmt: skip
-
-    assert stderr_of(detect).splitlines() == ["body (19, 3)", "hand (21, 3)"]
+    assert run_python(detect).stderr.splitlines() == ["body (19, 3)", "hand (21, 3)"]
     # the lines left out are what mediapipe writes when nothing filters them
-    raw = stderr_of(unfiltered + detect)
+    raw = run_python(unfiltered + detect).stderr
     assert any(chatter in raw for chatter in _MEDIAPIPE_CHATTER), raw

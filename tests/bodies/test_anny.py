@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ import torch
 pytest.importorskip("anny")
 
 from meshgraph.bodies import H36M, HAND, AnnyModel, axis_angle_to_matrix
+from tests.helpers import run_python
 
 
 def _random_pose(model, n, scale=0.3, seed=3):
@@ -296,17 +295,6 @@ def test_left_hand_is_the_right_hand_mirrored(anny_hand, tmp_path):
     assert as_sets == {frozenset(f) for f in anny_hand.faces.tolist()}
 
 
-def _run(code: str) -> subprocess.CompletedProcess:
-    import sys
-
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, check=True)  # fmt: skip
-
-
-def _stdout_of(code: str) -> str:
-    return _run(code).stdout
-
-
 def test_warp_greets_on_stdout_and_stderr_only_when_the_user_asked_for_it():
     pytest.importorskip("warp")
     # a posed hand: Anny starts Warp and launches its skinning kernels
@@ -316,16 +304,16 @@ def test_warp_greets_on_stdout_and_stderr_only_when_the_user_asked_for_it():
         "v = AnnyModel('hand.R')(torch.full((1, 21, 3), 0.1))\n"
         "print('shape', tuple(v.shape))\n"
     )
-    quiet = _run(pose)
+    quiet = run_python(pose)
     assert quiet.stdout.splitlines() == ["shape (1, 1609, 3)"]
     # Warp's native no-driver warning is left out of stderr (on a machine with a driver Warp
     # does not write it at all); whatever else goes to stderr is kept
     assert "CUDA driver" not in quiet.stderr
-    noisy = _run("import sys\nprint('kept', file=sys.stderr)\n" + pose)
+    noisy = run_python("import sys\nprint('kept', file=sys.stderr)\n" + pose)
     assert noisy.stderr.splitlines()[0] == "kept"
     # a process that set up Warp itself keeps its settings (here: the greeting)
     user = "import warp\nwarp.config.log_level = warp.LOG_INFO\n" + pose
-    out = _stdout_of(user)
+    out = run_python(user).stdout
     assert "Warp" in out and out.splitlines()[-1] == "shape (1, 1609, 3)"
 
 
