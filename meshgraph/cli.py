@@ -292,8 +292,8 @@ def _shipped(args: argparse.Namespace, map_location: str = "cpu") -> object:
         raise ValueError("--left is for the hand: add --hand")
     side = "left" if args.left else None
     return Pose2Mesh.pretrained("hand" if args.hand else "body", side=side,
-                                map_location=map_location,
-                                full_mesh=not args.small_mesh)  # fmt: skip
+                                map_location=map_location, full_mesh=not args.small_mesh,
+                                flip_test=args.flip_test)  # fmt: skip
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -309,6 +309,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         model = Pose2Mesh.load(args.model, map_location=args.device)
         if args.small_mesh:
             model = model.without_output_map()
+        if args.flip_test:
+            model = model.flip_tested()
     poses = _pose_options(args)
     if args.dataset is not None:
         if poses or args.height_sd is not None:
@@ -380,7 +382,9 @@ def _model_for(args: argparse.Namespace, path: str | None) -> object:
         flag = "--hand" if args.hand else "--left"
         raise ValueError(f"{flag} picks the shipped hand model: give no MODEL.pt with it")
     model = Pose2Mesh.load(path, map_location="cpu")
-    return model.without_output_map() if args.small_mesh else model
+    if args.small_mesh:
+        model = model.without_output_map()
+    return model.flip_tested() if args.flip_test else model
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -541,13 +545,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_small_mesh(p: argparse.ArgumentParser) -> None:
-    """``--small-mesh``, for the commands that use a model (``predict``, ``evaluate``)."""
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """``--small-mesh`` and ``--flip-test``, for the commands that use a model."""
     p.add_argument(
         "--small-mesh",
         action="store_true",
         help="a model with an output map (the shipped body): its network's own mesh (the "
         "body: 1,229 vertices) instead of the full one",
+    )
+    p.add_argument(
+        "--flip-test",
+        action="store_true",
+        help="bodies: average each answer with the answer to the mirrored keypoints (two "
+        "passes; Pose2Mesh.flip_tested)",
     )
 
 
@@ -694,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--left", action="store_true", help="with --hand: the left hand (the right one mirrored)"
     )
-    _add_small_mesh(p)
+    _add_model_options(p)
     p.add_argument("--samples", type=_int_at_least(1), default=256)
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--model-path", default=None, help="body model files for SMPL-family models")
@@ -772,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--left", action="store_true", help="with --hand: a left hand (the right one mirrored)"
     )
-    _add_small_mesh(p)
+    _add_model_options(p)
     p.add_argument("--threshold", type=_finite_float, default=0.1, help="confidence threshold")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)

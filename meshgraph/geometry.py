@@ -28,6 +28,7 @@ __all__ = [
     "frame_from_joints",
     "look_at",
     "matrix_to_axis_angle",
+    "mirror_permutation",
     "normalize_keypoints",
     "project",
     "regress_joints",
@@ -311,6 +312,61 @@ def regress_joints(vertices: Tensor, regressor: Tensor, *, validate: bool = True
     b, v, _ = vertices.shape
     flat = vertices.transpose(0, 1).reshape(v, b * 3)
     return torch.sparse.mm(reg, flat).view(-1, b, 3).transpose(0, 1)
+
+
+def mirror_permutation(vertices: Tensor, *, axis: int = 0, atol: float = 1e-3) -> Tensor:
+    """The vertex each vertex becomes when a symmetric mesh is mirrored across ``axis = 0``.
+
+    For a left/right symmetric template (a body's rest pose: Anny's and SMPL's x runs across
+    the body), vertex ``perm[i]`` lies where vertex ``i`` lands when the ``axis`` coordinate
+    is negated; vertices on the plane map to themselves. Mirroring a posed mesh of the same
+    topology is then ``(vertices * flip)[:, perm]`` with ``flip`` negating ``axis``.
+
+    Args:
+        vertices: ``(V, 3)`` template vertices.
+        axis: The coordinate the mirror negates.
+        atol: Largest distance (in the vertices' units) between a mirrored vertex and the
+            vertex it is matched to.
+
+    Returns:
+        ``(V,)`` int64 permutation, its own inverse.
+
+    Raises:
+        ValueError: On a wrong shape or axis, NaN/inf, or a mesh that is not mirror
+            symmetric (a mirrored vertex farther than ``atol`` from every vertex, or two
+            vertices matched to the same one).
+
+    Example:
+        >>> v = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+        >>> mirror_permutation(v)
+        tensor([2, 1, 0])
+    """
+    if isinstance(vertices, Tensor) and vertices.dim() != 2:
+        raise ValueError(f"vertices must have shape (V, 3), got {tuple(vertices.shape)}")
+    v = check_vertices(vertices, None, name="vertices")[0]
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
+    v = v.detach().double().cpu()
+    flip = torch.ones(3, dtype=torch.float64)
+    flip[axis] = -1.0
+    mirrored = v * flip
+    dist = torch.empty(len(v), dtype=torch.float64)
+    perm = torch.empty(len(v), dtype=torch.long)
+    for start in range(0, len(v), 4096):  # (chunk, V) distances: bounded memory
+        d, i = torch.cdist(mirrored[start : start + 4096], v).min(1)
+        dist[start : start + 4096], perm[start : start + 4096] = d, i
+    worst = int(dist.argmax())
+    if float(dist[worst]) > atol:
+        raise ValueError(
+            f"the mesh is not mirror symmetric across axis {axis}: vertex {worst} mirrored lies "
+            f"{float(dist[worst]):.3g} from the nearest vertex (atol={atol:g})"
+        )
+    if not torch.equal(perm[perm], torch.arange(len(v))):
+        raise ValueError(
+            f"the mesh is not mirror symmetric across axis {axis}: the nearest mirrored "
+            "vertices are not one-to-one (vertices closer than atol to each other?)"
+        )
+    return perm
 
 
 def frame_from_joints(

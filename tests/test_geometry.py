@@ -3,9 +3,12 @@ were written first: test_models, data/test_camera, test_losses, bodies/test_base
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
-from meshgraph.geometry import axis_angle_to_matrix, frame_from_joints
+from meshgraph.generators import icosphere_vertices_faces
+from meshgraph.geometry import axis_angle_to_matrix, frame_from_joints, mirror_permutation
 from meshgraph.models import joint_frame
 
 
@@ -42,3 +45,39 @@ def test_joint_frame_names_the_joints_of_each_set():
     torch.testing.assert_close(
         joint_frame(joints, "coco"), frame_from_joints(joints, up=(17, 18), side=(12, 11))
     )
+
+
+def test_mirror_permutation_pairs_each_vertex_with_its_mirror_image():
+    # by hand: two mirrored pairs and a vertex on the plane, in a shuffled order
+    v = torch.tensor([[0.3, 1.0, 0.0], [0.0, 2.0, 1.0], [-0.5, 0.0, 0.2], [-0.3, 1.0, 0.0],
+                      [0.5, 0.0, 0.2]])  # fmt: skip
+    assert mirror_permutation(v).tolist() == [3, 1, 4, 0, 2]
+    # across another axis
+    assert mirror_permutation(v[:, [1, 0, 2]], axis=1).tolist() == [3, 1, 4, 0, 2]
+    # an icosphere (symmetric across x = 0): against a brute-force float64 search
+    pts, _ = icosphere_vertices_faces(2)
+    perm = mirror_permutation(torch.from_numpy(pts)).numpy()
+    for i, p in enumerate(pts):
+        q = p * np.array([-1.0, 1.0, 1.0])
+        j = min(range(len(pts)), key=lambda k: float(np.sum((pts[k] - q) ** 2)))
+        assert perm[i] == j
+    assert (perm[perm] == np.arange(len(pts))).all()
+
+
+def test_mirror_permutation_refuses_meshes_that_are_not_symmetric():
+    v = torch.tensor([[0.3, 1.0, 0.0], [-0.3, 1.0, 0.0], [0.5, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"not mirror symmetric across axis 0: vertex 2"):
+        mirror_permutation(v)
+    assert mirror_permutation(v, atol=1.1).tolist()[:2] == [1, 0]  # the tolerance decides
+    # two vertices on one spot: not one-to-one
+    twin = torch.tensor([[0.3, 0.0, 0.0], [0.3, 0.0, 0.0], [-0.3, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="not one-to-one"):
+        mirror_permutation(twin)
+    with pytest.raises(ValueError, match=r"shape \(V, 3\)"):
+        mirror_permutation(torch.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match="axis must be"):
+        mirror_permutation(v, axis=3)
+    bad = v.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        mirror_permutation(bad)

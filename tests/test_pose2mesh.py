@@ -140,6 +140,63 @@ def test_mirrored_hand_is_the_mirror_image(tmp_path):
     assert torch.equal(loaded.faces, left.faces)
 
 
+def test_flip_test_averages_the_answer_to_the_mirrored_input(tmp_path):
+    from meshgraph.generators import icosphere_vertices_faces
+
+    torch.manual_seed(0)
+    model = _model(visibility_input=True).double()  # float64: the batches round alike
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # no symmetry left in the weights
+    pts, _ = icosphere_vertices_faces(3)
+    tested = model.flip_tested(torch.from_numpy(pts))
+    assert model.vertex_flip is None and tested.vertex_flip is not None  # a copy
+    # the reference, by hand: each vertex's mirror partner by brute force; H3.6M's left and
+    # right joints by name
+    partner = [int(np.argmin(((pts - p * [-1.0, 1.0, 1.0]) ** 2).sum(1))) for p in pts]
+    names = model.joint_set.names
+    swap = [names.index(n.replace("L_", "R_") if n.startswith("L_") else n.replace("R_", "L_"))
+            for n in names]  # fmt: skip
+    assert swap != list(range(17))
+    x = torch.randn(3, 17, 2, dtype=torch.float64)
+    vis = torch.rand(3, 17) > 0.2
+    xm = (x * torch.tensor([-1.0, 1.0], dtype=torch.float64))[:, swap]
+    a, b = model(x, vis), model(xm, vis[:, swap])
+    flip3 = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    ref_v = 0.5 * (a["vertices"] + (b["vertices"] * flip3)[:, partner])
+    ref_j = 0.5 * (a["joints_3d"] + (b["joints_3d"] * flip3)[:, swap])
+    out = tested(x, vis)
+    torch.testing.assert_close(out["vertices"], ref_v, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out["joints_3d"], ref_j, rtol=1e-5, atol=1e-6)
+    reg = model.mesh_regressor.double()
+    torch.testing.assert_close(out["mesh_joints_3d"], torch.einsum("jv,bvc->bjc", reg, ref_v))
+    # so the flip-tested model is exactly mirror-equivariant (the plain one is not)
+    mirrored = tested(xm, vis[:, swap])
+    torch.testing.assert_close(mirrored["vertices"], (out["vertices"] * flip3)[:, partner],
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    assert not torch.allclose(b["vertices"], (a["vertices"] * flip3)[:, partner], atol=1e-3)
+    # predict uses it; save and load keep it
+    px = _pixels()
+    assert not torch.allclose(tested.predict(px).vertices, model.predict(px).vertices)
+    tested.save(tmp_path / "t.pt")
+    loaded = Pose2Mesh.load(tmp_path / "t.pt").eval()
+    assert torch.equal(loaded.vertex_flip, tested.vertex_flip)
+    torch.testing.assert_close(loaded(x, vis)["vertices"], out["vertices"])
+    assert Pose2Mesh.load(model.save(tmp_path / "m.pt")).vertex_flip is None
+
+
+def test_flip_test_needs_left_and_right_and_a_symmetric_template():
+    from meshgraph.generators import icosphere_vertices_faces
+
+    pts = torch.from_numpy(icosphere_vertices_faces(3)[0])
+    with pytest.raises(ValueError, match="flip test: the hand joint set has no left/right"):
+        _hand_model().flip_tested(pts)
+    with pytest.raises(ValueError, match=r"template must have shape \(642, 3\)"):
+        _model().flip_tested(pts[:10])
+    with pytest.raises(ValueError, match="not mirror symmetric"):
+        _model().flip_tested(pts + torch.tensor([0.1, 0.0, 0.0], dtype=torch.float64))
+
+
 def test_only_anny_hands_mirror():
     with pytest.raises(ValueError, match="only hands can be mirrored"):
         _model().mirrored()

@@ -292,6 +292,10 @@ class Pose2Mesh(nn.Module):
             )
         self.output_map: VertexMap | None = None
         self._set_output(output_map, output_faces)
+        #: With a flip test (:meth:`flip_tested`): ``(V,)`` the mirror image of each vertex
+        #: of the network's mesh; ``None`` without.
+        self.vertex_flip: Tensor | None
+        self.register_buffer("vertex_flip", None, persistent=False)
 
     def _set_output(self, output_map: VertexMap | None, output_faces: Tensor | None) -> None:
         """Install the output map (or none) and the faces of the mesh the model answers in."""
@@ -341,6 +345,7 @@ class Pose2Mesh(nn.Module):
         directory: str | os.PathLike | None = None,
         map_location: Any = "cpu",
         full_mesh: bool = True,
+        flip_test: bool = False,
     ) -> Pose2Mesh:
         """The trained model ``name`` that ships with meshgraph (``"body"`` or ``"hand"``).
 
@@ -350,7 +355,8 @@ class Pose2Mesh(nn.Module):
         hands); the shipped hand is a right hand. The body network works on Anny's
         1,229-vertex topology and answers on the full 13,718-vertex mesh through a fitted
         :class:`~meshgraph.nn.vertex_map.VertexMap`; ``full_mesh=False`` gives the 1,229
-        vertices (:meth:`without_output_map`).
+        vertices (:meth:`without_output_map`). ``flip_test=True`` (the body) averages each
+        answer with the answer to the mirrored input (:meth:`flip_tested`).
 
         Raises:
             ValueError: For an unknown name or side, or a weight file that holds another model.
@@ -358,9 +364,8 @@ class Pose2Mesh(nn.Module):
         """
         from meshgraph.models.pretrained import load_pretrained
 
-        return load_pretrained(
-            name, side=side, directory=directory, map_location=map_location, full_mesh=full_mesh
-        )
+        return load_pretrained(name, side=side, directory=directory, map_location=map_location,
+                               full_mesh=full_mesh, flip_test=flip_test)  # fmt: skip
 
     def mirrored(self) -> Pose2Mesh:
         """A copy that predicts the other hand: a right-hand model becomes a left-hand one.
@@ -452,6 +457,54 @@ class Pose2Mesh(nn.Module):
         )
         return out
 
+    def flip_tested(self, template: Tensor | None = None, *, atol: float = 1e-3) -> Pose2Mesh:
+        """A copy that averages each answer with its answer to the mirrored input (flip test).
+
+        The copy runs the network twice, on the 2D joints and on the same joints mirrored
+        (image x negated, left and right swapped), mirrors the second answer back (camera x
+        negated, each vertex moved to its mirror image's place, joints swapped back) and
+        returns the mean of the two: the usual test-time flip of 2D pose estimators, here for
+        the whole mesh. It costs a second pass (in the same batch) and makes the prediction
+        exactly mirror-equivariant. The weights are shared with nothing: the copy is a copy.
+
+        Args:
+            template: ``(V, 3)`` rest vertices of the network's mesh, left/right symmetric
+                across ``x = 0`` (:func:`~meshgraph.geometry.mirror_permutation` pairs the
+                vertices). Default: the template of the body model the network works on
+                (``config.working_body_spec`` or ``config.body_spec``, built with
+                :func:`~meshgraph.bodies.create_body`).
+            atol: Largest mismatch (metres) of a vertex and its mirror image's partner.
+
+        Raises:
+            ValueError: For a joint set without left/right joints (a hand), a template of
+                another vertex count, or a template that is not mirror symmetric.
+        """
+        import copy
+
+        from meshgraph.geometry import mirror_permutation
+
+        if not (self.joint_set.flip_pairs and self.mesh_joint_set.flip_pairs):
+            raise ValueError(
+                f"flip test: the {self.joint_set.name} joint set has no left/right joints to "
+                "swap (a hand's mirror image is the other hand: see mirrored())"
+            )
+        if template is None:
+            from meshgraph.bodies.registry import create_body, parse_body_name
+
+            name = self.config.working_body or self.config.body
+            spec = self.config.working_body_spec or (
+                self.config.body_spec if self.config.working_body is None else None
+            )
+            template = create_body(spec or parse_body_name(name)).template_vertices()
+        n = self.topology.num_vertices
+        if not isinstance(template, Tensor) or template.dim() != 2 or template.shape[0] != n:
+            shape = tuple(template.shape) if isinstance(template, Tensor) else type(template)
+            raise ValueError(f"template must have shape ({n}, 3) (the network's mesh), got {shape}")
+        perm = mirror_permutation(template, atol=atol)
+        out = copy.deepcopy(self)
+        out.vertex_flip = perm.to(self.mesh_regressor.device)
+        return out
+
     def without_output_map(self) -> Pose2Mesh:
         """A copy that answers on the network's own mesh (the model itself if it has no map)."""
         import copy
@@ -522,9 +575,31 @@ class Pose2Mesh(nn.Module):
 
         Returns:
             ``joints_3d`` ``(B, J, 3)``, ``vertices`` ``(B, V, 3)``, ``mesh_joints_3d``
-            ``(B, J', 3)`` (all root-relative, camera axes, metres).
+            ``(B, J', 3)`` (all root-relative, camera axes, metres). A flip-tested model
+            (:meth:`flip_tested`) returns the mean of its answers to the input and to the
+            input mirrored.
         """
         check_same_device(keypoints_2d, self.mesh_regressor, "keypoints_2d", "Pose2Mesh model")
+        if self.vertex_flip is None:
+            joints, verts = self._network(keypoints_2d, visible)
+        else:  # flip test: the mirrored input in the same batch, its answer mirrored back
+            b = keypoints_2d.shape[0]
+            swap = torch.as_tensor(self.joint_set.flip_permutation(), device=keypoints_2d.device)
+            mirrored = (keypoints_2d * keypoints_2d.new_tensor([-1.0, 1.0]))[:, swap]
+            if visible is not None:
+                self.network_input(keypoints_2d[:0], visible[:0])  # checks visible's shape
+                visible = torch.cat([visible, visible[:, swap]])
+            joints, verts = self._network(torch.cat([keypoints_2d, mirrored]), visible)
+            flip = verts.new_tensor([-1.0, 1.0, 1.0])
+            joints = 0.5 * (joints[:b] + (joints[b:] * flip)[:, swap])
+            verts = 0.5 * (verts[:b] + (verts[b:] * flip)[:, self.vertex_flip])
+        mesh_joints = regress_joints(verts, self.mesh_regressor, validate=False)
+        if self.output_map is not None:
+            verts = self.output_map(verts)
+        return {"joints_3d": joints, "vertices": verts, "mesh_joints_3d": mesh_joints}
+
+    def _network(self, keypoints_2d: Tensor, visible: Tensor | None) -> tuple[Tensor, Tensor]:
+        """PoseNet's joints and MeshNet's vertices (the network's mesh) for one batch."""
         if self.config.mirror:  # the image mirrored: x negated (z-scored, so exactly)
             keypoints_2d = keypoints_2d * keypoints_2d.new_tensor([-1.0, 1.0])
         keypoints_2d = self.network_input(keypoints_2d, visible)
@@ -533,10 +608,7 @@ class Pose2Mesh(nn.Module):
         if self.config.mirror:  # and the 3D answer mirrored back
             flip = verts.new_tensor([-1.0, 1.0, 1.0])
             joints, verts = joints * flip, verts * flip
-        mesh_joints = regress_joints(verts, self.mesh_regressor, validate=False)
-        if self.output_map is not None:
-            verts = self.output_map(verts)
-        return {"joints_3d": joints, "vertices": verts, "mesh_joints_3d": mesh_joints}
+        return joints, verts
 
     @torch.no_grad()
     def predict(
@@ -619,6 +691,9 @@ class Pose2Mesh(nn.Module):
             "num_vertices": self.topology.num_vertices,
             "hierarchy": hier,
         }
+        if self.vertex_flip is not None:
+            index = _index_dtype(self.topology.num_vertices)
+            ckpt["vertex_flip"] = self.vertex_flip.cpu().to(index)
         if self.output_map is not None:
             faces = self.faces[:, [0, 2, 1]] if self.config.mirror else self.faces
             ckpt["output_map"] = {
@@ -684,6 +759,12 @@ class Pose2Mesh(nn.Module):
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0]
             raise ValueError(f"the weights do not fit the saved config ({first})") from None
+        if ckpt.get("vertex_flip") is not None:
+            perm = torch.as_tensor(ckpt["vertex_flip"]).cpu().long()
+            n = topology.num_vertices
+            if perm.shape != (n,) or not torch.equal(perm.sort().values, torch.arange(n)):
+                raise ValueError(f"vertex_flip is not a permutation of the {n} vertices")
+            model.vertex_flip = perm.to(floats[0].device)
         return model
 
     @classmethod

@@ -94,6 +94,7 @@ def load_pretrained(
     directory: str | os.PathLike | None = None,
     map_location: Any = "cpu",
     full_mesh: bool = True,
+    flip_test: bool = False,
 ) -> Any:
     """The shipped Pose2Mesh model ``name`` (``"body"`` or ``"hand"``), in eval mode.
 
@@ -110,11 +111,14 @@ def load_pretrained(
             full one through an output map (the body: Anny's 1,229-vertex topology mapped to
             its 13,718 vertices), ``False`` gives the network's own mesh: the same joints,
             faster, fewer vertices (:meth:`~meshgraph.models.Pose2Mesh.without_output_map`).
+        flip_test: Average each answer with the answer to the mirrored input
+            (:meth:`~meshgraph.models.Pose2Mesh.flip_tested`; the body only: a hand's mirror
+            image is the other hand). It builds the body model once, to pair the vertices.
 
     Raises:
         ValueError: For an unknown name or side, a side for the body, or a file that holds
             another model (another name, joint set or body model), no provenance record, or
-            unusable weights.
+            unusable weights; ``flip_test`` for the hand.
         FileNotFoundError: If the file is missing.
     """
     from meshgraph.models.pose2mesh import Pose2Mesh
@@ -142,6 +146,8 @@ def load_pretrained(
         model = model.without_output_map()
     if side is not None and _SIDES[side] == "L":
         model = model.mirrored()
+    if flip_test:
+        model = model.flip_tested()
     model.provenance = read["info"]
     return model.eval()
 

@@ -319,6 +319,49 @@ def test_full_mesh_export_answers_on_the_full_body(small_body_run, tmp_path, cap
     assert "already trained on its body's full mesh" in capsys.readouterr().err
 
 
+def test_flip_test_of_the_shipped_body_layout(small_body_run, tmp_path, capsys):
+    path = tmp_path / PRETRAINED["body"]["file"]
+    args = ["export-weights", str(small_body_run), "--name", "body", "--out", str(path)]
+    assert main([*args, "--full-mesh"]) == 0
+    plain = Pose2Mesh.pretrained("body", directory=tmp_path, full_mesh=False)
+    small = Pose2Mesh.pretrained("body", directory=tmp_path, full_mesh=False, flip_test=True)
+    full = Pose2Mesh.pretrained("body", directory=tmp_path, flip_test=True)
+    assert small.vertex_flip.shape == (1229,) and plain.vertex_flip is None
+    # the pairing of Anny's 1,229 vertices is the mirror image of its rest pose
+    from meshgraph.bodies import AnnyModel
+
+    rest = AnnyModel("body", topology="notoes_collapse10pc", regressor_cache_dir=False)
+    rest = rest.template_vertices().double()
+    mirrored = rest * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    assert (mirrored - rest[small.vertex_flip]).abs().max() < 1e-6
+    # pixels mirrored in the image (x -> 640 - x, left and right swapped): the mesh mirrored
+    kp = torch.from_numpy(np.random.default_rng(3).random((2, 19, 2)) * 300 + 100)
+    swap = list(small.joint_set.flip_permutation())
+    kp_m = kp * torch.tensor([-1.0, 1.0], dtype=torch.float64) + torch.tensor([640.0, 0])
+    a, b = small.predict(kp), small.predict(kp_m[:, swap])
+    flip3 = torch.tensor([-1.0, 1.0, 1.0])
+    torch.testing.assert_close(b.vertices, (a.vertices * flip3)[:, small.vertex_flip],
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    # the full mesh is the averaged small one through the map
+    torch.testing.assert_close(full.predict(kp).vertices, full.output_map(a.vertices))
+    assert not torch.allclose(a.vertices, plain.predict(kp).vertices, atol=1e-4)
+    # the command line: evaluate and predict
+    for flags in ([], ["--flip-test"]):
+        out = tmp_path / f"e{len(flags)}.json"
+        assert main(["evaluate", str(path), "--samples", "8", "--json", str(out), *flags]) == 0
+    e0, e1 = (json.loads((tmp_path / f"e{i}.json").read_text()) for i in (0, 1))
+    assert e0["gt_2d"]["mpvpe"] != pytest.approx(e1["gt_2d"]["mpvpe"], rel=1e-4)
+    kp_file = tmp_path / "kp.json"
+    kp_file.write_text(json.dumps(kp[0].tolist()))
+    assert main(["predict", str(path), str(kp_file), "--out", str(tmp_path / "p"),
+                 "--flip-test"]) == 0  # fmt: skip
+    mesh = (tmp_path / "p" / "mesh.obj").read_text()
+    assert mesh.count("\nv ") + mesh.startswith("v ") == 13718
+    with pytest.raises(ValueError, match="the hand joint set has no left/right joints"):
+        Pose2Mesh.pretrained("hand", flip_test=True)
+    capsys.readouterr()
+
+
 def _zeroed(model: Pose2Mesh) -> Pose2Mesh:
     """A copy of ``model`` with every parameter zero (nothing left of its weights)."""
     import copy
