@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_shape_sampler
+from meshgraph.geometry import mirror_permutation as symmetric_pairs
 from meshgraph.metrics import mpjpe, mpvpe, n_mpjpe, pa_mpjpe, procrustes_align
 from meshgraph.models.pose2mesh import Pose2Mesh
 
@@ -61,30 +62,21 @@ def mirror_permutation(
 ) -> torch.Tensor | None:
     """``(V,)`` index of each vertex's mirror image across the body's sagittal plane.
 
+    :func:`meshgraph.geometry.mirror_permutation` in meshgraph's world frame (x the
+    subject's left), ``None`` for a template that is not mirror-symmetric within ``tol``.
+
     Args:
         template: ``(V, 3)`` template vertices in the model's coordinates.
-        world_rotation: ``(3, 3)`` rotation to meshgraph's world frame (x the subject's left);
-            identity if ``None``.
+        world_rotation: ``(3, 3)`` rotation to meshgraph's world frame; identity if ``None``.
         tol: Largest distance (model units) from a mirrored vertex to its counterpart.
-
-    Returns:
-        The permutation (an involution), or ``None`` if the template is not mirror-symmetric
-        within ``tol`` about the plane ``x = mean x``.
     """
     t = template.double()
     if world_rotation is not None:
         t = t @ world_rotation.double().T
-    mirrored = t.clone()
-    mirrored[:, 0] = 2 * t[:, 0].mean() - t[:, 0]
-    dist, perm = [], []
-    for chunk in mirrored.split(2048):
-        d, i = torch.cdist(chunk, t).min(dim=1)
-        dist.append(d)
-        perm.append(i)
-    d, p = torch.cat(dist), torch.cat(perm)
-    if float(d.max()) > tol or not torch.equal(p[p], torch.arange(len(p))):
+    try:
+        return symmetric_pairs(t, atol=tol)
+    except ValueError:
         return None
-    return p
 
 
 def vertex_regions(dataset: SyntheticPoseMeshDataset) -> torch.Tensor:

@@ -315,12 +315,13 @@ def regress_joints(vertices: Tensor, regressor: Tensor, *, validate: bool = True
 
 
 def mirror_permutation(vertices: Tensor, *, axis: int = 0, atol: float = 1e-3) -> Tensor:
-    """The vertex each vertex becomes when a symmetric mesh is mirrored across ``axis = 0``.
+    """The vertex each vertex becomes when a symmetric mesh is mirrored along ``axis``.
 
-    For a left/right symmetric template (a body's rest pose: Anny's and SMPL's x runs across
-    the body), vertex ``perm[i]`` lies where vertex ``i`` lands when the ``axis`` coordinate
-    is negated; vertices on the plane map to themselves. Mirroring a posed mesh of the same
-    topology is then ``(vertices * flip)[:, perm]`` with ``flip`` negating ``axis``.
+    For a left/right symmetric template (a body's rest pose in meshgraph's world frame, x the
+    subject's left), vertex ``perm[i]`` lies where vertex ``i`` lands when the mesh is
+    mirrored across the plane through its centroid perpendicular to ``axis``; vertices on
+    the plane map to themselves. Mirroring a posed mesh of the same topology is then
+    ``(vertices * flip)[:, perm]`` with ``flip`` negating ``axis``.
 
     Args:
         vertices: ``(V, 3)`` template vertices.
@@ -338,7 +339,7 @@ def mirror_permutation(vertices: Tensor, *, axis: int = 0, atol: float = 1e-3) -
 
     Example:
         >>> v = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
-        >>> mirror_permutation(v)
+        >>> mirror_permutation(v + 5.0)  # the plane is where the mesh is
         tensor([2, 1, 0])
     """
     if isinstance(vertices, Tensor) and vertices.dim() != 2:
@@ -347,9 +348,8 @@ def mirror_permutation(vertices: Tensor, *, axis: int = 0, atol: float = 1e-3) -
     if axis not in (0, 1, 2):
         raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
     v = v.detach().double().cpu()
-    flip = torch.ones(3, dtype=torch.float64)
-    flip[axis] = -1.0
-    mirrored = v * flip
+    mirrored = v.clone()
+    mirrored[:, axis] = 2.0 * v[:, axis].mean() - v[:, axis]
     dist = torch.empty(len(v), dtype=torch.float64)
     perm = torch.empty(len(v), dtype=torch.long)
     for start in range(0, len(v), 4096):  # (chunk, V) distances: bounded memory
@@ -358,12 +358,12 @@ def mirror_permutation(vertices: Tensor, *, axis: int = 0, atol: float = 1e-3) -
     worst = int(dist.argmax())
     if float(dist[worst]) > atol:
         raise ValueError(
-            f"the mesh is not mirror symmetric across axis {axis}: vertex {worst} mirrored lies "
+            f"the mesh is not mirror symmetric along axis {axis}: vertex {worst} mirrored lies "
             f"{float(dist[worst]):.3g} from the nearest vertex (atol={atol:g})"
         )
     if not torch.equal(perm[perm], torch.arange(len(v))):
         raise ValueError(
-            f"the mesh is not mirror symmetric across axis {axis}: the nearest mirrored "
+            f"the mesh is not mirror symmetric along axis {axis}: the nearest mirrored "
             "vertices are not one-to-one (vertices closer than atol to each other?)"
         )
     return perm

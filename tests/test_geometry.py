@@ -52,8 +52,9 @@ def test_mirror_permutation_pairs_each_vertex_with_its_mirror_image():
     v = torch.tensor([[0.3, 1.0, 0.0], [0.0, 2.0, 1.0], [-0.5, 0.0, 0.2], [-0.3, 1.0, 0.0],
                       [0.5, 0.0, 0.2]])  # fmt: skip
     assert mirror_permutation(v).tolist() == [3, 1, 4, 0, 2]
-    # across another axis
-    assert mirror_permutation(v[:, [1, 0, 2]], axis=1).tolist() == [3, 1, 4, 0, 2]
+    # along another axis, the plane elsewhere (through the centroid)
+    moved = v[:, [1, 0, 2]] + torch.tensor([2.0, -3.0, 1.0])
+    assert mirror_permutation(moved, axis=1).tolist() == [3, 1, 4, 0, 2]
     # an icosphere (symmetric across x = 0): against a brute-force float64 search
     pts, _ = icosphere_vertices_faces(2)
     perm = mirror_permutation(torch.from_numpy(pts)).numpy()
@@ -65,12 +66,14 @@ def test_mirror_permutation_pairs_each_vertex_with_its_mirror_image():
 
 
 def test_mirror_permutation_refuses_meshes_that_are_not_symmetric():
-    v = torch.tensor([[0.3, 1.0, 0.0], [-0.3, 1.0, 0.0], [0.5, 0.0, 0.0]])
-    with pytest.raises(ValueError, match=r"not mirror symmetric across axis 0: vertex 2"):
-        mirror_permutation(v)
-    assert mirror_permutation(v, atol=1.1).tolist()[:2] == [1, 0]  # the tolerance decides
+    # centroid x 0.1: the pair at x = +-0.3 lands at -0.1 and 0.5 (0.2 from each other), the
+    # lone vertex at x = -0.1, 0.4 from itself
+    v = torch.tensor([[0.3, 1.0, 0.0], [-0.3, 1.0, 0.0], [0.3, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"not mirror symmetric along axis 0: vertex 2 .* 0\.4 "):
+        mirror_permutation(v, atol=0.3)
+    assert mirror_permutation(v, atol=0.45).tolist() == [1, 0, 2]  # the tolerance decides
     # two vertices on one spot: not one-to-one
-    twin = torch.tensor([[0.3, 0.0, 0.0], [0.3, 0.0, 0.0], [-0.3, 0.0, 0.0]])
+    twin = torch.tensor([[0.3, 0.0, 0.0], [0.3, 0.0, 0.0], [-0.3, 0.0, 0.0], [-0.3, 0.0, 0.0]])
     with pytest.raises(ValueError, match="not one-to-one"):
         mirror_permutation(twin)
     with pytest.raises(ValueError, match=r"shape \(V, 3\)"):

@@ -469,7 +469,7 @@ class Pose2Mesh(nn.Module):
 
         Args:
             template: ``(V, 3)`` rest vertices of the network's mesh, left/right symmetric
-                across ``x = 0`` (:func:`~meshgraph.geometry.mirror_permutation` pairs the
+                along x (:func:`~meshgraph.geometry.mirror_permutation` pairs the
                 vertices). Default: the template of the body model the network works on
                 (``config.working_body_spec`` or ``config.body_spec``, built with
                 :func:`~meshgraph.bodies.create_body`).
@@ -495,7 +495,9 @@ class Pose2Mesh(nn.Module):
             spec = self.config.working_body_spec or (
                 self.config.body_spec if self.config.working_body is None else None
             )
-            template = create_body(spec or parse_body_name(name)).template_vertices()
+            body = create_body(spec or parse_body_name(name))
+            # in meshgraph's world frame, where x runs across the body (SMPL's is y-up)
+            template = body.template_vertices().double() @ body.world_rotation.double().T
         n = self.topology.num_vertices
         if not isinstance(template, Tensor) or template.dim() != 2 or template.shape[0] != n:
             shape = tuple(template.shape) if isinstance(template, Tensor) else type(template)
