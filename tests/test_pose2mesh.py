@@ -183,6 +183,8 @@ def test_flip_test_averages_the_answer_to_the_mirrored_input(tmp_path):
     assert torch.equal(loaded.vertex_flip, tested.vertex_flip)
     torch.testing.assert_close(loaded(x, vis)["vertices"], out["vertices"])
     assert Pose2Mesh.load(model.save(tmp_path / "m.pt")).vertex_flip is None
+    with pytest.raises(ValueError, match=r"visible must have shape \(3, 17\).*got \(2, 17\)"):
+        tested(x, vis[:2])
 
 
 def test_flip_test_needs_left_and_right_and_a_symmetric_template():

@@ -465,7 +465,7 @@ class Pose2Mesh(nn.Module):
         negated, each vertex moved to its mirror image's place, joints swapped back) and
         returns the mean of the two: the usual test-time flip of 2D pose estimators, here for
         the whole mesh. It costs a second pass (in the same batch) and makes the prediction
-        exactly mirror-equivariant. The weights are shared with nothing: the copy is a copy.
+        exactly mirror-equivariant. The model itself is left as it is.
 
         Args:
             template: ``(V, 3)`` rest vertices of the network's mesh, left/right symmetric
@@ -589,7 +589,11 @@ class Pose2Mesh(nn.Module):
             swap = torch.as_tensor(self.joint_set.flip_permutation(), device=keypoints_2d.device)
             mirrored = (keypoints_2d * keypoints_2d.new_tensor([-1.0, 1.0]))[:, swap]
             if visible is not None:
-                self.network_input(keypoints_2d[:0], visible[:0])  # checks visible's shape
+                if visible.shape != keypoints_2d.shape[:2]:
+                    raise ValueError(
+                        f"visible must have shape {tuple(keypoints_2d.shape[:2])} (batch, "
+                        f"joints), got {tuple(visible.shape)}"
+                    )
                 visible = torch.cat([visible, visible[:, swap]])
             joints, verts = self._network(torch.cat([keypoints_2d, mirrored]), visible)
             flip = verts.new_tensor([-1.0, 1.0, 1.0])
