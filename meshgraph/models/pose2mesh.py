@@ -180,6 +180,15 @@ def _as_real_tensor(values: Tensor | np.ndarray, name: str) -> Tensor:
 MIN_SPREAD_RATIO = 1e-3
 
 
+def _check_visible(keypoints_2d: Tensor, visible: Tensor | None) -> None:
+    """Refuse a visibility mask that is not ``(B, J)`` for ``(B, J, 2)`` keypoints."""
+    if visible is not None and visible.shape != keypoints_2d.shape[:2]:
+        raise ValueError(
+            f"visible must have shape {tuple(keypoints_2d.shape[:2])} (batch, joints), "
+            f"got {tuple(visible.shape)}"
+        )
+
+
 def _check_spread(kp: Tensor, visible: Tensor) -> None:
     """Refuse samples whose visible joints lie on one point or one line (in any direction)."""
     w = visible.to(kp.dtype)[..., None]
@@ -552,11 +561,7 @@ class Pose2Mesh(nn.Module):
         Raises:
             ValueError: If ``visible`` does not have the keypoints' batch and joint sizes.
         """
-        if visible is not None and visible.shape != keypoints_2d.shape[:2]:
-            raise ValueError(
-                f"visible must have shape {tuple(keypoints_2d.shape[:2])} (batch, joints), "
-                f"got {tuple(visible.shape)}"
-            )
+        _check_visible(keypoints_2d, visible)
         if not self.config.visibility_input:
             return keypoints_2d
         if visible is None:
@@ -589,11 +594,7 @@ class Pose2Mesh(nn.Module):
             swap = torch.as_tensor(self.joint_set.flip_permutation(), device=keypoints_2d.device)
             mirrored = (keypoints_2d * keypoints_2d.new_tensor([-1.0, 1.0]))[:, swap]
             if visible is not None:
-                if visible.shape != keypoints_2d.shape[:2]:
-                    raise ValueError(
-                        f"visible must have shape {tuple(keypoints_2d.shape[:2])} (batch, "
-                        f"joints), got {tuple(visible.shape)}"
-                    )
+                _check_visible(keypoints_2d, visible)  # the caller's shapes, not the pair's
                 visible = torch.cat([visible, visible[:, swap]])
             joints, verts = self._network(torch.cat([keypoints_2d, mirrored]), visible)
             flip = verts.new_tensor([-1.0, 1.0, 1.0])
