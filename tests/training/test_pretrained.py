@@ -164,6 +164,14 @@ def test_weights_live_in_the_package():
     assert weights_dir() == Path(meshgraph.__file__).resolve().parent / "weights"
 
 
+def test_shipped_weight_files_stay_within_the_size_budget():
+    # Issue 13: the shipped body and hand together take at most 40 MB (10**6 bytes each).
+    files = [weights_dir() / entry["file"] for entry in PRETRAINED.values()]
+    assert {"body", "hand"} <= set(PRETRAINED)
+    assert all(f.is_file() for f in files), files
+    assert sum(f.stat().st_size for f in files) <= 40 * 10**6
+
+
 def test_export_weights_command(hand_run, tmp_path, capsys):
     out = tmp_path / "w" / "hand.pt"
     assert main(["export-weights", str(hand_run), "--name", "hand", "--out", str(out)]) == 0
