@@ -466,7 +466,8 @@ def _predict_images(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.keypoints_file}: holds {kp.shape[0]} people; one expected")
         keypoints = kp[0]
     kind = model.part
-    detector = KeypointDetector(kind) if keypoints is None else None
+    body_set = {"joint_set": model.joint_set.name} if kind == "body" else {}
+    detector = KeypointDetector(kind, **body_set) if keypoints is None else None
     failed: list[str] = []
     bar = None
     if len(paths) > 1 and not args.no_progress:
@@ -593,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SMPL family: a joint regressor .npy replacing the built-in one, e.g. "
                    "h36m=J_regressor_h36m_correct.npy (repeatable)")  # fmt: skip
     p.add_argument("--topology", default=None, help="Anny topology ('full' for the full mesh)")
-    p.add_argument("--joint-set", choices=["coco", "h36m", "hand"], default=None)
+    p.add_argument("--joint-set", choices=["coco", "body29", "h36m", "hand"], default=None)
     p.add_argument("--layout", choices=LAYOUTS, default="compact")
     p.add_argument(
         "--variant", choices=["coarse_to_fine", "direct", "fc"], default="coarse_to_fine"

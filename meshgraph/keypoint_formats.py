@@ -1,25 +1,33 @@
 """2D keypoints from other detectors and files, converted to meshgraph's joint sets.
 
 meshgraph's models take COCO-19 (the 17 COCO keypoints, then ``pelvis`` = mid-hips and
-``neck`` = mid-shoulders) for bodies and Hand-21 (wrist, then thumb to pinky, base to tip) for
-hands, in pixels, with an optional confidence per joint (see
-:mod:`meshgraph.bodies.joint_sets`). Detectors write other layouts; feeding them unconverted is
-the most common way to get a wrong mesh. This module converts:
+``neck`` = mid-shoulders) or Body-29 (COCO-19, then heels, big toes, index and pinky knuckles
+and thumbs) for bodies and Hand-21 (wrist, then thumb to pinky, base to tip) for hands, in
+pixels, with an optional confidence per joint (see :mod:`meshgraph.bodies.joint_sets`).
+Detectors write other layouts; feeding them unconverted is the most common way to get a wrong
+mesh. This module converts (``to_coco19(kp, src)``, ``to_body29(kp, src)``):
 
-================================  ======  ================================================
-source (``to_coco19(kp, src)``)   joints  notes
-================================  ======  ================================================
-``"coco17"``                      17      COCO order (mmpose, rtmlib, detectron2, COCO files)
-``"coco19"``                      19      meshgraph's own order (passed through)
-``"blazepose"``                   33      mediapipe BlazePose landmarks
-``"openpose_body25"``             25      OpenPose's default BODY_25 model
-``"openpose_coco18"``             18      OpenPose's COCO model (with its own neck)
-================================  ======  ================================================
+======================  ======  =============================================  ===========
+source                  joints  notes                                          Body-29
+======================  ======  =============================================  ===========
+``"coco17"``            17      COCO order (mmpose, rtmlib, detectron2, COCO)  no extras
+``"coco19"``            19      meshgraph's own order (passed through)         no extras
+``"body29"``            29      meshgraph's own order (passed through)         all
+``"blazepose"``         33      mediapipe BlazePose landmarks                  all
+``"openpose_body25"``   25      OpenPose's default BODY_25 model               feet
+``"openpose_coco18"``   18      OpenPose's COCO model (with its own neck)      no extras
+``"halpe26"``           26      Halpe-26 (AlphaPose, rtmlib's body + feet)     feet
+``"coco_wholebody"``    133     COCO-WholeBody (rtmlib/mmpose whole-body)      all
+======================  ======  =============================================  ===========
 
 Pelvis and neck are always recomputed as the mid-hips and mid-shoulders (with the lower of the
 two confidences), since that is how meshgraph's regressors define them: OpenPose's own
-``Neck`` and ``MidHip`` detections are not used. Hands: mediapipe, OpenPose
-(``hand_*_keypoints_2d``) and FreiHAND all write the Hand-21 order already.
+``Neck`` and ``MidHip`` detections are not used. Body-29 joints a layout does not have come
+back with confidence 0 (at the ankle or wrist they hang from), so a Body-29 model treats them
+as missing. BlazePose's ``foot_index`` is taken as the big toe; COCO-WholeBody's hand
+keypoints give the index knuckle (hand point 5), the pinky knuckle (17) and the thumb's second
+knuckle (3). Hands: mediapipe, OpenPose (``hand_*_keypoints_2d``) and FreiHAND all write the
+Hand-21 order already.
 
 :func:`read_keypoints` reads a keypoint file in any of the layouts above (meshgraph's own
 JSON, COCO annotations, mmpose/rtmlib predictions, OpenPose output, ``.npy``), and returns every
@@ -39,12 +47,16 @@ import numpy as np
 
 __all__ = [
     "BLAZEPOSE_NAMES",
+    "BODY29_EXTRA_NAMES",
     "COCO17_NAMES",
+    "COCO_WHOLEBODY_NAMES",
+    "HALPE26_NAMES",
     "KEYPOINT_FORMATS",
     "OPENPOSE_BODY25_NAMES",
     "OPENPOSE_COCO18_NAMES",
     "mediapipe_hand_side",
     "read_keypoints",
+    "to_body29",
     "to_coco19",
 ]
 
@@ -81,18 +93,58 @@ OPENPOSE_COCO18_NAMES: tuple[str, ...] = (
     "left_knee", "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear",
 )  # fmt: skip
 
-#: Source layouts :func:`to_coco19` converts, with their joint names.
+#: Halpe-26 (AlphaPose; rtmlib's body-with-feet models), in its order.
+HALPE26_NAMES: tuple[str, ...] = (
+    *COCO17_NAMES, "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe",
+    "right_small_toe", "left_heel", "right_heel",
+)  # fmt: skip
+
+#: COCO-WholeBody's 133 keypoints, in its order: body, feet, 68 face points, then 21 points
+#: per hand (left, then right) in the Hand-21 order (wrist, thumb to pinky, base to tip).
+COCO_WHOLEBODY_NAMES: tuple[str, ...] = (
+    *COCO17_NAMES, "left_big_toe", "left_small_toe", "left_heel", "right_big_toe",
+    "right_small_toe", "right_heel", *(f"face_{i}" for i in range(68)),
+    *(f"left_hand_{i}" for i in range(21)), *(f"right_hand_{i}" for i in range(21)),
+)  # fmt: skip
+
+#: Body-29's joints beyond COCO-19, in its order (see :data:`~meshgraph.bodies.BODY29`).
+BODY29_EXTRA_NAMES: tuple[str, ...] = (
+    "left_heel", "right_heel", "left_big_toe", "right_big_toe", "left_index", "right_index",
+    "left_pinky", "right_pinky", "left_thumb", "right_thumb",
+)  # fmt: skip
+
+#: Source layouts :func:`to_coco19` and :func:`to_body29` convert, with their joint names.
 KEYPOINT_FORMATS: dict[str, tuple[str, ...]] = {
     "coco17": COCO17_NAMES,
     "coco19": (*COCO17_NAMES, "pelvis", "neck"),
+    "body29": (*COCO17_NAMES, "pelvis", "neck", *BODY29_EXTRA_NAMES),
     "blazepose": BLAZEPOSE_NAMES,
     "openpose_body25": OPENPOSE_BODY25_NAMES,
     "openpose_coco18": OPENPOSE_COCO18_NAMES,
+    "halpe26": HALPE26_NAMES,
+    "coco_wholebody": COCO_WHOLEBODY_NAMES,
 }
 
 #: Formats recognised from the joint count alone (18 is ambiguous in principle, but only
 #: OpenPose writes 18 body joints).
-_BY_COUNT = {17: "coco17", 19: "coco19", 25: "openpose_body25", 33: "blazepose"}
+_BY_COUNT = {
+    17: "coco17", 19: "coco19", 25: "openpose_body25", 26: "halpe26", 29: "body29",
+    33: "blazepose", 133: "coco_wholebody",
+}  # fmt: skip
+
+#: Body-29's joints beyond COCO-19: each with the names it goes by in the source layouts, and
+#: the COCO-17 joint it hangs from (where it is put, with confidence 0, when a layout lacks it).
+_BODY29_EXTRA: tuple[tuple[str, tuple[str, ...], str], ...] = tuple(
+    (f"{side}_{part}", tuple(f"{side}_{alias}" for alias in aliases), f"{side}_{parent}")
+    for part, aliases, parent in (
+        ("heel", ("heel",), "ankle"),
+        ("big_toe", ("big_toe", "foot_index"), "ankle"),
+        ("index", ("index", "hand_5"), "wrist"),
+        ("pinky", ("pinky", "hand_17"), "wrist"),
+        ("thumb", ("thumb", "hand_3"), "wrist"),
+    )
+    for side in ("left", "right")
+)
 
 
 def _as_points(keypoints: Any, what: str) -> tuple[np.ndarray, bool]:
@@ -132,9 +184,10 @@ def to_coco19(keypoints: Any, source: str | None = None) -> np.ndarray:
     Args:
         keypoints: ``(J, 2|3)`` or ``(N, J, 2|3)``: x, y (pixels) and optionally a
             confidence (or visibility) per joint.
-        source: One of :data:`KEYPOINT_FORMATS` (``"coco17"``, ``"coco19"``,
-            ``"blazepose"``, ``"openpose_body25"``, ``"openpose_coco18"``); ``None`` picks it
-            from the joint count (17, 19, 25, 33; 18 means OpenPose's COCO model).
+        source: One of :data:`KEYPOINT_FORMATS` (``"coco17"``, ``"coco19"``, ``"body29"``,
+            ``"blazepose"``, ``"openpose_body25"``, ``"openpose_coco18"``, ``"halpe26"``,
+            ``"coco_wholebody"``); ``None`` picks it from the joint count (17, 19, 25, 26,
+            29, 33, 133; 18 means OpenPose's COCO model).
 
     Returns:
         ``(19, 3)`` or ``(N, 19, 3)`` float64: x, y, confidence (1 where none was given).
@@ -154,6 +207,14 @@ def to_coco19(keypoints: Any, source: str | None = None) -> np.ndarray:
         [[20.0, 100.0, 1.0], [20.0, 40.0, 1.0]]
     """
     kp, _ = _as_points(keypoints, "to_coco19")
+    names = KEYPOINT_FORMATS[_layout(kp, source)]
+    if names == KEYPOINT_FORMATS["coco19"]:
+        return kp
+    return _coco19(kp, names)
+
+
+def _layout(kp: np.ndarray, source: str | None) -> str:
+    """The layout name: ``source`` checked against the joint count, or told from it."""
     joints = kp.shape[-2]
     if source is None:
         if joints == 18:
@@ -170,13 +231,65 @@ def to_coco19(keypoints: Any, source: str | None = None) -> np.ndarray:
     names = KEYPOINT_FORMATS[source]
     if joints != len(names):
         raise ValueError(f"layout {source!r} has {len(names)} joints, got {joints}")
-    if source == "coco19":
-        return kp
+    return source
+
+
+def _coco19(kp: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """COCO-19 from keypoints in the layout ``names`` (with its confidence column)."""
     index = {name: i for i, name in enumerate(names)}
     coco17 = kp[..., [index[name] for name in COCO17_NAMES], :]
     pelvis = _midpoint(coco17, 11, 12)
     neck = _midpoint(coco17, 5, 6)
     return np.concatenate([coco17, pelvis[..., None, :], neck[..., None, :]], -2)
+
+
+def to_body29(keypoints: Any, source: str | None = None) -> np.ndarray:
+    """Convert 2D keypoints of another layout to meshgraph's Body-29, in pixels.
+
+    Body-29 is COCO-19, then per side (left before right) the heel, the big toe's tip, the
+    index and pinky knuckles and the thumb (see :data:`~meshgraph.bodies.BODY29`).
+
+    Args:
+        keypoints: ``(J, 2|3)`` or ``(N, J, 2|3)``: x, y (pixels) and optionally a
+            confidence (or visibility) per joint.
+        source: One of :data:`KEYPOINT_FORMATS`; ``None`` picks it from the joint count (17,
+            19, 25, 26, 29, 33, 133; 18 means OpenPose's COCO model).
+
+    Returns:
+        ``(29, 3)`` or ``(N, 29, 3)`` float64: x, y, confidence. Pelvis and neck as in
+        :func:`to_coco19`. A joint the source layout does not have comes back at the ankle or
+        wrist it hangs from, with confidence 0 (missing), so a Body-29 model can take COCO-17
+        keypoints too.
+
+    Raises:
+        ValueError: On an unknown ``source``, a joint count that does not match it, or a
+            shape that is not ``(J, 2|3)`` / ``(N, J, 2|3)``.
+
+    Example:
+        >>> import numpy as np
+        >>> kp = np.zeros((25, 3)); kp[:, 2] = 0.9
+        >>> kp[24] = (12.0, 300.0, 0.8)  # BODY_25's right heel
+        >>> out = to_body29(kp, "openpose_body25")
+        >>> out.shape, out[20].tolist(), float(out[24, 2])  # right heel; right index: missing
+        ((29, 3), [12.0, 300.0, 0.8], 0.0)
+    """
+    kp, _ = _as_points(keypoints, "to_body29")
+    source = _layout(kp, source)
+    if source == "body29":
+        return kp
+    names = KEYPOINT_FORMATS[source]
+    index = {name: i for i, name in enumerate(names)}
+    coco19 = kp if source == "coco19" else _coco19(kp, names)
+    extra = []
+    for _, aliases, parent in _BODY29_EXTRA:
+        found = next((index[a] for a in aliases if a in index), None)
+        if found is None:
+            point = coco19[..., COCO17_NAMES.index(parent), :].copy()
+            point[..., 2] = 0.0
+        else:
+            point = kp[..., found, :]
+        extra.append(point[..., None, :])
+    return np.concatenate([coco19, *extra], -2)
 
 
 def mediapipe_hand_side(label: str, *, mirrored_image: bool = False) -> str:
@@ -281,14 +394,15 @@ def read_keypoints(
     * JSON, OpenPose: ``{"people": [{"pose_keypoints_2d": [x, y, c, ...]}]}`` (BODY_25 or
       COCO-18; for hands ``hand_right_keypoints_2d``, else ``hand_left_keypoints_2d``).
 
-    Body keypoints are converted to COCO-19 with :func:`to_coco19` (``layout`` names the
-    source layout; by default it is told from the joint count). Hand keypoints must already be
-    in the Hand-21 order, which mediapipe, OpenPose and FreiHAND write.
+    Body keypoints are converted to COCO-19 with :func:`to_coco19`, or to Body-29 with
+    :func:`to_body29` (``layout`` names the source layout; by default it is told from the
+    joint count). Hand keypoints must already be in the Hand-21 order, which mediapipe,
+    OpenPose and FreiHAND write.
 
     Args:
         path: The file.
-        joint_set: ``"coco"`` (bodies; converted from the layouts above), ``"hand"`` or
-            ``"h36m"`` (both taken in their own order).
+        joint_set: ``"coco"`` or ``"body29"`` (bodies; converted from the layouts above),
+            ``"hand"`` or ``"h36m"`` (both taken in their own order).
         layout: The body layout (see :data:`KEYPOINT_FORMATS`), or ``None`` to infer it.
 
     Returns:
@@ -343,7 +457,7 @@ def read_keypoints(
         raise ValueError(str(err)) from None
     if kp.ndim == 2:
         kp = kp[None]
-    if joint_set != "coco":
+    if joint_set not in ("coco", "body29"):
         expected = get_joint_set(joint_set).num_joints
         if kp.shape[1] != expected:
             raise ValueError(
@@ -351,7 +465,7 @@ def read_keypoints(
             )
         return kp
     try:
-        return to_coco19(kp, layout)
+        return (to_coco19 if joint_set == "coco" else to_body29)(kp, layout)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
 

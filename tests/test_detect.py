@@ -139,9 +139,10 @@ def test_synthetic_photos_draw_the_body_where_its_keypoints_are(anny_hand):
 # ---------------------------------------------------------------- the detector front end
 
 
-def _fake_detector(kind, result):
+def _fake_detector(kind, result, joint_set=None):
     det = KeypointDetector.__new__(KeypointDetector)
     det.kind = kind
+    det.joint_set = joint_set or ("coco" if kind == "body" else "hand")
     det._graph = SimpleNamespace(process=lambda rgb: result, close=lambda: None)
     return det
 
@@ -164,6 +165,54 @@ def test_detector_converts_blazepose_to_coco19_pixels():
     det.close()
     with pytest.raises(RuntimeError, match="closed"):
         det(image)
+
+
+def test_detector_converts_blazepose_to_body29_pixels():
+    marks = [SimpleNamespace(x=i / 40, y=1 - i / 40, visibility=0.5 + i / 100) for i in range(33)]
+    result = SimpleNamespace(pose_landmarks=SimpleNamespace(landmark=marks))
+    image = np.random.default_rng(0).integers(0, 255, (200, 100, 3), dtype=np.uint8)
+    coco = _fake_detector("body", result)(image).keypoints
+    found = _fake_detector("body", result, "body29")(image).keypoints
+    assert found.shape == (29, 3)
+    np.testing.assert_allclose(found[:19], coco)
+    # by hand from BlazePose's landmark list: heels 29/30, foot tips 31/32, index 19/20,
+    # pinky 17/18, thumb 21/22 (left, right)
+    for row, mark in zip(range(19, 29), (29, 30, 31, 32, 19, 20, 17, 18, 21, 22), strict=True):
+        np.testing.assert_allclose(
+            found[row], [mark / 40 * 100, (1 - mark / 40) * 200, 0.5 + mark / 100]
+        )
+    with pytest.raises(ValueError, match="'coco' or 'body29'"):
+        KeypointDetector("body", joint_set="hand")
+
+
+def test_predict_image_converts_between_coco19_and_body29():
+    mesh = icosphere(2)
+    reg = torch.rand(17, mesh.num_vertices, generator=torch.Generator().manual_seed(0))
+    image = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    marks = [SimpleNamespace(x=0.5 + 0.3 * np.sin(i), y=0.9 - i / 45, visibility=0.9)
+             for i in range(33)]  # fmt: skip
+    result = SimpleNamespace(pose_landmarks=SimpleNamespace(landmark=marks))
+    for model_set, detector_set in (("body29", "coco"), ("coco", "body29")):
+        torch.manual_seed(0)
+        cfg = Pose2MeshConfig(joint_set=model_set, mesh_joint_set="h36m", num_levels=3,
+                              posenet_width=16, coarse_channels=4, decoder_channels=(4, 4, 4),
+                              visibility_input=True)  # fmt: skip
+        model = Pose2Mesh(cfg, mesh, reg / reg.sum(1, keepdim=True)).eval()
+        det = _fake_detector("body", result, detector_set)
+        out = predict_image(model, image, detector=det)
+        own = _fake_detector("body", result, model_set)(image).keypoints
+        if model_set == "body29":  # a COCO-19 detector: the ten extra joints come missing
+            assert out.detection.keypoints.shape == (29, 3)
+            np.testing.assert_allclose(out.detection.keypoints[:19], own[:19])
+            assert (out.detection.keypoints[19:, 2] == 0).all()
+            assert out.prediction.visible[0].tolist() == [True] * 19 + [False] * 10
+        else:  # a Body-29 detector for a COCO-19 model: its first 19 joints
+            np.testing.assert_allclose(out.detection.keypoints, own)
+            torch.testing.assert_close(out.prediction.vertices, model.predict(own).vertices)
+        # stored keypoints of the other set are converted the same way
+        given = _fake_detector("body", result, detector_set)(image).keypoints
+        again = predict_image(model, image, keypoints=given)
+        np.testing.assert_allclose(again.detection.keypoints, out.detection.keypoints)
 
 
 def test_detector_reports_the_hand_of_the_person():

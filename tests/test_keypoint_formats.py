@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from meshgraph.keypoint_formats import mediapipe_hand_side, read_keypoints, to_coco19
+from meshgraph.keypoint_formats import mediapipe_hand_side, read_keypoints, to_body29, to_coco19
 
 # COCO-17 order: nose, l/r eye, l/r ear, l/r shoulder, l/r elbow, l/r wrist, l/r hip, l/r knee,
 # l/r ankle. Where each lies in the other layouts, written out by hand from their docs.
@@ -246,3 +246,84 @@ def test_cli_predict_reads_openpose_people_as_a_batch(tmp_path):
     (tmp_path / "op18.json").write_text(json.dumps(doc))
     args[2] = str(tmp_path / "op18.json")
     assert main([*args, "--layout", "openpose_body25"]) == 2
+
+
+# Body-29's ten extra joints (left, right: heel, big toe, index knuckle, pinky knuckle, thumb),
+# where each lies in the layouts that have it, written out by hand from their docs; None: the
+# layout lacks it.
+BODY29_EXTRA = {
+    "blazepose": [29, 30, 31, 32, 19, 20, 17, 18, 21, 22],
+    "openpose_body25": [21, 24, 19, 22, None, None, None, None, None, None],
+    "halpe26": [24, 25, 20, 21, None, None, None, None, None, None],
+    # COCO-WholeBody: feet 17-22, left hand 91-111, right hand 112-132 (Hand-21 order)
+    "coco_wholebody": [19, 22, 17, 20, 96, 117, 108, 129, 94, 115],
+    "coco17": [None] * 10,
+}
+# the ankle (feet) or wrist (hands) each extra joint hangs from, as COCO-17 indices
+BODY29_PARENT = [15, 16, 15, 16, 9, 10, 9, 10, 9, 10]
+HALPE26_FOR_COCO17 = list(range(17))
+WHOLEBODY_FOR_COCO17 = list(range(17))
+
+
+@pytest.mark.parametrize(
+    "source, joints, picks",
+    [
+        ("blazepose", 33, BLAZEPOSE_FOR_COCO17),
+        ("openpose_body25", 25, BODY25_FOR_COCO17),
+        ("halpe26", 26, HALPE26_FOR_COCO17),
+        ("coco_wholebody", 133, WHOLEBODY_FOR_COCO17),
+        ("coco17", 17, list(range(17))),
+    ],
+)
+def test_layouts_map_to_body29(source, joints, picks):
+    kp = _labelled(joints)
+    out = to_body29(kp, source)
+    assert out.shape == (29, 3)
+    np.testing.assert_array_equal(out[:19], to_coco19(kp, source))
+    np.testing.assert_array_equal(out[:17], kp[picks])
+    for k, where in enumerate(BODY29_EXTRA[source]):
+        if where is None:  # missing: at its ankle or wrist, confidence 0
+            np.testing.assert_array_equal(out[19 + k, :2], kp[picks[BODY29_PARENT[k]], :2])
+            assert out[19 + k, 2] == 0.0
+        else:
+            np.testing.assert_array_equal(out[19 + k], kp[where])
+    np.testing.assert_array_equal(to_body29(kp), out)  # told from the joint count
+
+
+def test_body29_passes_through_and_coco19_gains_missing_extras():
+    kp = _labelled(29)
+    np.testing.assert_array_equal(to_body29(kp), kp)
+    np.testing.assert_array_equal(to_body29(kp[None, :19])[0, :19], kp[:19])
+    assert to_body29(kp[None, :19]).shape == (1, 29, 3)
+    # and back: COCO-19 from Body-29 is its first 19 rows, pelvis and neck recomputed
+    np.testing.assert_allclose(to_coco19(kp, "body29")[:17], kp[:17])
+
+
+def test_body29_names_match_the_joint_set():
+    from meshgraph.bodies import BODY29
+    from meshgraph.keypoint_formats import KEYPOINT_FORMATS
+
+    assert KEYPOINT_FORMATS["body29"] == BODY29.names
+
+
+@pytest.mark.parametrize(
+    "kp, source, match",
+    [
+        (np.zeros((26, 3)), "blazepose", "33 joints"),
+        (np.zeros((30, 3)), None, "cannot tell"),
+        (np.zeros((29, 3)), "mpii", "unknown keypoint layout"),
+    ],
+)
+def test_to_body29_errors(kp, source, match):
+    with pytest.raises(ValueError, match=match):
+        to_body29(kp, source)
+
+
+def test_read_openpose_body25_file_as_body29(tmp_path):
+    kp = _labelled(25)
+    doc = {"people": [{"pose_keypoints_2d": kp.ravel().tolist()}]}
+    out = read_keypoints(_write(tmp_path / "op.json", doc), "body29")
+    assert out.shape == (1, 29, 3)
+    np.testing.assert_array_equal(out[0, :17], kp[BODY25_FOR_COCO17])
+    np.testing.assert_array_equal(out[0, 19], kp[21])  # left heel
+    assert (out[0, 23:, 2] == 0).all()  # no hand points in BODY_25

@@ -7,6 +7,7 @@ through smplx with the user's licensed files (:mod:`meshgraph.bodies.smpl`).
 from meshgraph.bodies.anny_model import AnnyModel
 from meshgraph.bodies.base import BodyModel, axis_angle_to_matrix, fit_joint_regressor
 from meshgraph.bodies.joint_sets import (
+    BODY29,
     COCO,
     H36M,
     HAND,
@@ -24,6 +25,7 @@ from meshgraph.bodies.registry import (
 from meshgraph.bodies.smpl import SMPLModel
 
 __all__ = [
+    "BODY29",
     "COCO",
     "H36M",
     "HAND",

@@ -20,6 +20,12 @@ translations) are defined as follows and fitted once per model (cached on disk):
 * ``coco`` (body): the 17 COCO keypoints of ``anny.KeypointsRegressor.coco`` (fitted
   against it for simplified topologies), pelvis = mean of the hips, neck = mean of the
   shoulders.
+* ``body29`` (body): COCO-19's rows, then per side the heel (the skin vertices within 1.5 cm
+  of the foot's rearmost point in its lowest 4 cm at rest), the big toe's tip (the vertices of
+  ``toe1-2`` within 3 mm of its far end), the index and pinky knuckles (heads of
+  ``finger2-1`` and ``finger5-1``) and the thumb's second knuckle (head of ``finger1-3``),
+  those three fitted like the ``h36m`` rig joints below. A simplified topology fits all ten
+  to the full mesh's, like its COCO rows.
 * ``h36m`` (body): rig joints (bone heads): hips ``upperleg01``, knees ``lowerleg01``, ankles
   ``foot``, shoulders ``upperarm01``, elbows ``lowerarm01``, wrists ``wrist``, neck ``neck01``,
   torso: the spine bone head closest to the middle of pelvis and neck at rest; pelvis = mean
@@ -180,7 +186,7 @@ class AnnyModel(BodyModel):
         if kind == "body":
             rig, topo = "anny", topology or "anny"
             self.name = "anny" if topo == "anny" else f"anny-{topo}"
-            self.joint_set_names = ("coco", "h36m")
+            self.joint_set_names = ("coco", "body29", "h36m")
         else:
             side = kind.split(".")[1]
             rig, topo = f"anny-hand.{side}", topology or f"hand.{side}"
@@ -511,12 +517,18 @@ class AnnyModel(BodyModel):
             coco = coco_w[[labels.index(n) for n in _COCO17]].numpy()
         else:
             coco = self._fit_coco_simplified()
-        if joint_set.name == "coco":
+        if joint_set.name in ("coco", "body29"):
             lh, rh = _COCO17.index("left_hip"), _COCO17.index("right_hip")
             ls, rs = _COCO17.index("left_shoulder"), _COCO17.index("right_shoulder")
             pelvis = 0.5 * (coco[lh] + coco[rh])
             neck = 0.5 * (coco[ls] + coco[rs])
-            return np.vstack([coco, pelvis, neck])
+            coco19 = np.vstack([coco, pelvis, neck])
+            if joint_set.name == "coco":
+                return coco19
+            if self.anny_topology == "anny":
+                return np.vstack([coco19, self._body29_extra()])
+            full = AnnyModel("body", dtype=torch.float64, regressor_cache_dir=False)
+            return np.vstack([coco19, self._fit_simplified(full._body29_extra(), full)])
         # Human3.6M-17
         rows = np.zeros((17, v))
         names = joint_set.names
@@ -549,11 +561,45 @@ class AnnyModel(BodyModel):
         spines = [i for i, n in enumerate(self.bone_labels) if n.startswith("spine")]
         return min(spines, key=lambda i: float(np.linalg.norm(rest[i] - middle)))
 
+    def _body29_extra(self) -> np.ndarray:
+        """Body-29's ten rows beyond COCO-19 on the full body mesh (see the module docstring)."""
+        v = self.num_vertices
+        rows = np.zeros((10, v))
+        verts = self.template_vertices().detach().cpu().double().numpy()
+        out = self._fit_samples()
+        heads = self.bone_heads(out).double().cpu().numpy()
+        targets, cands, fit_rows = [], [], []
+        for k, side in enumerate("LR"):
+            foot = self._vertices_of([self._bone(f"foot.{side}")], 0.5)
+            low = foot[verts[foot, 2] <= verts[foot, 2].min() + 0.04]
+            back = verts[low[np.argmax(verts[low, 1])]]  # the body faces -y: the rear is +y
+            near = foot[np.linalg.norm(verts[foot] - back, axis=1) <= 0.015]
+            rows[k, near] = 1.0 / near.size
+            tip = self._tip_vertices(self._bone(f"toe1-2.{side}"), 0.003)
+            rows[2 + k, tip] = 1.0 / tip.size
+            for row, label in ((4, "finger2-1"), (6, "finger5-1"), (8, "finger1-3")):
+                b = self._bone(f"{label}.{side}")
+                targets.append(heads[:, b])
+                cands.append(self._joint_candidates(b))
+                fit_rows.append(row + k)
+        rows[fit_rows] = fit_joint_regressor(
+            out["vertices"].double().cpu().numpy(), np.stack(targets, 1), cands
+        )
+        return rows
+
     def _fit_coco_simplified(self) -> np.ndarray:
         """COCO rows for a simplified topology: fitted to the full mesh's keypoints."""
         full = AnnyModel("body", dtype=torch.float64, regressor_cache_dir=False)
         coco_w, labels = full._coco_full()
-        coco_w = coco_w[[labels.index(n) for n in _COCO17]]
+        return self._fit_simplified(coco_w[[labels.index(n) for n in _COCO17]].numpy(), full)
+
+    def _fit_simplified(self, rows: np.ndarray, full: AnnyModel | None = None) -> np.ndarray:
+        """Rows for a simplified topology fitted to the full mesh's keypoints ``rows @ V``.
+
+        Each keypoint is fitted over the 40 vertices nearest to it at rest, on random poses.
+        """
+        full = full or AnnyModel("body", dtype=torch.float64, regressor_cache_dir=False)
+        coco_w = torch.as_tensor(rows, dtype=torch.float64)
         gen_pose, gen_shape = self._fit_inputs()
         with torch.no_grad():
             full_verts = full(gen_pose, gen_shape)
@@ -562,7 +608,7 @@ class AnnyModel(BodyModel):
         rest = self.template_vertices().detach().double().cpu().numpy()
         full_rest = full.template_vertices().detach().double().cpu().numpy()
         cands = []
-        for j in range(17):
+        for j in range(coco_w.shape[0]):
             kp = coco_w[j].numpy() @ full_rest
             dist = np.linalg.norm(rest - kp, axis=1)
             cands.append(np.argsort(dist)[:40])

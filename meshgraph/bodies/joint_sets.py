@@ -1,9 +1,15 @@
 """Joint sets: names, bones, left/right flip pairs, root, and the MeshNet joint graph.
 
-Three sets, in the orders Pose2Mesh uses:
+Four sets; the first three in the orders Pose2Mesh uses:
 
 * ``"coco"`` (19): the 17 COCO keypoints, then ``pelvis`` (mid-hips) and ``neck``
   (mid-shoulders). Root: pelvis.
+* ``"body29"`` (29): COCO-19, then per side (left before right) the heel, the tip of the big
+  toe, and on the hand the index and pinky knuckles (MCP joints) and the thumb's second knuckle
+  (IP joint): the extra landmarks of mediapipe BlazePose, which other detectors share in part
+  (OpenPose BODY_25, Halpe-26 and COCO-WholeBody have the feet; COCO-WholeBody the hands).
+  They show which way the feet and hands turn, which COCO's ankles and wrists cannot. Root:
+  pelvis.
 * ``"h36m"`` (17): Human3.6M's Pelvis, R_Hip, R_Knee, R_Ankle, L_Hip, L_Knee, L_Ankle, Torso,
   Neck, Nose, Head, L_Shoulder, L_Elbow, L_Wrist, R_Shoulder, R_Elbow, R_Wrist. Root: Pelvis.
 * ``"hand"`` (21): the wrist, then thumb, index, middle, ring and pinky, four joints each from
@@ -17,9 +23,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from meshgraph.keypoint_formats import BODY29_EXTRA_NAMES
 from meshgraph.mesh import GraphTopology
 
-__all__ = ["COCO", "H36M", "HAND", "JOINT_SETS", "JointSet", "get_joint_set", "joint_graph"]
+__all__ = [
+    "BODY29",
+    "COCO",
+    "H36M",
+    "HAND",
+    "JOINT_SETS",
+    "JointSet",
+    "get_joint_set",
+    "joint_graph",
+]
 
 
 @dataclass(frozen=True)
@@ -27,13 +43,14 @@ class JointSet:
     """A named, ordered set of joints with its skeleton.
 
     Attributes:
-        name: Identifier (``"coco"``, ``"h36m"``, ``"hand"``).
+        name: Identifier (``"coco"``, ``"body29"``, ``"h36m"``, ``"hand"``).
         names: Joint names, in order.
         bones: Pairs of joint indices joined by a bone.
         flip_pairs: Left/right counterpart pairs (swapped by a horizontal flip).
         root: Index of the root joint (root-relative coordinates, MPJPE alignment).
         links: Extra joint-graph edges beyond bones and flip pairs (for the hand: the
-            same-level joints of neighbouring fingers).
+            same-level joints of neighbouring fingers; for Body-29: heel to toe and between
+            the knuckles of one hand).
     """
 
     name: str
@@ -110,6 +127,28 @@ COCO = JointSet(
     root=17,
 )
 
+#: Body-29: COCO-19, then heels, big-toe tips, index and pinky knuckles and thumbs (left, right).
+BODY29 = JointSet(
+    name="body29",
+    names=_COCO_NAMES + BODY29_EXTRA_NAMES,
+    bones=(
+        *COCO.bones,
+        (15, 19),
+        (16, 20),  # ankle - heel
+        (15, 21),
+        (16, 22),  # ankle - big toe
+        (9, 23),
+        (10, 24),  # wrist - index knuckle
+        (9, 25),
+        (10, 26),  # wrist - pinky knuckle
+        (9, 27),
+        (10, 28),  # wrist - thumb
+    ),
+    flip_pairs=(*COCO.flip_pairs, *((19 + 2 * k, 20 + 2 * k) for k in range(5))),
+    root=17,
+    links=((19, 21), (20, 22), (23, 25), (24, 26), (23, 27), (24, 28)),
+)
+
 _H36M_NAMES = (
     "Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Torso", "Neck",
     "Nose", "Head", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Shoulder", "R_Elbow", "R_Wrist",
@@ -162,11 +201,11 @@ HAND = JointSet(
 )
 
 #: All joint sets by name.
-JOINT_SETS: dict[str, JointSet] = {j.name: j for j in (COCO, H36M, HAND)}
+JOINT_SETS: dict[str, JointSet] = {j.name: j for j in (COCO, BODY29, H36M, HAND)}
 
 
 def get_joint_set(name: str | JointSet) -> JointSet:
-    """Look a joint set up by name (``"coco"``, ``"h36m"``, ``"hand"``).
+    """Look a joint set up by name (``"coco"``, ``"body29"``, ``"h36m"``, ``"hand"``).
 
     Raises:
         ValueError: For an unknown name (the message lists the known ones).

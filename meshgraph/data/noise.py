@@ -13,7 +13,8 @@ Two models, both driven by a :class:`torch.Generator` (a fixed seed gives the sa
   joint group, for people with more than 10 visible joints, are jitter 0.10 / 0.15 / 0.20,
   miss 0.02 / 0.05 / 0.10, inversion 0.01 / 0.03 / 0.06 for (nose, knees, ankles) /
   (eyes, ears, shoulders, elbows, wrists) / (hips). The added pelvis and neck of COCO-19 are
-  recomputed from the noisy hips and shoulders.
+  recomputed from the noisy hips and shoulders. Body-29's feet and hand points err like the
+  ankle or wrist they hang from (COCO has no sigma for them).
 
 On top of either, :func:`detector_noise` adds what real detectors do beyond jitter
 (:class:`DetectorNoise`): joints that go missing (alone, or a whole limb), left and right
@@ -149,6 +150,13 @@ def _random_offset(u_angle: Tensor, u_length: Tensor, lo: Tensor, hi: Tensor) ->
     return torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1) * length.unsqueeze(-1)
 
 
+#: Body-29's joints beyond COCO-19 take the OKS sigma and error group of the COCO joint they
+#: hang from (heel and big toe: the ankle; knuckles and thumb: the wrist): COCO defines no
+#: sigma for them, and a detector's error on a foot or hand point follows its error on the
+#: limb's end.
+_BODY29_PARENT = (15, 16, 15, 16, 9, 10, 9, 10, 9, 10)
+
+
 def posefix_noise(
     keypoints: Tensor,
     generator: Generators,
@@ -159,9 +167,11 @@ def posefix_noise(
     """PoseFix-style jitter / miss / inversion errors on COCO keypoints (see the module doc).
 
     Args:
-        keypoints: ``(B, 19, 2)`` (COCO-19) or ``(B, 17, 2)`` pixels.
+        keypoints: ``(B, 19, 2)`` (COCO-19), ``(B, 17, 2)`` or ``(B, 29, 2)`` (Body-29)
+            pixels.
         generator: Random source, or one per sample (see :func:`draw_rows`).
-        joint_set: ``"coco"``.
+        joint_set: ``"coco"`` or ``"body29"`` (whose ten extra joints err like the ankle or
+            wrist they hang from).
         area: ``(B,)`` person areas in pixels^2 (default: 0.53 x the keypoint box area, the
             mean ratio of segmentation to box area of COCO people).
         scale: Multiplies every error probability (0 disables the noise).
@@ -170,26 +180,33 @@ def posefix_noise(
         Noisy keypoints, same shape.
     """
     js = get_joint_set(joint_set)
-    if js.name != "coco":
-        raise ValueError(f"posefix_noise models COCO keypoints, got joint set {js.name!r}")
+    if js.name not in ("coco", "body29"):
+        raise ValueError(
+            f"posefix_noise models COCO and Body-29 keypoints, got joint set {js.name!r}"
+        )
     b, j, _ = keypoints.shape
-    if j not in (17, 19):
-        raise ValueError(f"expected 17 or 19 COCO keypoints, got {j}")
+    allowed = (17, 19) if js.name == "coco" else (29,)
+    if j not in allowed:
+        raise ValueError(f"expected {' or '.join(map(str, allowed))} {js.name} keypoints, got {j}")
+    # the joints a detector reports (all but the derived pelvis and neck) and their sources
+    own = list(range(17)) + (list(range(19, 29)) if j == 29 else [])
+    like = list(range(17)) + (list(_BODY29_PARENT) if j == 29 else [])
+    n = len(own)
     dtype, dev = keypoints.dtype, keypoints.device
     kp = keypoints.detach().clone()
     if area is None:
         w, h = _box_size(kp[:, :17])
         area = 0.53 * w * h
     area = area.detach().to(device=dev, dtype=dtype).view(b, 1)
-    sigma = torch.tensor(COCO_SIGMAS, dtype=dtype, device=dev).view(1, 17)
+    sigma = torch.tensor([COCO_SIGMAS[i] for i in like], dtype=dtype, device=dev).view(1, n)
     d85, d50, d10 = (oks_distance(area, sigma, c) for c in (0.85, 0.5, 0.1))
-    group = torch.tensor(_GROUP, device=dev)
+    group = torch.tensor([_GROUP[i] for i in like], device=dev)
     p_jit = torch.tensor(_JITTER, dtype=dtype, device=dev)[group] * scale
     p_miss = torch.tensor(_MISS, dtype=dtype, device=dev)[group] * scale
     p_inv = torch.tensor(_INVERSION, dtype=dtype, device=dev)[group] * scale
     # one uniform per joint picks its error kind, then (direction, length) for 4 offsets
-    u, *r = (t.to(dev) for t in draw_rows(generator, b, lambda n, g: [
-        uniform(g, n, 17, dtype=dtype) for _ in range(9)
+    u, *r = (t.to(dev) for t in draw_rows(generator, b, lambda m, g: [
+        uniform(g, m, n, dtype=dtype) for _ in range(9)
     ]))  # fmt: skip
     inv = u < p_inv
     miss = (u >= p_inv) & (u < p_inv + p_miss)
@@ -199,22 +216,24 @@ def posefix_noise(
     jit_off = _random_offset(r[2], r[3], d85, d50)
     miss_off = _random_offset(r[4], r[5], d50, d10)
     inv_off = _random_offset(r[6], r[7], zero, d85)
-    flip = torch.as_tensor(js.flip_permutation()[:17], device=dev)
-    counterpart = kp[:, :17][:, flip]
+    own_t = torch.tensor(own, device=dev)
+    flip = torch.as_tensor(js.flip_permutation(), device=dev)[own_t]
+    counterpart = kp[:, flip]
+    points = kp[:, own_t]
     # joints without a counterpart (the nose) are missed instead of inverted
-    has_pair = flip != torch.arange(17, device=dev)
+    has_pair = flip != own_t
     miss = miss | (inv & ~has_pair)
     inv = inv & has_pair
-    out17 = kp[:, :17] + good_off
-    out17 = torch.where(jit.unsqueeze(-1), kp[:, :17] + jit_off, out17)
-    out17 = torch.where(miss.unsqueeze(-1), kp[:, :17] + miss_off, out17)
-    out17 = torch.where(inv.unsqueeze(-1), counterpart + inv_off, out17)
-    if j == 19:
-        pelvis = 0.5 * (out17[:, 11] + out17[:, 12])
-        neck = 0.5 * (out17[:, 5] + out17[:, 6])
-        out = torch.cat([out17, pelvis[:, None], neck[:, None]], dim=1)
-    else:
-        out = out17
+    moved = points + good_off
+    moved = torch.where(jit.unsqueeze(-1), points + jit_off, moved)
+    moved = torch.where(miss.unsqueeze(-1), points + miss_off, moved)
+    moved = torch.where(inv.unsqueeze(-1), counterpart + inv_off, moved)
+    if j == 17:
+        return moved
+    out = kp.clone()
+    out[:, own_t] = moved
+    out[:, 17] = 0.5 * (out[:, 11] + out[:, 12])
+    out[:, 18] = 0.5 * (out[:, 5] + out[:, 6])
     return out
 
 
@@ -223,6 +242,7 @@ def posefix_noise(
 #: visible only when both of its sources are, and it follows their offsets.
 DERIVED_JOINTS: dict[str, tuple[tuple[int, tuple[int, int]], ...]] = {
     "coco": ((17, (11, 12)), (18, (5, 6))),
+    "body29": ((17, (11, 12)), (18, (5, 6))),
 }
 
 #: Per-joint multipliers of :attr:`DetectorNoise.offset`, by joint set and joint name: a
@@ -230,6 +250,7 @@ DERIVED_JOINTS: dict[str, tuple[tuple[int, tuple[int, int]], ...]] = {
 #: bodies, as measured in issue 13: hips about 9 px on a 420 px box, 5.5 px on average).
 DETECTOR_OFFSET_SCALE: dict[str, dict[str, float]] = {
     "coco": {"left_hip": 2.0, "right_hip": 2.0, "left_shoulder": 1.5, "right_shoulder": 1.5},
+    "body29": {"left_hip": 2.0, "right_hip": 2.0, "left_shoulder": 1.5, "right_shoulder": 1.5},
     "h36m": {"L_Hip": 2.0, "R_Hip": 2.0, "L_Shoulder": 1.5, "R_Shoulder": 1.5},
 }
 

@@ -186,10 +186,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         model: An :class:`~meshgraph.bodies.AnnyModel` (``"body"`` or a hand) or an
             :class:`~meshgraph.bodies.SMPLModel` (SMPL, SMPL-H, MANO).
         length: Number of samples.
-        joint_set: Input joint set: ``"coco"`` or ``"h36m"`` for bodies, ``"hand"`` for hands.
+        joint_set: Input joint set: ``"coco"``, ``"body29"`` or ``"h36m"`` for bodies,
+            ``"hand"`` for hands.
         seed: Seed of poses, shapes and cameras.
-        noise: ``"auto"`` (PoseFix-style for COCO, Gaussian otherwise), ``"gaussian"``,
-            ``"posefix"`` or ``"none"``.
+        noise: ``"auto"`` (PoseFix-style for COCO and Body-29, Gaussian otherwise),
+            ``"gaussian"``, ``"posefix"`` or ``"none"``.
         noise_seed: Seed of the 2D noise (default ``seed``).
         detector: Optional :class:`~meshgraph.data.noise.DetectorNoise`: after the noise
             above, joints go missing (``visible`` is ``False``), left and right labels get
@@ -271,9 +272,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         self.noise_seed = self.seed if noise_seed is None else int(noise_seed)
         self._epoch = 0
         if noise == "auto":
-            noise = "posefix" if self.joint_set.name == "coco" else "gaussian"
-        if noise == "posefix" and self.joint_set.name != "coco":
-            raise ValueError("posefix noise needs the coco joint set")
+            noise = "posefix" if self.joint_set.name in ("coco", "body29") else "gaussian"
+        if noise == "posefix" and self.joint_set.name not in ("coco", "body29"):
+            raise ValueError(
+                f"posefix noise needs the coco or body29 joint set, not {self.joint_set.name!r}"
+            )
         self.noise = noise
         if detector is not None and not isinstance(detector, DetectorNoise):
             raise TypeError(f"detector must be a DetectorNoise, got {type(detector).__name__}")

@@ -132,6 +132,7 @@ def default_decoder_channels(
 #: side_to) by joint name, per joint set.
 FRAME_JOINTS: dict[str, tuple[str, str, str, str]] = {
     "coco": ("pelvis", "neck", "right_hip", "left_hip"),
+    "body29": ("pelvis", "neck", "right_hip", "left_hip"),
     "h36m": ("Pelvis", "Neck", "R_Hip", "L_Hip"),
     "hand": ("wrist", "middle_1", "pinky_1", "index_1"),
 }

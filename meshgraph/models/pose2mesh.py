@@ -46,7 +46,7 @@ class Pose2MeshConfig:
             topology the network works on (:attr:`body` is then the one it answers in);
             ``None`` without a map.
         working_body_spec: The spec of :attr:`working_body`.
-        joint_set: Input joint set (``"coco"``, ``"h36m"``, ``"hand"``).
+        joint_set: Input joint set (``"coco"``, ``"body29"``, ``"h36m"``, ``"hand"``).
         mesh_joint_set: Joints regressed from the output mesh (``"h36m"`` or ``"hand"``).
         num_levels: Hierarchy levels, the mesh included.
         layout: ``"compact"`` or ``"binary_tree"``.

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from meshgraph.bodies.base import BodyModel
+from meshgraph.bodies.joint_sets import JointSet, get_joint_set
 from meshgraph.bodies.registry import create_body
 from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.synthetic import (
@@ -48,7 +49,15 @@ from meshgraph.training.evaluate import (
 )
 from meshgraph.training.trainer import TrainConfig, Trainer, refuse_existing_run
 
-__all__ = ["HELD_OUT_SEED", "PRESETS", "RunConfig", "build_body", "run", "warm_start"]
+__all__ = [
+    "HELD_OUT_SEED",
+    "PRESETS",
+    "RunConfig",
+    "build_body",
+    "run",
+    "warm_start",
+    "widen_joint_state",
+]
 
 
 class _MadeOnce:
@@ -113,10 +122,11 @@ class RunConfig:
             ``load_from`` in mmpose's terms; ``--resume`` continues a run instead): a
             :meth:`Pose2Mesh.save <meshgraph.models.Pose2Mesh.save>` file such as a run's
             ``model.pt``, or ``"body"``/``"hand"`` for the shipped weights (float16). Its
-            network must be the run's (config, topology and hierarchy); an output map is
-            dropped. ``results.json`` records the file, its SHA-256 and, where known, how it
-            was made (:func:`warm_start`). The schedule is this run's: ``posenet_epochs=0``
-            skips stage 1.
+            network must be the run's (config, topology and hierarchy), except that the run's
+            joint set may extend the model's (a COCO-19 body fine-tuned on Body-29:
+            :func:`widen_joint_state`); an output map is dropped. ``results.json`` records
+            the file, its SHA-256 and, where known, how it was made (:func:`warm_start`).
+            The schedule is this run's: ``posenet_epochs=0`` skips stage 1.
     """
 
     kind: str = "body"
@@ -299,6 +309,9 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
                                                 "init_from") if k in made})  # fmt: skip
     ours, theirs = asdict(model.config), asdict(trained.config)
     differ = [k for k in ours if ours[k] != theirs.get(k)]
+    widen = differ == ["joint_set"] and _extends(ours["joint_set"], theirs["joint_set"])
+    if widen:
+        differ = []
     if differ:
         detail = ", ".join(f"{k}: {theirs.get(k)!r} (the run: {ours[k]!r})" for k in differ)
         raise ValueError(f"{path}: its network differs from the run's in {detail}")
@@ -320,8 +333,73 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
     reference = next(model.parameters())
     state = {k: v.to(dtype=reference.dtype) if v.is_floating_point() else v
              for k, v in trained.state_dict().items()}  # fmt: skip
+    if widen:
+        state = widen_joint_state(state, model, get_joint_set(theirs["joint_set"]))
+        record["widened_from"] = theirs["joint_set"]
     model.load_state_dict(state)
     return {"file": str(path), "sha256": _file_sha256(path), **record}
+
+
+def _extends(run: str, source: str) -> bool:
+    """Whether joint set ``run`` is ``source`` with more joints after it (COCO-19 in Body-29)."""
+    new, old = get_joint_set(run), get_joint_set(source)
+    return new.num_joints > old.num_joints and new.names[: old.num_joints] == old.names
+
+
+def widen_joint_state(
+    state: dict[str, torch.Tensor], model: Pose2Mesh, source: str | JointSet
+) -> dict[str, torch.Tensor]:
+    """A state dict for ``source``'s joints made to fit ``model``, whose joint set extends it.
+
+    ``model``'s joint set must start with ``source``'s joints, in its order (Body-29 starts
+    with COCO-19). Every tensor whose size differs only by the joint count along one dimension
+    (PoseNet's first and last layers, MeshNet's lift to the coarse mesh) keeps its values for
+    the old joints. The new joints' inputs get zero weights, so that PoseNet first answers
+    exactly as before when they are missing; their outputs copy those of the old joint each
+    hangs from by a bone (Body-29: the ankle or wrist), so that PoseNet first puts a heel or
+    knuckle where its ankle or wrist is, and learns the offset. MeshNet's joint graph gains
+    the new joints' edges, which changes its first answers (measured on a quick-preset body,
+    the new joints missing: vertices 57 mm apart on average): fine-tuning adapts it.
+
+    Raises:
+        ValueError: If the joint sets do not extend, or a tensor differs in another way.
+    """
+    old = get_joint_set(source)
+    new = model.joint_set
+    if not _extends(new.name, old.name):
+        raise ValueError(
+            f"the {new.name} joint set does not extend {old.name}: its first "
+            f"{old.num_joints} joints must be {old.name}'s, in order"
+        )
+    j_old, j_new = old.num_joints, new.num_joints
+    parent = []
+    for j in range(j_old, j_new):
+        partners = [a if b == j else b for a, b in new.bones if j in (a, b)]
+        parent.append(next((p for p in partners if p < j_old), -1))
+    target = model.state_dict()
+    out = dict(state)
+    for key, value in state.items():
+        want = target.get(key)
+        if want is None or want.shape == value.shape:
+            continue
+        dims = [d for d in range(value.dim()) if value.shape[d] != want.shape[d]]
+        d = dims[0] if len(dims) == 1 else -1
+        if d < 0 or value.shape[d] % j_old or want.shape[d] != value.shape[d] // j_old * j_new:
+            raise ValueError(
+                f"{key}: shape {tuple(value.shape)} does not widen to {tuple(want.shape)} "
+                f"from {j_old} to {j_new} joints"
+            )
+        per = value.shape[d] // j_old
+        grown = value.new_zeros(want.shape)
+        grown.narrow(d, 0, value.shape[d]).copy_(value)
+        # a Linear's weight is (out, in): new inputs (dim 1) stay zero, new outputs (dim 0,
+        # and the bias) copy their parent joint's
+        if d == 0:
+            for k, p in enumerate(parent):
+                if p >= 0:
+                    grown.narrow(0, (j_old + k) * per, per).copy_(value.narrow(0, p * per, per))
+        out[key] = grown
+    return out
 
 
 def _figure(path: Path, batch: dict, pred: torch.Tensor, faces: np.ndarray, bones: list) -> None:
@@ -442,7 +520,6 @@ def _init_weights(model: Pose2Mesh, source: str, out: Path, resume: bool) -> dic
 def _run(
     cfg: RunConfig, out: Path, *, resume: bool, progress: bool, overwrite: bool
 ) -> dict[str, Any]:
-    from meshgraph.bodies.joint_sets import get_joint_set
     from meshgraph.io import save_obj, save_ply
 
     if not resume and not overwrite:  # before minutes of set-up, not only in the trainer

@@ -202,3 +202,41 @@ def test_per_row_generators_match_one_row_calls():
         torch.testing.assert_close(cams.focal[i : i + 1], one.focal, rtol=0, atol=0)
     with pytest.raises(ValueError, match="3 generators for a batch of 4"):
         draw_rows(gens()[:3], 4, lambda n, g: [torch.rand(n, generator=g)])
+
+
+def test_posefix_noise_body29_extra_joints_err_like_their_ankle_or_wrist():
+    b = 3000
+    kp = torch.zeros(b, 29, 2, dtype=torch.float64)
+    # joints far apart, so that an inverted joint lands far from its own position
+    kp[:, :, 0] = torch.arange(29, dtype=torch.float64) * 200
+    kp[:, :, 1] = torch.arange(29, dtype=torch.float64) * 100
+    kp[:, 17] = 0.5 * (kp[:, 11] + kp[:, 12])
+    kp[:, 18] = 0.5 * (kp[:, 5] + kp[:, 6])
+    area = torch.full((b,), 10000.0, dtype=torch.float64)
+    noisy = posefix_noise(kp, _gen(7), "body29", area=area)
+    d = (noisy - kp).norm(dim=-1)
+    # the ankle's and wrist's published COCO sigmas, written out here: 0.089, 0.062
+    d85 = {
+        "ankle": oks_distance(area[:1], torch.tensor([0.089], dtype=torch.float64), 0.85),
+        "wrist": oks_distance(area[:1], torch.tensor([0.062], dtype=torch.float64), 0.85),
+    }
+    d50 = {
+        "ankle": oks_distance(area[:1], torch.tensor([0.089], dtype=torch.float64), 0.5),
+        "wrist": oks_distance(area[:1], torch.tensor([0.062], dtype=torch.float64), 0.5),
+    }
+    # heels and toes (19-22): the ankle's group, jitter 0.10; hand points (23-28): the
+    # wrist's, jitter 0.15
+    for joints, limb, rate in ((range(19, 23), "ankle", 0.10), (range(23, 29), "wrist", 0.15)):
+        for j in joints:
+            jit = ((d[:, j] >= d85[limb]) & (d[:, j] < d50[limb])).double().mean().item()
+            assert jit == pytest.approx(rate, abs=0.025), (j, jit)
+    # an inverted left heel (19) lands next to the right heel (20)
+    near_other = (noisy[:, 19] - kp[:, 20]).norm(dim=-1) < d85["ankle"]
+    assert near_other.double().mean().item() == pytest.approx(0.01, abs=0.008)
+    torch.testing.assert_close(noisy[:, 17], 0.5 * (noisy[:, 11] + noisy[:, 12]))
+    torch.testing.assert_close(noisy[:, 18], 0.5 * (noisy[:, 5] + noisy[:, 6]))
+    off = posefix_noise(kp, _gen(7), "body29", area=area, scale=0.0)
+    assert (off[:, 19:23] - kp[:, 19:23]).norm(dim=-1).max() < d85["ankle"]
+    assert (off[:, 23:] - kp[:, 23:]).norm(dim=-1).max() < d85["wrist"]
+    with pytest.raises(ValueError, match="29"):
+        posefix_noise(kp[:, :19], _gen(7), "body29")

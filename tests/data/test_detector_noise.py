@@ -203,3 +203,38 @@ def test_default_detector_noise_per_joint_set():
         default_detector_noise("coco", dropout=0.1)
     with pytest.raises(ValueError, match="drop must be a probability"):
         default_detector_noise("coco", drop=2.0)
+
+
+def test_body29_swaps_carry_the_feet_and_hands_with_their_limb():
+    from meshgraph.bodies import BODY29
+
+    n = 300
+    kp = 200 + 60 * torch.randn(n, 29, 2, generator=torch.Generator().manual_seed(3))
+    kp = kp.double()
+    kp[:, 17] = 0.5 * (kp[:, 11] + kp[:, 12])
+    kp[:, 18] = 0.5 * (kp[:, 5] + kp[:, 6])
+    out, _ = detector_noise(kp, _source(n), BODY29, DetectorNoise(**{**OFF, "swap_limb": 1.0}))
+    name = BODY29.names
+    for i in range(n):
+        swapped = {
+            name[a][5:]
+            for a, b in BODY29.flip_pairs
+            if torch.equal(out[i, a], kp[i, b]) and torch.equal(out[i, b], kp[i, a])
+        }
+        # by hand: a swapped ankle takes its heel and toe along, a swapped wrist its hand
+        if "ankle" in swapped:
+            assert {"heel", "big_toe"} <= swapped, swapped
+        if "wrist" in swapped:
+            assert {"index", "pinky", "thumb"} <= swapped, swapped
+    out, visible = detector_noise(
+        kp, _source(n), "body29", DetectorNoise(**{**OFF, "swap_all": 1.0})
+    )
+    assert bool(visible.all())
+
+    def other(m: str) -> str:
+        if m.startswith("left_"):
+            return "right_" + m[5:]
+        return "left_" + m[6:] if m.startswith("right_") else m
+
+    perm = [name.index(other(m)) for m in name]
+    torch.testing.assert_close(out, kp[:, perm], rtol=0, atol=1e-12)
