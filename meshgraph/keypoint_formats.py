@@ -25,8 +25,8 @@ two confidences), since that is how meshgraph's regressors define them: OpenPose
 ``Neck`` and ``MidHip`` detections are not used. Body-29 joints a layout does not have come
 back with confidence 0 (at the ankle or wrist they hang from), so a Body-29 model treats them
 as missing. BlazePose's ``foot_index`` is taken as the big toe; COCO-WholeBody's hand
-keypoints give the index knuckle (hand point 5), the pinky knuckle (17) and the thumb's second
-knuckle (3). Hands: mediapipe, OpenPose (``hand_*_keypoints_2d``) and FreiHAND all write the
+keypoints give the index and pinky knuckles (hand points 5 and 17) and the thumb's knuckle
+(2). Hands: mediapipe, OpenPose (``hand_*_keypoints_2d``) and FreiHAND all write the
 Hand-21 order already.
 
 :func:`read_keypoints` reads a keypoint file in any of the layouts above (meshgraph's own
@@ -141,7 +141,7 @@ _BODY29_EXTRA: tuple[tuple[str, tuple[str, ...], str], ...] = tuple(
         ("big_toe", ("big_toe", "foot_index"), "ankle"),
         ("index", ("index", "hand_5"), "wrist"),
         ("pinky", ("pinky", "hand_17"), "wrist"),
-        ("thumb", ("thumb", "hand_3"), "wrist"),
+        ("thumb", ("thumb", "hand_2"), "wrist"),
     )
     for side in ("left", "right")
 )

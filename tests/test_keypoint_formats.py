@@ -256,7 +256,7 @@ BODY29_EXTRA = {
     "openpose_body25": [21, 24, 19, 22, None, None, None, None, None, None],
     "halpe26": [24, 25, 20, 21, None, None, None, None, None, None],
     # COCO-WholeBody: feet 17-22, left hand 91-111, right hand 112-132 (Hand-21 order)
-    "coco_wholebody": [19, 22, 17, 20, 96, 117, 108, 129, 94, 115],
+    "coco_wholebody": [19, 22, 17, 20, 96, 117, 108, 129, 93, 114],
     "coco17": [None] * 10,
 }
 # the ankle (feet) or wrist (hands) each extra joint hangs from, as COCO-17 indices

@@ -5,8 +5,8 @@ Four sets; the first three in the orders Pose2Mesh uses:
 * ``"coco"`` (19): the 17 COCO keypoints, then ``pelvis`` (mid-hips) and ``neck``
   (mid-shoulders). Root: pelvis.
 * ``"body29"`` (29): COCO-19, then per side (left before right) the heel, the tip of the big
-  toe, and on the hand the index and pinky knuckles (MCP joints) and the thumb's second knuckle
-  (IP joint): the extra landmarks of mediapipe BlazePose, which other detectors share in part
+  toe, and on the hand the knuckles (MCP joints) of the index, the pinky and the thumb: the
+  extra landmarks of mediapipe BlazePose, which other detectors share in part
   (OpenPose BODY_25, Halpe-26 and COCO-WholeBody have the feet; COCO-WholeBody the hands).
   They show which way the feet and hands turn, which COCO's ankles and wrists cannot. Root:
   pelvis.
