@@ -807,6 +807,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the held-out sets of this seed (meshgraph evaluate --seed) instead of "
         "the run's: models trained with other seeds compared on the same samples",
     )
+    p.add_argument(
+        "--int8-min-size",
+        type=int,
+        default=None,
+        help="store every weight matrix of at least this many entries as int8 rows (a "
+        "scale per row): half of float16's bytes; the metrics are measured on them",
+    )
     p.set_defaults(func=_export_weights)
     return parser
 
@@ -817,7 +824,12 @@ def _export_weights(args: argparse.Namespace) -> int:
 
     out = args.out or weights_dir() / PRETRAINED[args.name]["file"]
     path = export_pretrained(
-        args.run, args.name, out, full_mesh=args.full_mesh, eval_seed=args.eval_seed
+        args.run,
+        args.name,
+        out,
+        full_mesh=args.full_mesh,
+        eval_seed=args.eval_seed,
+        int8_min_size=args.int8_min_size,
     )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

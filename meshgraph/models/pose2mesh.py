@@ -733,6 +733,17 @@ class Pose2Mesh(nn.Module):
         if missing:
             raise ValueError(f"incomplete Pose2Mesh checkpoint: no {', '.join(missing)}")
         state = ckpt["state_dict"]
+        if ckpt.get("int8_rows"):  # the largest matrices of shipped weights, stored as int8
+            from meshgraph.models.pretrained import from_int8_rows
+
+            stored = ckpt["int8_rows"]
+            if not isinstance(stored, dict) or not isinstance(state, dict):
+                raise ValueError("int8_rows must map weight names to int8 rows")
+            state = dict(state)
+            for key, entry in stored.items():
+                if key in state or not isinstance(entry, dict):
+                    raise ValueError(f"int8_rows: {key!r} is also in the state dict, or not rows")
+                state[key] = from_int8_rows(entry)
         floats = [v for v in state.values() if isinstance(v, Tensor) and v.is_floating_point()]
         if "mesh_regressor" not in state or not floats:
             raise ValueError("incomplete Pose2Mesh checkpoint: the weights are missing")

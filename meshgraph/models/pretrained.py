@@ -4,7 +4,8 @@
 ``Pose2Mesh.pretrained("hand")`` (Hand-21 input, Anny's right hand) load the files of
 :data:`PRETRAINED` from ``meshgraph/weights/``. A shipped file is an ordinary
 :meth:`~meshgraph.models.Pose2Mesh.save` checkpoint with its floating weights stored as
-float16 (half the size; they are cast back to float32 on loading) and a ``pretrained``
+float16 (half the size; they are cast back to float32 on loading), its largest matrices
+optionally as int8 rows (:func:`int8_rows`: a quarter of the size), and a ``pretrained``
 record: its name and its provenance (the command and commit that trained it, the seed, the
 data configuration, the training time and hardware, and its metrics on the held-out sets).
 :func:`meshgraph.training.export.export_pretrained` (``meshgraph export-weights``) writes one
@@ -21,7 +22,15 @@ import torch
 
 from meshgraph.io import load_torch
 
-__all__ = ["PRETRAINED", "PROVENANCE_KEYS", "load_pretrained", "pretrained_info", "weights_dir"]
+__all__ = [
+    "PRETRAINED",
+    "PROVENANCE_KEYS",
+    "from_int8_rows",
+    "int8_rows",
+    "load_pretrained",
+    "pretrained_info",
+    "weights_dir",
+]
 
 #: The shipped models: file name, input joint set, and the body model they were trained on.
 PRETRAINED: dict[str, dict[str, str]] = {
@@ -31,6 +40,54 @@ PRETRAINED: dict[str, dict[str, str]] = {
 
 #: Keys a provenance record must hold (see :func:`meshgraph.training.export.export_pretrained`).
 PROVENANCE_KEYS = ("command", "commit", "seed", "data", "train_seconds", "hardware", "metrics")
+
+
+def int8_rows(weight: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A matrix stored as int8 with one float32 scale per row (symmetric, round to nearest).
+
+    Each row is divided by its largest absolute value over 127 and rounded, so every stored
+    weight is within half a step (``max |row| / 254``) of its value; a row of zeros stays zero.
+
+    Args:
+        weight: ``(R, C)`` floating matrix.
+
+    Returns:
+        ``{"values": (R, C) int8, "scale": (R,) float32}`` (:func:`from_int8_rows` inverts it).
+
+    Raises:
+        ValueError: For a tensor that is not a finite floating matrix.
+
+    Example:
+        >>> w = torch.tensor([[0.5, -1.0, 0.25], [0.0, 0.0, 0.0]])
+        >>> q = int8_rows(w)
+        >>> q["values"].tolist(), q["scale"].tolist()
+        ([[64, -127, 32], [0, 0, 0]], [0.007874015718698502, 0.0])
+    """
+    if not (isinstance(weight, torch.Tensor) and weight.is_floating_point() and weight.dim() == 2):
+        raise ValueError(
+            f"int8_rows stores floating matrices, got {getattr(weight, 'shape', weight)}"
+        )
+    if not torch.isfinite(weight).all():
+        raise ValueError("int8_rows: the matrix holds NaN or infinite values")
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=1) / 127.0
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    values = torch.round(w / safe[:, None]).clamp(-127, 127).to(torch.int8)
+    return {"values": values, "scale": scale}
+
+
+def from_int8_rows(stored: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The float32 matrix of :func:`int8_rows`'s output.
+
+    Raises:
+        ValueError: If the entry is not an int8 matrix with one scale per row.
+    """
+    values, scale = stored.get("values"), stored.get("scale")
+    if not (isinstance(values, torch.Tensor) and values.dtype == torch.int8 and values.dim() == 2):
+        raise ValueError("an int8-rows entry needs an int8 matrix 'values'")
+    if not (isinstance(scale, torch.Tensor) and scale.shape == (values.shape[0],)):
+        raise ValueError(f"an int8-rows entry needs one 'scale' per row ({values.shape[0]})")
+    return values.float() * scale.float()[:, None]
 
 
 def weights_dir() -> Path:

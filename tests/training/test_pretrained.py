@@ -370,6 +370,63 @@ def test_flip_test_of_the_shipped_body_layout(small_body_run, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_int8_rows_round_each_row_to_its_own_step():
+    from meshgraph.models.pretrained import from_int8_rows, int8_rows
+
+    w = torch.randn(40, 300, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    w[3] = 0.0
+    w[5] *= 1e-6  # a tiny row keeps its own fine step
+    q = int8_rows(w)
+    assert q["values"].dtype == torch.int8 and q["scale"].dtype == torch.float32
+    back = from_int8_rows(q).double()
+    # by hand: the step of a row is max |row| / 127; rounding errs by at most half a step
+    step = w.abs().amax(dim=1, keepdim=True) / 127
+    assert ((back - w).abs() <= step / 2 * (1 + 1e-5) + 1e-12).all()
+    assert not back[3].any()
+    assert (back - w).abs()[5].max() < 1e-8
+    with pytest.raises(ValueError, match="floating matrices"):
+        int8_rows(torch.ones(3))
+    with pytest.raises(ValueError, match="NaN"):
+        int8_rows(torch.tensor([[1.0, float("nan")]]))
+    with pytest.raises(ValueError, match="one 'scale' per row"):
+        from_int8_rows({"values": q["values"], "scale": q["scale"][:3]})
+
+
+def test_export_with_int8_rows_halves_the_big_matrices_and_loads(hand_run, tmp_path):
+    half = export_pretrained(hand_run, "hand", tmp_path / "a" / PRETRAINED["hand"]["file"],
+                             evaluate=False)  # fmt: skip
+    path = export_pretrained(hand_run, "hand", tmp_path / "b" / PRETRAINED["hand"]["file"],
+                             int8_min_size=1000)  # fmt: skip
+    raw = torch.load(path, weights_only=True)
+    original = Pose2Mesh.load(hand_run / "model.pt")
+    big = [k for k, v in original.state_dict().items()
+           if v.dim() == 2 and v.numel() >= 1000 and k != "mesh_regressor"]  # fmt: skip
+    assert big and sorted(raw["int8_rows"]) == sorted(big)
+    assert not set(big) & set(raw["state_dict"])
+    saved = sum(original.state_dict()[k].numel() for k in big)  # one byte each, not two
+    assert path.stat().st_size < half.stat().st_size - 0.9 * saved
+    assert raw["pretrained"]["storage"] == "float16; int8 rows: " + ", ".join(raw["int8_rows"])
+    model = Pose2Mesh.pretrained("hand", directory=tmp_path / "b")
+    for k in big:  # within half a step of each row of the float32 weights
+        w = original.state_dict()[k]
+        step = w.abs().amax(dim=1, keepdim=True) / 127
+        assert ((model.state_dict()[k] - w).abs() <= step / 2 + 1e-7).all(), k
+    kp = torch.from_numpy(np.random.default_rng(0).random((2, 21, 2)) * 300).float()
+    torch.testing.assert_close(model.predict(kp).vertices, original.predict(kp).vertices,
+                               atol=2e-3, rtol=2e-2)  # fmt: skip
+    # the recorded metrics are those of the int8 weights, as `meshgraph evaluate` measures them
+    metrics = json.loads(model.provenance["metrics"])
+    assert main(["evaluate", str(path), "--samples", "16", "--json", str(tmp_path / "e.json")]) == 0
+    again = json.loads((tmp_path / "e.json").read_text())
+    for key, row in again.items():
+        assert row == pytest.approx(metrics[key], rel=1e-6, abs=1e-9), key
+    with pytest.raises(ValueError, match="positive integer"):
+        export_pretrained(hand_run, "hand", tmp_path / "c.pt", int8_min_size=0)
+    raw["state_dict"][big[0]] = torch.zeros(1)
+    with pytest.raises(ValueError, match="also in the state dict"):
+        Pose2Mesh.from_checkpoint(raw)
+
+
 def _zeroed(model: Pose2Mesh) -> Pose2Mesh:
     """A copy of ``model`` with every parameter zero (nothing left of its weights)."""
     import copy
