@@ -57,11 +57,13 @@ def run_kind(kind: str, count: int, threads: int) -> dict:
         body, full = AnnyModel("body", topology=topology), AnnyModel("body")
     else:
         body = full = AnnyModel("hand.R")
-    photos = synthetic_photos(body, full, range(count), seed=SEED)
+    js = model.joint_set.name
+    photos = synthetic_photos(body, full, range(count), seed=SEED, joint_set=js)
     root = model.mesh_joint_set.root
     det_rows, exact_rows, errors, heights, seconds, missed = [], [], [], [], [], []
     torch.set_num_threads(threads)
-    with tempfile.TemporaryDirectory() as tmp, KeypointDetector(kind) as detector:
+    body_set = {"joint_set": js} if kind == "body" else {}
+    with tempfile.TemporaryDirectory() as tmp, KeypointDetector(kind, **body_set) as detector:
         for photo in photos:
             path = Path(tmp) / f"{photo.index}.png"
             Image.fromarray(photo.image).save(path)

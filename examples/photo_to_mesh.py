@@ -40,7 +40,8 @@ def main() -> None:
         model = Pose2Mesh.pretrained(kind)
         start = time.perf_counter()
         try:
-            with KeypointDetector(kind) as detector:
+            body_set = {"joint_set": model.joint_set.name} if kind == "body" else {}
+            with KeypointDetector(kind, **body_set) as detector:
                 result = predict_image(model, image, detector=detector)
             source = "mediapipe"
         except ImportError as err:
