@@ -9,13 +9,7 @@ import torch
 pytest.importorskip("anny")
 
 from meshgraph.bodies import BODY29, COCO, AnnyModel
-
-
-def _random_pose(model, n, scale=0.3, seed=5):
-    g = torch.Generator().manual_seed(seed)
-    pose = scale * torch.randn(n, model.num_bones, 3, generator=g)
-    pose[:, 0] = 0
-    return pose
+from tests.bodies.test_anny import _random_pose
 
 
 def _joints(model, pose):
@@ -63,7 +57,7 @@ def test_body29_is_mirror_symmetric_at_rest(body):
 def test_body29_feet_and_hands_move_with_their_bones(body):
     """On random poses the heel and toe keep their distances to the ankle (one rigid foot)."""
     rest = _joints(body, torch.zeros(1, 104, 3))
-    posed = _joints(body, _random_pose(body, 6))
+    posed = _joints(body, _random_pose(body, 6, seed=5))
     for side in ("left", "right"):
         for part in ("heel", "big_toe"):
             d0 = (rest[f"{side}_{part}"] - rest[f"{side}_ankle"]).norm(dim=-1)
@@ -71,7 +65,7 @@ def test_body29_feet_and_hands_move_with_their_bones(body):
             # the toe bends at its own joints: allow 2 cm; the heel is rigid to 1 cm
             tol = 0.02 if part == "big_toe" else 0.01
             assert (d - d0).abs().max() < tol, (side, part, d, d0)
-        out = body.run(_random_pose(body, 6))
+        out = body.run(_random_pose(body, 6, seed=5))
         j = body.regress_joints(out["vertices"], "body29")
         heads = body.bone_heads(out)
         for part, bone in (("index", "finger2-1"), ("pinky", "finger5-1"), ("thumb", "finger1-2")):
