@@ -185,7 +185,7 @@ def test_detector_converts_blazepose_to_body29_pixels():
         KeypointDetector("body", joint_set="hand")
 
 
-def test_predict_image_converts_between_coco19_and_body29():
+def test_predict_image_converts_between_coco19_and_body29(tmp_path):
     mesh = icosphere(2)
     reg = torch.rand(17, mesh.num_vertices, generator=torch.Generator().manual_seed(0))
     image = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
@@ -206,6 +206,8 @@ def test_predict_image_converts_between_coco19_and_body29():
             np.testing.assert_allclose(out.detection.keypoints[:19], own[:19])
             assert (out.detection.keypoints[19:, 2] == 0).all()
             assert out.prediction.visible[0].tolist() == [True] * 19 + [False] * 10
+            files = save_image_prediction(out, tmp_path, stem="b29")  # Body-29's bones drawn
+            assert all(path.stat().st_size > 0 for path in files.values())
         else:  # a Body-29 detector for a COCO-19 model: its first 19 joints
             np.testing.assert_allclose(out.detection.keypoints, own)
             torch.testing.assert_close(out.prediction.vertices, model.predict(own).vertices)
