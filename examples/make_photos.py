@@ -5,7 +5,7 @@ Writes, for KIND in body and hand:
 * ``photo_KIND.png``: a shaded render of a held-out synthetic sample (not a training sample:
   another seed), which mediapipe recognises;
 * ``photo_KIND_truth.npz``: its ground truth on the mesh the shipped model answers on (vertices,
-  joints, exact 2D keypoints), camera axes, metres;
+  joints, exact 2D keypoints of the shipped model's joint set), camera axes, metres;
 * ``photo_KIND_keypoints.json``: mediapipe's keypoints for it (the demo's fallback when the
   ``detect`` extra is not installed), with the detector's version.
 
@@ -24,6 +24,7 @@ from PIL import Image
 from meshgraph.bodies.anny_model import AnnyModel
 from meshgraph.data.photos import synthetic_photos
 from meshgraph.detect import KeypointDetector
+from meshgraph.models.pretrained import PRETRAINED
 
 SEED = 2026
 
@@ -42,15 +43,17 @@ def main() -> None:
     }
     for kind, (body, full) in bodies.items():
         index = args.body_index if kind == "body" else args.hand_index
-        photo = synthetic_photos(body, full, [index], seed=SEED)[0]
+        joint_set = "hand" if kind == "hand" else PRETRAINED["body"]["joint_set"]
+        photo = synthetic_photos(body, full, [index], seed=SEED, joint_set=joint_set)[0]
         Image.fromarray(photo.image).save(args.out / f"photo_{kind}.png", optimize=True)
         np.savez_compressed(args.out / f"photo_{kind}_truth.npz", vertices=photo.vertices,
                             joints_3d=photo.joints_3d, mesh_joints_3d=photo.mesh_joints_3d,
                             keypoints_2d=photo.keypoints_2d)  # fmt: skip
-        with KeypointDetector(kind) as detector:
+        body_set = {"joint_set": joint_set} if kind == "body" else {}
+        with KeypointDetector(kind, **body_set) as detector:
             found = detector(photo.image)
         record = {
-            "joint_set": "hand" if kind == "hand" else "coco",
+            "joint_set": joint_set,
             "note": f"mediapipe {mediapipe.__version__} keypoints of photo_{kind}.png "
             f"(Anny {body.name}, synthetic_photos seed {SEED}, sample {index})",
             "side": found.side,

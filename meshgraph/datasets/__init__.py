@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from meshgraph.bodies.joint_sets import get_joint_set
 from meshgraph.datasets.base import (
     H36M_EVAL_JOINTS,
     BenchmarkProtocol,
     DatasetFileError,
     KeypointDataset,
     read_json,
+    with_missing_joints,
 )
 from meshgraph.datasets.coco import COCOKeypoints
 from meshgraph.datasets.detections import read_detections
@@ -43,6 +45,7 @@ __all__ = [
     "load_dataset",
     "read_detections",
     "read_json",
+    "with_missing_joints",
 ]
 
 #: The names :func:`load_dataset` (and ``meshgraph evaluate --dataset``) knows.
@@ -71,7 +74,8 @@ def load_dataset(
         name: The benchmark.
         root: Its folder.
         joint_set: The 2D input joint set (default: the dataset's usual one; for a model,
-            the model's).
+            the model's). ``"body29"`` reads the benchmark's COCO-19 with the ten extra joints
+            missing (:func:`~meshgraph.datasets.base.with_missing_joints`).
         keypoints: ``"gt"``, ``"detected"`` (3DPW: the release's detections) or a detections
             file.
         smpl_path: The licensed SMPL files (3DPW; Human3.6M meshes and COCO input).
@@ -84,6 +88,13 @@ def load_dataset(
     key = name.lower()
     if key not in BENCHMARKS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}")
+    if joint_set is not None and get_joint_set(joint_set).name == "body29" and key != "coco":
+        # benchmarks have COCO-19 at most: a Body-29 model gets its extra joints missing
+        dataset = load_dataset(
+            name, root, joint_set="coco", keypoints=keypoints, smpl_path=smpl_path,
+            regressors=regressors, limit=limit,
+        )  # fmt: skip
+        return with_missing_joints(dataset, "body29")
     if key.startswith("h36m"):
         smpl = None
         if smpl_path is not None:

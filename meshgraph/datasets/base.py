@@ -25,7 +25,13 @@ from torch.utils.data import Dataset
 from meshgraph.bodies.joint_sets import JointSet, get_joint_set
 from meshgraph.geometry import normalize_keypoints
 
-__all__ = ["BenchmarkProtocol", "DatasetFileError", "KeypointDataset", "read_json"]
+__all__ = [
+    "BenchmarkProtocol",
+    "DatasetFileError",
+    "KeypointDataset",
+    "read_json",
+    "with_missing_joints",
+]
 
 
 class DatasetFileError(ValueError):
@@ -288,3 +294,37 @@ def project_pinhole(points: np.ndarray, focal: np.ndarray, centre: np.ndarray) -
     if not (z > 0).all():
         raise ValueError("a 3D point lies on or behind the camera plane (z <= 0)")
     return points[..., :2] / z * focal + centre
+
+
+def with_missing_joints(dataset: KeypointDataset, joint_set: str | JointSet) -> KeypointDataset:
+    """The dataset as input for a model whose joint set extends the dataset's.
+
+    A Body-29 model evaluated on a benchmark that has COCO-19 keypoints: the joints the
+    dataset lacks come as missing (``visible`` False, normalised coordinates 0), at the pixels
+    of the joint each hangs from by a bone, as :func:`~meshgraph.keypoint_formats.to_body29`
+    gives them. The 3D input joints are dropped (the dataset has none for the new joints), so
+    PoseNet's MPJPE is not reported; the mesh metrics are unchanged in meaning.
+
+    Raises:
+        ValueError: If ``joint_set`` does not start with the dataset's joints, in order.
+    """
+    import copy
+
+    new, old = get_joint_set(joint_set), dataset.joint_set
+    if new.num_joints < old.num_joints or new.names[: old.num_joints] != old.names:
+        raise ValueError(
+            f"the {new.name} joint set does not extend {dataset.name}'s {old.name} keypoints"
+        )
+    extra = range(old.num_joints, new.num_joints)
+    parent = []
+    for j in extra:
+        partners = [a if b == j else b for a, b in new.bones if j in (a, b)]
+        parent.append(next((p for p in partners if p < old.num_joints), old.root))
+    out = copy.copy(dataset)
+    n = len(dataset)
+    out.joint_set = new
+    out.pixels = torch.cat([dataset.pixels, dataset.pixels[:, parent]], dim=1)
+    out.visible = torch.cat([dataset.visible, torch.zeros(n, len(parent), dtype=torch.bool)], 1)
+    out.keypoints_2d = torch.cat([dataset.keypoints_2d, torch.zeros(n, len(parent), 2)], dim=1)
+    out.joints_3d = None
+    return out

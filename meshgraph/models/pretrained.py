@@ -1,6 +1,6 @@
 """Trained Pose2Mesh weights that ship inside the package, and the tool that makes them.
 
-``Pose2Mesh.pretrained("body")`` (COCO-19 input, Anny's body) and
+``Pose2Mesh.pretrained("body")`` (Body-29 input, Anny's body) and
 ``Pose2Mesh.pretrained("hand")`` (Hand-21 input, Anny's right hand) load the files of
 :data:`PRETRAINED` from ``meshgraph/weights/``. A shipped file is an ordinary
 :meth:`~meshgraph.models.Pose2Mesh.save` checkpoint with its floating weights stored as
@@ -34,7 +34,7 @@ __all__ = [
 
 #: The shipped models: file name, input joint set, and the body model they were trained on.
 PRETRAINED: dict[str, dict[str, str]] = {
-    "body": {"file": "pose2mesh-body.pt", "joint_set": "coco", "body": "anny"},
+    "body": {"file": "pose2mesh-body.pt", "joint_set": "body29", "body": "anny"},
     "hand": {"file": "pose2mesh-hand.pt", "joint_set": "hand", "body": "anny-hand.R"},
 }
 

@@ -336,3 +336,33 @@ def test_load_dataset_names_and_3dpw_needs_smpl(h36m_root, tmp_path):
         load_dataset("3dpw", tmp_path)
     with pytest.raises(ValueError, match="unknown dataset 'mpii'"):
         load_dataset("mpii", tmp_path)
+
+
+def test_with_missing_joints_gives_a_body29_model_coco_keypoints():
+    from meshgraph.bodies import BODY29
+    from meshgraph.datasets import KeypointDataset, with_missing_joints
+
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(50, 400, (3, 19, 2))
+    visible = np.ones((3, 19), dtype=bool)
+    visible[1, 4] = False
+    mesh = rng.normal(size=(3, 17, 3)) + np.array([0, 0, 4.0])
+    ds = KeypointDataset(name="toy", joint_set="coco", pixels=pixels, visible=visible,
+                         joints_3d=rng.normal(size=(3, 19, 3)), mesh_joint_set="h36m",
+                         mesh_joints_3d=mesh)  # fmt: skip
+    wide = with_missing_joints(ds, "body29")
+    assert wide.joint_set is BODY29 and len(wide) == 3 and ds.joint_set.name == "coco"
+    a, b = ds.__getitems__([0, 1, 2]), wide.__getitems__([0, 1, 2])
+    for key in ("keypoints_2d", "visible", "keypoints_2d_pixels"):
+        torch.testing.assert_close(b[key][:, :19], a[key])
+    torch.testing.assert_close(b["box"], a["box"])
+    torch.testing.assert_close(b["mesh_joints_3d"], a["mesh_joints_3d"])
+    assert not b["visible"][:, 19:].any() and not b["keypoints_2d"][:, 19:].any()
+    # by hand: heels and toes at the ankles (15, 16), hand points at the wrists (9, 10)
+    parents = [15, 16, 15, 16, 9, 10, 9, 10, 9, 10]
+    torch.testing.assert_close(
+        b["keypoints_2d_pixels"][:, 19:], a["keypoints_2d_pixels"][:, parents]
+    )
+    assert "joints_3d" not in b  # no 3D for the missing joints: no PoseNet MPJPE
+    with pytest.raises(ValueError, match="does not extend"):
+        with_missing_joints(ds, "h36m")

@@ -117,7 +117,7 @@ def test_loading_errors_name_the_file_and_the_mismatch(hand_run, tmp_path):
     raw = torch.load(hand_file, weights_only=True)
     raw["pretrained"]["name"] = "body"
     torch.save(raw, tmp_path / PRETRAINED["body"]["file"])
-    with pytest.raises(ValueError, match="should take 'coco' joints, this one takes 'hand'"):
+    with pytest.raises(ValueError, match="should take 'body29' joints, this one takes 'hand'"):
         Pose2Mesh.pretrained("body", directory=tmp_path)
     # a hand file trained on another body model
     raw = torch.load(hand_file, weights_only=True)
@@ -264,7 +264,7 @@ def small_body_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrained_body") / "run"
     threads = str(torch.get_num_threads())
     args = ["train", "--kind", "body", "--topology", "notoes_collapse10pc", "--out", str(out),
-            "--threads", threads, *TINY]  # fmt: skip
+            "--joint-set", "body29", "--threads", threads, *TINY]  # fmt: skip
     assert main(args) == 0
     return out
 
@@ -286,7 +286,7 @@ def test_full_mesh_export_answers_on_the_full_body(small_body_run, tmp_path, cap
     anny = AnnyModel("body", regressor_cache_dir=False)
     assert torch.equal(full.faces, anny.faces)
     # the full mesh is the network's small one through the map; the joints are the same
-    kp = torch.from_numpy(np.random.default_rng(2).random((2, 19, 2)) * 300).float()
+    kp = torch.from_numpy(np.random.default_rng(2).random((2, 29, 2)) * 300).float()
     pf, ps = full.predict(kp), small.predict(kp)
     torch.testing.assert_close(pf.vertices, full.output_map(ps.vertices))
     torch.testing.assert_close(pf.mesh_joints_3d, ps.mesh_joints_3d)
@@ -343,7 +343,7 @@ def test_flip_test_of_the_shipped_body_layout(small_body_run, tmp_path, capsys):
     mirrored = rest * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
     assert (mirrored - rest[small.vertex_flip]).abs().max() < 1e-6
     # pixels mirrored in the image (x -> 640 - x, left and right swapped): the mesh mirrored
-    kp = torch.from_numpy(np.random.default_rng(3).random((2, 19, 2)) * 300 + 100)
+    kp = torch.from_numpy(np.random.default_rng(3).random((2, 29, 2)) * 300 + 100)
     swap = list(small.joint_set.flip_permutation())
     kp_m = kp * torch.tensor([-1.0, 1.0], dtype=torch.float64) + torch.tensor([640.0, 0])
     a, b = small.predict(kp), small.predict(kp_m[:, swap])
