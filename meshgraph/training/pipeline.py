@@ -124,7 +124,8 @@ class RunConfig:
             ``model.pt``, or ``"body"``/``"hand"`` for the shipped weights (float16). Its
             network must be the run's (config, topology and hierarchy), except that the run's
             joint set may extend the model's (a COCO-19 body fine-tuned on Body-29:
-            :func:`widen_joint_state`); an output map is dropped. ``results.json`` records
+            :func:`widen_joint_state`); without ``joint_set`` the run takes the model's. An
+            output map is dropped. ``results.json`` records
             the file, its SHA-256 and, where known, how it was made (:func:`warm_start`).
             The schedule is this run's: ``posenet_epochs=0`` skips stage 1.
     """
@@ -340,6 +341,30 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
     return {"file": str(path), "sha256": _file_sha256(path), **record}
 
 
+def _init_joint_set(source: str | os.PathLike | None, body: BodyModel) -> str | None:
+    """The input joint set of the model a run starts from, if ``body`` provides it.
+
+    A fine-tuning that names no joint set keeps its starting model's (``--init body`` takes
+    the shipped body's Body-29); an unreadable or missing file is left to :func:`warm_start`.
+    """
+    from meshgraph.io import load_torch
+    from meshgraph.models.pretrained import PRETRAINED
+
+    if source is None:
+        return None
+    name = os.fspath(source)
+    if name in PRETRAINED and not Path(name).is_file():
+        found = PRETRAINED[name]["joint_set"]
+    else:
+        try:
+            ckpt = load_torch(Path(name), what="Pose2Mesh model file")
+        except (OSError, ValueError):
+            return None
+        config = ckpt.get("config") if isinstance(ckpt, dict) else None
+        found = config.get("joint_set") if isinstance(config, dict) else None
+    return found if found in body.joint_set_names else None
+
+
 def _extends(run: str, source: str) -> bool:
     """Whether joint set ``run`` is ``source`` with more joints after it (COCO-19 in Body-29)."""
     new, old = get_joint_set(run), get_joint_set(source)
@@ -527,7 +552,7 @@ def _run(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     body = build_body(cfg)
-    joint_set = cfg.joint_set or body.input_joint_set
+    joint_set = cfg.joint_set or _init_joint_set(cfg.init_from, body) or body.input_joint_set
     mesh_js = body.mesh_joint_set
     fields = {k: v for k, v in cfg.model.items() if k not in ("joint_set", "mesh_joint_set")}
     model_cfg = Pose2MeshConfig(joint_set=joint_set, mesh_joint_set=mesh_js, **fields)

@@ -635,3 +635,24 @@ def test_evaluate_pose_options_shape_the_held_out_poses(
     args = ["evaluate", model, "--dataset", "freihand", "--root", str(tmp_path)]
     assert main([*args, "--pose-mirror", "1"]) == 2
     assert "shape the synthetic held-out sets, not --dataset" in capsys.readouterr().err
+
+
+def test_a_fine_tuning_without_a_joint_set_keeps_its_starting_models(
+    small_body_run, hand_run, tmp_path
+):
+    from meshgraph.bodies import AnnyModel
+    from meshgraph.training.pipeline import _init_joint_set
+
+    small = AnnyModel("body", topology="notoes_collapse10pc", regressor_cache_dir=False)
+    assert _init_joint_set(small_body_run / "model.pt", small) == "body29"
+    assert _init_joint_set("body", small) == PRETRAINED["body"]["joint_set"]
+    assert _init_joint_set(hand_run / "model.pt", small) is None  # not a body's: left to warm_start
+    assert _init_joint_set(tmp_path / "nothing.pt", small) is None
+    assert _init_joint_set(None, small) is None
+    out = tmp_path / "tuned"
+    threads = str(torch.get_num_threads())
+    args = ["train", "--kind", "body", "--topology", "notoes_collapse10pc", "--out", str(out),
+            "--threads", threads, *TINY, "--posenet-epochs", "0",
+            "--init", str(small_body_run / "model.pt")]  # fmt: skip
+    assert main(args) == 0
+    assert Pose2Mesh.load(out / "model.pt").joint_set.name == "body29"
