@@ -84,6 +84,23 @@ class JointSet:
         except ValueError:
             raise KeyError(f"joint set {self.name!r} has no joint {name!r}") from None
 
+    def anchors(self, count: int) -> list[int]:
+        """For each joint from index ``count`` on, a joint below ``count`` it shares a bone with.
+
+        Where a joint set extends another (Body-29's ten joints after COCO-19's 19), this is
+        the old joint each new one hangs from: Body-29's heels and toes hang from the ankles,
+        its knuckles and thumbs from the wrists. A joint with no such bone gets the root.
+
+        Example:
+            >>> BODY29.anchors(19)[:4]  # left heel, right heel, left toe, right toe
+            [15, 16, 15, 16]
+        """
+        out = []
+        for j in range(count, self.num_joints):
+            partners = [a if b == j else b for a, b in self.bones if j in (a, b)]
+            out.append(next((p for p in partners if p < count), self.root))
+        return out
+
     def flip_permutation(self) -> np.ndarray:
         """Index array that swaps every left/right pair (apply after mirroring x)."""
         perm = np.arange(self.num_joints)

@@ -315,11 +315,7 @@ def with_missing_joints(dataset: KeypointDataset, joint_set: str | JointSet) -> 
         raise ValueError(
             f"the {new.name} joint set does not extend {dataset.name}'s {old.name} keypoints"
         )
-    extra = range(old.num_joints, new.num_joints)
-    parent = []
-    for j in extra:
-        partners = [a if b == j else b for a, b in new.bones if j in (a, b)]
-        parent.append(next((p for p in partners if p < old.num_joints), old.root))
+    parent = new.anchors(old.num_joints)
     out = copy.copy(dataset)
     n = len(dataset)
     out.joint_set = new

@@ -397,10 +397,7 @@ def widen_joint_state(
             f"{old.num_joints} joints must be {old.name}'s, in order"
         )
     j_old, j_new = old.num_joints, new.num_joints
-    parent = []
-    for j in range(j_old, j_new):
-        partners = [a if b == j else b for a, b in new.bones if j in (a, b)]
-        parent.append(next((p for p in partners if p < j_old), -1))
+    parent = new.anchors(j_old)
     target = model.state_dict()
     out = dict(state)
     for key, value in state.items():
@@ -421,8 +418,7 @@ def widen_joint_state(
         # and the bias) copy their parent joint's
         if d == 0:
             for k, p in enumerate(parent):
-                if p >= 0:
-                    grown.narrow(0, (j_old + k) * per, per).copy_(value.narrow(0, p * per, per))
+                grown.narrow(0, (j_old + k) * per, per).copy_(value.narrow(0, p * per, per))
         out[key] = grown
     return out
 

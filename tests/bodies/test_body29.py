@@ -123,3 +123,11 @@ def test_body29_runs_through_a_pose2mesh_model(body):
     assert out.visible[0].tolist() == [True] * 19 + [False] * 10
     with pytest.raises(ValueError, match="29"):
         model.predict(kp[:19])
+
+
+def test_anchors_are_the_old_joints_the_new_ones_hang_from():
+    # by hand from the bone lists: heels and toes on the ankles, hand points on the wrists
+    assert BODY29.anchors(19) == [15, 16, 15, 16, 9, 10, 9, 10, 9, 10]
+    # COCO-19's pelvis is joined to the hips (left first), its neck to the shoulders
+    assert COCO.anchors(17) == [11, 5]
+    assert COCO.anchors(19) == []
