@@ -84,6 +84,15 @@ class JointSet:
         except ValueError:
             raise KeyError(f"joint set {self.name!r} has no joint {name!r}") from None
 
+    def extends(self, other: JointSet) -> bool:
+        """Whether this set starts with ``other``'s joints, in its order (Body-29 extends COCO-19).
+
+        Example:
+            >>> BODY29.extends(COCO), COCO.extends(BODY29), COCO.extends(COCO)
+            (True, False, True)
+        """
+        return self.names[: other.num_joints] == other.names
+
     def anchors(self, count: int) -> list[int]:
         """For each joint from index ``count`` on, a joint below ``count`` it shares a bone with.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from meshgraph.bodies.joint_sets import get_joint_set
+from meshgraph.bodies.joint_sets import COCO, get_joint_set
 from meshgraph.datasets.base import (
     H36M_EVAL_JOINTS,
     BenchmarkProtocol,
@@ -88,13 +88,14 @@ def load_dataset(
     key = name.lower()
     if key not in BENCHMARKS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(BENCHMARKS)}")
-    if joint_set is not None and get_joint_set(joint_set).name == "body29" and key != "coco":
+    wanted = None if joint_set is None else get_joint_set(joint_set)
+    if wanted is not None and wanted != COCO and wanted.extends(COCO) and key != "coco":
         # benchmarks have COCO-19 at most: a Body-29 model gets its extra joints missing
         dataset = load_dataset(
             name, root, joint_set="coco", keypoints=keypoints, smpl_path=smpl_path,
             regressors=regressors, limit=limit,
         )  # fmt: skip
-        return with_missing_joints(dataset, "body29")
+        return with_missing_joints(dataset, wanted)
     if key.startswith("h36m"):
         smpl = None
         if smpl_path is not None:

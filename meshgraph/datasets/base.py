@@ -311,7 +311,7 @@ def with_missing_joints(dataset: KeypointDataset, joint_set: str | JointSet) -> 
     import copy
 
     new, old = get_joint_set(joint_set), dataset.joint_set
-    if new.num_joints < old.num_joints or new.names[: old.num_joints] != old.names:
+    if not new.extends(old):
         raise ValueError(
             f"the {new.name} joint set does not extend {dataset.name}'s {old.name} keypoints"
         )

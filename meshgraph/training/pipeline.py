@@ -368,7 +368,7 @@ def _init_joint_set(source: str | os.PathLike | None, body: BodyModel) -> str | 
 def _extends(run: str, source: str) -> bool:
     """Whether joint set ``run`` is ``source`` with more joints after it (COCO-19 in Body-29)."""
     new, old = get_joint_set(run), get_joint_set(source)
-    return new.num_joints > old.num_joints and new.names[: old.num_joints] == old.names
+    return new.num_joints > old.num_joints and new.extends(old)
 
 
 def widen_joint_state(
