@@ -150,13 +150,6 @@ def _random_offset(u_angle: Tensor, u_length: Tensor, lo: Tensor, hi: Tensor) ->
     return torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1) * length.unsqueeze(-1)
 
 
-#: Body-29's joints beyond COCO-19 take the OKS sigma and error group of the COCO joint they
-#: hang from (heel and big toe: the ankle; knuckles and thumb: the wrist): COCO defines no
-#: sigma for them, and a detector's error on a foot or hand point follows its error on the
-#: limb's end.
-_BODY29_PARENT = (15, 16, 15, 16, 9, 10, 9, 10, 9, 10)
-
-
 def posefix_noise(
     keypoints: Tensor,
     generator: Generators,
@@ -188,9 +181,12 @@ def posefix_noise(
     allowed = (17, 19) if js.name == "coco" else (29,)
     if j not in allowed:
         raise ValueError(f"expected {' or '.join(map(str, allowed))} {js.name} keypoints, got {j}")
-    # the joints a detector reports (all but the derived pelvis and neck) and their sources
+    # the joints a detector reports (all but the derived pelvis and neck); Body-29's extra
+    # joints take the OKS sigma and error group of the COCO joint they hang from (heel and
+    # big toe: the ankle; knuckles and thumb: the wrist): COCO defines no sigma for them, and
+    # a detector's error on a foot or hand point follows its error on the limb's end
     own = list(range(17)) + (list(range(19, 29)) if j == 29 else [])
-    like = list(range(17)) + (list(_BODY29_PARENT) if j == 29 else [])
+    like = list(range(17)) + (js.anchors(19) if j == 29 else [])
     n = len(own)
     dtype, dev = keypoints.dtype, keypoints.device
     kp = keypoints.detach().clone()
@@ -232,8 +228,8 @@ def posefix_noise(
         return moved
     out = kp.clone()
     out[:, own_t] = moved
-    out[:, 17] = 0.5 * (out[:, 11] + out[:, 12])
-    out[:, 18] = 0.5 * (out[:, 5] + out[:, 6])
+    for joint, (a, c) in DERIVED_JOINTS[js.name]:  # pelvis and neck from the noisy joints
+        out[:, joint] = 0.5 * (out[:, a] + out[:, c])
     return out
 
 
@@ -242,17 +238,17 @@ def posefix_noise(
 #: visible only when both of its sources are, and it follows their offsets.
 DERIVED_JOINTS: dict[str, tuple[tuple[int, tuple[int, int]], ...]] = {
     "coco": ((17, (11, 12)), (18, (5, 6))),
-    "body29": ((17, (11, 12)), (18, (5, 6))),
 }
+DERIVED_JOINTS["body29"] = DERIVED_JOINTS["coco"]  # Body-29 starts with COCO-19
 
 #: Per-joint multipliers of :attr:`DetectorNoise.offset`, by joint set and joint name: a
 #: detector's hips are furthest from the body model's (mediapipe 0.10.21 on rendered Anny
 #: bodies, as measured in issue 13: hips about 9 px on a 420 px box, 5.5 px on average).
 DETECTOR_OFFSET_SCALE: dict[str, dict[str, float]] = {
     "coco": {"left_hip": 2.0, "right_hip": 2.0, "left_shoulder": 1.5, "right_shoulder": 1.5},
-    "body29": {"left_hip": 2.0, "right_hip": 2.0, "left_shoulder": 1.5, "right_shoulder": 1.5},
     "h36m": {"L_Hip": 2.0, "R_Hip": 2.0, "L_Shoulder": 1.5, "R_Shoulder": 1.5},
 }
+DETECTOR_OFFSET_SCALE["body29"] = DETECTOR_OFFSET_SCALE["coco"]  # the same joints, by name
 
 
 @dataclass(frozen=True)
