@@ -516,11 +516,13 @@ class AnnyModel(BodyModel):
             fitted = fit_joint_regressor(verts, np.stack(targets, 1), cands)
             rows[fit_rows] = fitted
             return rows
+        full = None  # a simplified topology's rows are fitted to the full mesh's
         if self.anny_topology == "anny":
             coco_w, labels = self._coco_full()
             coco = coco_w[[labels.index(n) for n in _COCO17]].numpy()
         else:
-            coco = self._fit_coco_simplified()
+            full = AnnyModel("body", dtype=torch.float64, regressor_cache_dir=False)
+            coco = self._fit_coco_simplified(full)
         if joint_set.name in ("coco", "body29"):
             lh, rh = _COCO17.index("left_hip"), _COCO17.index("right_hip")
             ls, rs = _COCO17.index("left_shoulder"), _COCO17.index("right_shoulder")
@@ -529,9 +531,8 @@ class AnnyModel(BodyModel):
             coco19 = np.vstack([coco, pelvis, neck])
             if joint_set.name == "coco":
                 return coco19
-            if self.anny_topology == "anny":
-                return np.vstack([coco19, self._body29_extra()])
-            full = AnnyModel("body", dtype=torch.float64, regressor_cache_dir=False)
+            if full is None:
+                return np.vstack([coco19, self._body29_extra(out)])
             return np.vstack([coco19, self._fit_simplified(full._body29_extra(), full)])
         # Human3.6M-17
         rows = np.zeros((17, v))
@@ -565,12 +566,15 @@ class AnnyModel(BodyModel):
         spines = [i for i, n in enumerate(self.bone_labels) if n.startswith("spine")]
         return min(spines, key=lambda i: float(np.linalg.norm(rest[i] - middle)))
 
-    def _body29_extra(self) -> np.ndarray:
-        """Body-29's ten rows beyond COCO-19 on the full body mesh (see the module docstring)."""
+    def _body29_extra(self, out: dict[str, Tensor] | None = None) -> np.ndarray:
+        """Body-29's ten rows beyond COCO-19 on the full body mesh (see the module docstring).
+
+        ``out``: :meth:`_fit_samples`'s output, where the caller has it already.
+        """
         v = self.num_vertices
         rows = np.zeros((10, v))
         verts = self.template_vertices().detach().cpu().double().numpy()
-        out = self._fit_samples()
+        out = self._fit_samples() if out is None else out
         heads = self.bone_heads(out).double().cpu().numpy()
         targets, cands, fit_rows = [], [], []
         for k, side in enumerate("LR"):
@@ -591,29 +595,27 @@ class AnnyModel(BodyModel):
         )
         return rows
 
-    def _fit_coco_simplified(self) -> np.ndarray:
-        """COCO rows for a simplified topology: fitted to the full mesh's keypoints."""
-        full = AnnyModel("body", dtype=torch.float64, regressor_cache_dir=False)
+    def _fit_coco_simplified(self, full: AnnyModel) -> np.ndarray:
+        """COCO rows for a simplified topology: fitted to the ``full`` mesh's keypoints."""
         coco_w, labels = full._coco_full()
         return self._fit_simplified(coco_w[[labels.index(n) for n in _COCO17]].numpy(), full)
 
-    def _fit_simplified(self, rows: np.ndarray, full: AnnyModel | None = None) -> np.ndarray:
-        """Rows for a simplified topology fitted to the full mesh's keypoints ``rows @ V``.
+    def _fit_simplified(self, rows: np.ndarray, full: AnnyModel) -> np.ndarray:
+        """Rows for a simplified topology fitted to the ``full`` mesh's keypoints ``rows @ V``.
 
         Each keypoint is fitted over the 40 vertices nearest to it at rest, on random poses.
         """
-        full = full or AnnyModel("body", dtype=torch.float64, regressor_cache_dir=False)
-        coco_w = torch.as_tensor(rows, dtype=torch.float64)
+        weights = torch.as_tensor(rows, dtype=torch.float64)
         gen_pose, gen_shape = self._fit_inputs()
         with torch.no_grad():
             full_verts = full(gen_pose, gen_shape)
-            targets = regress_joints(full_verts, coco_w).numpy()
+            targets = regress_joints(full_verts, weights).numpy()
             own = self(gen_pose.to(self.dtype), gen_shape.to(self.dtype)).double().numpy()
         rest = self.template_vertices().detach().double().cpu().numpy()
         full_rest = full.template_vertices().detach().double().cpu().numpy()
         cands = []
-        for j in range(coco_w.shape[0]):
-            kp = coco_w[j].numpy() @ full_rest
+        for j in range(weights.shape[0]):
+            kp = weights[j].numpy() @ full_rest
             dist = np.linalg.norm(rest - kp, axis=1)
             cands.append(np.argsort(dist)[:40])
         return fit_joint_regressor(own, targets, cands)
