@@ -49,12 +49,14 @@ def main() -> None:
         np.savez_compressed(args.out / f"photo_{kind}_truth.npz", vertices=photo.vertices,
                             joints_3d=photo.joints_3d, mesh_joints_3d=photo.mesh_joints_3d,
                             keypoints_2d=photo.keypoints_2d)  # fmt: skip
-        body_set = {"joint_set": joint_set} if kind == "body" else {}
+        # bodies: BlazePose's hips, shoulders, eyes and ears moved onto Anny's joints
+        body_set = {"joint_set": joint_set, "calibration": "anny"} if kind == "body" else {}
         with KeypointDetector(kind, **body_set) as detector:
             found = detector(photo.image)
+        moved = " moved onto Anny's joints (BLAZEPOSE_OFFSETS)" if kind == "body" else ""
         record = {
             "joint_set": joint_set,
-            "note": f"mediapipe {mediapipe.__version__} keypoints of photo_{kind}.png "
+            "note": f"mediapipe {mediapipe.__version__} keypoints{moved} of photo_{kind}.png "
             f"(Anny {body.name}, synthetic_photos seed {SEED}, sample {index})",
             "side": found.side,
             "keypoints": np.round(found.keypoints, 2).tolist(),

@@ -40,8 +40,7 @@ def main() -> None:
         model = Pose2Mesh.pretrained(kind)
         start = time.perf_counter()
         try:
-            body_set = {"joint_set": model.joint_set.name} if kind == "body" else {}
-            with KeypointDetector(kind, **body_set) as detector:
+            with KeypointDetector.for_model(model) as detector:
                 result = predict_image(model, image, detector=detector)
             source = "mediapipe"
         except ImportError as err:

@@ -465,9 +465,7 @@ def _predict_images(args: argparse.Namespace) -> int:
         if kp.shape[0] != 1:
             raise ValueError(f"{args.keypoints_file}: holds {kp.shape[0]} people; one expected")
         keypoints = kp[0]
-    kind = model.part
-    body_set = {"joint_set": model.joint_set.name} if kind == "body" else {}
-    detector = KeypointDetector(kind, **body_set) if keypoints is None else None
+    detector = KeypointDetector.for_model(model) if keypoints is None else None
     failed: list[str] = []
     bar = None
     if len(paths) > 1 and not args.no_progress:

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from meshgraph._optional import _stderr_without, require
-from meshgraph.keypoint_formats import mediapipe_hand_side, to_body29, to_coco19
+from meshgraph.keypoint_formats import (
+    BLAZEPOSE_OFFSETS,
+    mediapipe_hand_side,
+    remove_joint_offsets,
+    to_body29,
+    to_coco19,
+)
 
 if TYPE_CHECKING:
     from meshgraph.models.pose2mesh import Pose2Mesh, Prediction
@@ -193,6 +199,11 @@ class KeypointDetector:
         min_confidence: mediapipe's minimum detection confidence.
         joint_set: For bodies, ``"coco"`` (COCO-19, the default) or ``"body29"`` (with
             BlazePose's heels, foot tips, knuckles and thumbs); hands are always ``"hand"``.
+        calibration: For bodies, the body model whose joint definitions the keypoints are
+            moved onto (:func:`~meshgraph.keypoint_formats.remove_joint_offsets` with
+            :data:`~meshgraph.keypoint_formats.BLAZEPOSE_OFFSETS`): ``"anny"`` (the default,
+            the shipped models' body), or ``None`` for BlazePose's own landmarks. Ignored for
+            hands.
 
     Use it as a context manager, or call :meth:`close`, to free mediapipe's graph.
 
@@ -201,7 +212,12 @@ class KeypointDetector:
     """
 
     def __init__(
-        self, kind: str = "body", *, min_confidence: float = 0.5, joint_set: str | None = None
+        self,
+        kind: str = "body",
+        *,
+        min_confidence: float = 0.5,
+        joint_set: str | None = None,
+        calibration: str | None = "anny",
     ) -> None:
         if kind not in ("body", "hand"):
             raise ValueError(f"kind must be 'body' or 'hand', got {kind!r}")
@@ -211,6 +227,11 @@ class KeypointDetector:
             raise ValueError(
                 f"a {kind} detector gives {' or '.join(map(repr, allowed))} keypoints, "
                 f"not {joint_set!r}"
+            )
+        if calibration is not None and calibration not in BLAZEPOSE_OFFSETS:
+            raise ValueError(
+                f"calibration must be None or one of {sorted(BLAZEPOSE_OFFSETS)}, "
+                f"got {calibration!r}"
             )
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
@@ -226,6 +247,7 @@ class KeypointDetector:
             )
         self.kind = kind
         self.joint_set = joint_set
+        self.calibration = calibration if kind == "body" else None
         with _stderr_without(*_MEDIAPIPE_CHATTER):
             if kind == "body":
                 # model_complexity=1 is the model inside the wheel (0 and 2 are downloaded)
@@ -247,6 +269,20 @@ class KeypointDetector:
             running = getattr(self._graph, "_graph", None)
             if callable(getattr(running, "wait_until_idle", None)):
                 running.wait_until_idle()
+
+    @classmethod
+    def for_model(cls, model: Pose2Mesh, *, min_confidence: float = 0.5) -> KeypointDetector:
+        """The detector whose keypoints ``model`` takes: its kind and (for a body) joint set.
+
+        A body's keypoints are moved onto Anny's joint definitions when the model's body is
+        Anny's (``calibration="anny"``), else they are BlazePose's own landmarks (the offsets
+        were measured against Anny's joint regressor only).
+        """
+        if model.part != "body":
+            return cls(model.part, min_confidence=min_confidence)
+        anny = model.config.body.split("-")[0] == "anny"
+        return cls("body", min_confidence=min_confidence, joint_set=model.joint_set.name,
+                   calibration="anny" if anny else None)  # fmt: skip
 
     def __enter__(self) -> KeypointDetector:
         return self
@@ -284,6 +320,8 @@ class KeypointDetector:
             pts = np.array([[m.x * w, m.y * h, m.visibility] for m in marks], dtype=np.float64)
             convert = to_body29 if self.joint_set == "body29" else to_coco19
             keypoints = convert(pts, "blazepose")
+            if self.calibration is not None:
+                keypoints = remove_joint_offsets(keypoints, BLAZEPOSE_OFFSETS[self.calibration])
             score = float(np.median(pts[:, 2]))
             return Detection(keypoints, "body", score, None, (w, h))
         if not result.multi_hand_landmarks:
@@ -352,7 +390,7 @@ def predict_image(
         if detector is not None and detector.kind != kind:
             raise ValueError(f"a {detector.kind} detector for a {kind} model")
         own = detector is None
-        det = KeypointDetector(kind, joint_set=model.joint_set.name) if own else detector
+        det = KeypointDetector.for_model(model) if own else detector
         try:
             name = str(image) if isinstance(image, (str, os.PathLike)) else "the image"
             detection = det._detect(rgb, name)  # the image is read once

@@ -47,6 +47,7 @@ import numpy as np
 
 __all__ = [
     "BLAZEPOSE_NAMES",
+    "BLAZEPOSE_OFFSETS",
     "BODY29_EXTRA_NAMES",
     "COCO17_NAMES",
     "COCO_WHOLEBODY_NAMES",
@@ -56,6 +57,7 @@ __all__ = [
     "OPENPOSE_COCO18_NAMES",
     "mediapipe_hand_side",
     "read_keypoints",
+    "remove_joint_offsets",
     "to_body29",
     "to_coco19",
 ]
@@ -290,6 +292,117 @@ def to_body29(keypoints: Any, source: str | None = None) -> np.ndarray:
             point = kp[..., found, :]
         extra.append(point[..., None, :])
     return np.concatenate([coco19, *extra], -2)
+
+
+#: Where mediapipe BlazePose (0.10.21, ``model_complexity=1``) puts a joint relative to where a
+#: body model's joint regressor does, by body model and joint name: ``(up, out)``, the mean
+#: offset of the detected point along the torso (pelvis to neck, positive towards the neck)
+#: and outward (from the joint's left/right mate towards the joint), both in torso lengths
+#: (pelvis to neck). Measured on shaded renders of held-out Anny bodies by
+#: ``python -m benchmarks.detector_offsets`` (96 photos, seed 7; left and right averaged);
+#: only the eyes, ears, shoulders and hips, whose definitions differ between the detector's
+#: annotations and the body model (the detector's hips lie higher, its shoulders, eyes and
+#: ears closer together). :func:`remove_joint_offsets` takes them off.
+BLAZEPOSE_OFFSETS: dict[str, dict[str, tuple[float, float]]] = {
+    "anny": {
+        side + joint: offset
+        for joint, offset in {
+            "eye": (-0.008, -0.022),
+            "ear": (-0.012, -0.071),
+            "shoulder": (0.019, -0.042),
+            "hip": (0.068, -0.026),
+        }.items()
+        for side in ("left_", "right_")
+    }
+}
+
+
+def remove_joint_offsets(
+    keypoints: Any,
+    offsets: dict[str, tuple[float, float]],
+    *,
+    confidence_threshold: float = 0.1,
+) -> np.ndarray:
+    """Move a detector's COCO-19 or Body-29 keypoints onto a body model's joint definitions.
+
+    A detector's hips, shoulders, eyes and ears are not where a body model's joint regressor
+    puts them (see :data:`BLAZEPOSE_OFFSETS`); a model trained on the regressor's joints reads
+    such a systematic offset as a different pose. Each joint named in ``offsets`` is moved by
+    ``-(up * u + out * o) * L``, where ``L`` is the detected torso length (mid-hips to
+    mid-shoulders, pixels), ``u`` the unit vector from mid-hips to mid-shoulders and ``o`` the
+    unit vector from the joint's left/right mate to the joint. Pelvis and neck are then
+    recomputed as the mid-hips and mid-shoulders. The correction turns, scales and mirrors
+    with the image.
+
+    Keypoints whose torso is not found (a hip or shoulder below ``confidence_threshold``, or
+    hips and shoulders at one point) come back unchanged; a joint whose mate is missing moves
+    along the torso only; joints below the threshold, and joints not in ``offsets``, stay
+    where they are.
+
+    Args:
+        keypoints: ``(J, 2|3)`` or ``(N, J, 2|3)`` pixels (and confidences) in COCO-19
+            (``J = 19``) or Body-29 (``J = 29``) order.
+        offsets: ``{joint name: (up, out)}`` in torso lengths, e.g.
+            ``BLAZEPOSE_OFFSETS["anny"]``.
+        confidence_threshold: Joints below this confidence count as missing.
+
+    Returns:
+        ``(J, 3)`` or ``(N, J, 3)`` float64: the moved pixels and the unchanged confidences (1
+        where none were given).
+
+    Raises:
+        ValueError: On a shape that is not COCO-19's or Body-29's, non-finite pixels, or an
+            unknown joint name in ``offsets``.
+
+    Example:
+        >>> import numpy as np
+        >>> kp = np.zeros((19, 2))
+        >>> kp[[5, 6, 11, 12]] = [(-20, -100), (20, -100), (-10, 0), (10, 0)]  # L/R sh., hips
+        >>> out = remove_joint_offsets(kp, {"left_hip": (0.1, 0.0)})
+        >>> out[11, :2].tolist(), out[17, :2].tolist()  # the left hip and the pelvis, 10 px down
+        ([-10.0, 10.0], [0.0, 5.0])
+    """
+    kp, _ = _as_points(keypoints, "remove_joint_offsets")
+    count = kp.shape[-2]
+    if count not in (19, 29):
+        raise ValueError(
+            f"remove_joint_offsets: keypoints must be COCO-19 or Body-29 (19 or 29 joints), "
+            f"got {count}"
+        )
+    names = KEYPOINT_FORMATS["coco19" if count == 19 else "body29"]
+    unknown = sorted(set(offsets) - set(names))
+    if unknown:
+        raise ValueError(f"remove_joint_offsets: no joint named {', '.join(unknown)}")
+    if not np.isfinite(kp).all():
+        raise ValueError("remove_joint_offsets: keypoints hold NaN or inf")
+    out = kp.copy()
+    p, conf = kp[..., :2], kp[..., 2]
+    at = {name: i for i, name in enumerate(names)}
+    lh, rh, ls, rs = (at[n] for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder"))
+    torso = 0.5 * (p[..., ls, :] + p[..., rs, :]) - 0.5 * (p[..., lh, :] + p[..., rh, :])
+    length = np.linalg.norm(torso, axis=-1, keepdims=True)
+    found = (conf[..., [lh, rh, ls, rs]] >= confidence_threshold).all(-1) & (length[..., 0] > 0)
+    up = torso / np.where(length > 0, length, 1.0)
+
+    def mate(name: str) -> str:
+        for a, b in (("left_", "right_"), ("right_", "left_")):
+            if name.startswith(a):
+                return b + name[len(a) :]
+        return name
+
+    for name, (along, outward) in offsets.items():
+        j, m = at[name], at[mate(name)]
+        side = p[..., j, :] - p[..., m, :]
+        gap = np.linalg.norm(side, axis=-1, keepdims=True)
+        apart = (gap > 1e-6 * length) & (conf[..., m, None] >= confidence_threshold) & (m != j)
+        o = np.where(apart, side / np.where(gap > 0, gap, 1.0), 0.0)
+        move = (along * up + outward * o) * length
+        moved = found & (conf[..., j] >= confidence_threshold)
+        out[..., j, :2] = np.where(moved[..., None], p[..., j, :] - move, p[..., j, :])
+    for mid, (a, b) in (("pelvis", (lh, rh)), ("neck", (ls, rs))):
+        centre = 0.5 * (out[..., a, :2] + out[..., b, :2])
+        out[..., at[mid], :2] = np.where(found[..., None], centre, p[..., at[mid], :])
+    return out
 
 
 def mediapipe_hand_side(label: str, *, mirrored_image: bool = False) -> str:

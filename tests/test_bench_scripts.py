@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,6 +168,42 @@ def test_image_path_report_rows():
     assert f"{head} detector | 80.0 | 50.0 | 95.0 | 60.0 | 0.31 |" in text
     assert "| | | | exact 2D | 70.0 | 40.0 | 85.0 | 50.0 | |" in text
     assert "| hand | 0 / 4 |" in text
+    assert "own joints" not in text
+    body["detected_2d_uncorrected"] = {k: v + 5 for k, v in row.items()}
+    text = image_path.markdown(results)
+    assert "| | | | detector, BlazePose's own joints | 85.0 | 55.0 | 100.0 | 65.0 | |" in text
+
+
+def test_detector_offsets_in_the_torso_frame_by_hand():
+    from benchmarks import detector_offsets
+
+    names = ("nose", "left_hip", "right_hip", "left_shoulder", "right_shoulder")
+    # a person lying along +x in the image: hips at x = 0, shoulders at x = 200 (torso 200 px)
+    truth = np.array([[250.0, 0], [0, -30], [0, 30], [200, -40], [200, 40]])
+    detected = truth.copy()
+    detected[1] += (20, 6)  # left hip: 0.1 torso towards the shoulders, 0.03 towards its mate
+    detected[0] += (-10, 50)  # nose: -0.05 along the torso (its sideways part is not measured)
+    up, out, median = detector_offsets.offsets_in_torso_frame(detected, truth, names)
+    np.testing.assert_allclose(up, [-0.05, 0.1, 0, 0, 0])
+    np.testing.assert_allclose(out, [0, -0.03, 0, 0, 0])
+    assert median == 0.0
+
+
+def test_detector_offsets_report_rows():
+    from benchmarks import detector_offsets
+    from meshgraph.keypoint_formats import KEYPOINT_FORMATS
+
+    joints = {n: {"up": 0.01, "up_se": 0.002, "out": -0.02, "out_se": 0.003,
+                  "up_both_sides": 0.015, "out_both_sides": -0.025}
+              for n in KEYPOINT_FORMATS["body29"]}  # fmt: skip
+    results = {"args": {"photos": 8, "seed": 7}, "machine": "x86_64, 2 cores",
+               "mediapipe": "0.10.21", "used": 7, "missed": [], "lost": [3],
+               "joints": joints}  # fmt: skip
+    text = detector_offsets.markdown(results)
+    assert "7 photos measured; 0 without a detection, 1 where the detector lost" in text
+    assert "| nose | +0.010 ± 0.002 | -0.020 ± 0.003 | +0.015 | -0.025 |  |" in text
+    row = "| left_hip | +0.010 ± 0.002 | -0.020 ± 0.003 | +0.015 | -0.025 | +0.068, -0.026 |"
+    assert row in text
 
 
 def test_conv_compare_runs_and_reports_ratios(tmp_path, monkeypatch):

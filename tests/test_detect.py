@@ -139,10 +139,11 @@ def test_synthetic_photos_draw_the_body_where_its_keypoints_are(anny_hand):
 # ---------------------------------------------------------------- the detector front end
 
 
-def _fake_detector(kind, result, joint_set=None):
+def _fake_detector(kind, result, joint_set=None, calibration=None):
     det = KeypointDetector.__new__(KeypointDetector)
     det.kind = kind
     det.joint_set = joint_set or ("coco" if kind == "body" else "hand")
+    det.calibration = calibration
     det._graph = SimpleNamespace(process=lambda rgb: result, close=lambda: None)
     return det
 
@@ -183,6 +184,38 @@ def test_detector_converts_blazepose_to_body29_pixels():
         )
     with pytest.raises(ValueError, match="'coco' or 'body29'"):
         KeypointDetector("body", joint_set="hand")
+
+
+def test_detector_moves_blazepose_onto_anny_joints():
+    from meshgraph.keypoint_formats import BLAZEPOSE_OFFSETS, remove_joint_offsets
+
+    marks = [SimpleNamespace(x=0.5 + 0.3 * np.sin(i), y=0.9 - i / 45, visibility=0.9)
+             for i in range(33)]  # fmt: skip
+    result = SimpleNamespace(pose_landmarks=SimpleNamespace(landmark=marks))
+    image = np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8)
+    for joint_set in ("coco", "body29"):
+        raw = _fake_detector("body", result, joint_set)(image).keypoints
+        moved = _fake_detector("body", result, joint_set, "anny")(image).keypoints
+        np.testing.assert_allclose(moved, remove_joint_offsets(raw, BLAZEPOSE_OFFSETS["anny"]))
+        assert np.abs(moved - raw).max() > 1  # the hips moved by pixels
+    with pytest.raises(ValueError, match="calibration must be None or one of"):
+        KeypointDetector("body", calibration="smpl")
+
+
+@pytest.mark.parametrize(("body", "calibration"), [("anny", "anny"), ("smpl", None)])
+def test_detector_for_model_moves_joints_for_anny_only(monkeypatch, body, calibration):
+    import meshgraph.detect as detect
+
+    made = []
+    monkeypatch.setattr(detect.KeypointDetector, "__init__",
+                        lambda self, kind, **kw: made.append((kind, kw)))  # fmt: skip
+    mesh = icosphere(1)
+    reg = torch.rand(17, mesh.num_vertices, generator=torch.Generator().manual_seed(0))
+    cfg = Pose2MeshConfig(body=body, joint_set="body29", mesh_joint_set="h36m", num_levels=2,
+                          posenet_width=8, coarse_channels=4, decoder_channels=(4, 4))  # fmt: skip
+    detect.KeypointDetector.for_model(Pose2Mesh(cfg, mesh, reg / reg.sum(1, keepdim=True)))
+    assert made == [("body", {"min_confidence": 0.5, "joint_set": "body29",
+                              "calibration": calibration})]  # fmt: skip
 
 
 def test_predict_image_converts_between_coco19_and_body29(tmp_path):

@@ -327,3 +327,143 @@ def test_read_openpose_body25_file_as_body29(tmp_path):
     np.testing.assert_array_equal(out[0, :17], kp[BODY25_FOR_COCO17])
     np.testing.assert_array_equal(out[0, 19], kp[21])  # left heel
     assert (out[0, 23:, 2] == 0).all()  # no hand points in BODY_25
+
+
+def _upright_body29(rng: np.random.Generator) -> np.ndarray:
+    """Body-29 pixels of a person standing upright, with jitter, and confidence 0.9."""
+    from meshgraph.keypoint_formats import KEYPOINT_FORMATS
+
+    names = KEYPOINT_FORMATS["body29"]
+    kp = np.zeros((29, 3))
+    kp[:, 2] = 0.9
+    for i, name in enumerate(names):
+        x = -1.0 if name.startswith("left_") else 1.0 if name.startswith("right_") else 0.0
+        kp[i, :2] = (100 + 20 * x + rng.normal(0, 3), 200 - 10 * (i % 7) + rng.normal(0, 3))
+    at = {n: i for i, n in enumerate(names)}
+    kp[at["left_shoulder"], :2], kp[at["right_shoulder"], :2] = (80, 100), (120, 100)
+    kp[at["left_hip"], :2], kp[at["right_hip"], :2] = (90, 200), (110, 200)
+    kp[at["pelvis"], :2], kp[at["neck"], :2] = (100, 200), (100, 100)
+    return kp
+
+
+def test_remove_joint_offsets_by_hand():
+    from meshgraph.keypoint_formats import KEYPOINT_FORMATS, remove_joint_offsets
+
+    kp = _upright_body29(np.random.default_rng(0))
+    at = {n: i for i, n in enumerate(KEYPOINT_FORMATS["body29"])}
+    # torso: mid-hips (100, 200) to mid-shoulders (100, 100): 100 px, "up" is (0, -1) in
+    # pixels; the left hip's mate lies at +x, so its "out" is (-1, 0)
+    offsets = {"left_hip": (0.07, -0.03), "right_shoulder": (0.02, 0.0), "nose": (0.1, 0.5)}
+    out = remove_joint_offsets(kp, offsets)
+    # left hip: (90, 200) - (0.07 * (0, -1) - 0.03 * (-1, 0)) * 100 = (87, 207)
+    np.testing.assert_allclose(out[at["left_hip"]], [87, 207, 0.9])
+    np.testing.assert_allclose(out[at["right_shoulder"]], [120, 102, 0.9])
+    # the nose has no mate: it moves along the torso only, 10 px down
+    np.testing.assert_allclose(out[at["nose"], :2], kp[at["nose"], :2] + [0, 10])
+    # pelvis and neck follow the moved hips and shoulders
+    np.testing.assert_allclose(out[at["pelvis"], :2], [(87 + 110) / 2, (207 + 200) / 2])
+    np.testing.assert_allclose(out[at["neck"], :2], [100, 101])
+    moved = {at[n] for n in (*offsets, "pelvis", "neck")}
+    rest = [i for i in range(29) if i not in moved]
+    np.testing.assert_array_equal(out[rest], kp[rest])
+    # no offsets: nothing moves; COCO-19 (the first 19) moves the same way
+    np.testing.assert_array_equal(remove_joint_offsets(kp, {}), kp)
+    np.testing.assert_allclose(remove_joint_offsets(kp[:19], offsets), out[:19])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_remove_joint_offsets_turns_scales_and_mirrors_with_the_image(seed):
+    from meshgraph.keypoint_formats import BLAZEPOSE_OFFSETS, remove_joint_offsets
+
+    rng = np.random.default_rng(seed)
+    kp = _upright_body29(rng)
+    angle, scale, shift = rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 5), rng.normal(0, 300, 2)
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    if seed == 2:
+        turn = turn @ np.diag([-1.0, 1.0])  # a mirrored photo
+
+    def move(points: np.ndarray) -> np.ndarray:
+        moved = points.copy()
+        moved[:, :2] = scale * points[:, :2] @ turn.T + shift
+        return moved
+
+    offsets = BLAZEPOSE_OFFSETS["anny"]
+    np.testing.assert_allclose(remove_joint_offsets(move(kp), offsets),
+                               move(remove_joint_offsets(kp, offsets)), atol=1e-9)  # fmt: skip
+    # a batch gives what each sample gives alone
+    batch = remove_joint_offsets(np.stack([kp, move(kp)]), offsets)
+    np.testing.assert_allclose(batch[1], remove_joint_offsets(move(kp), offsets))
+
+
+def test_remove_joint_offsets_with_missing_joints():
+    from meshgraph.keypoint_formats import KEYPOINT_FORMATS, remove_joint_offsets
+
+    kp = _upright_body29(np.random.default_rng(3))
+    at = {n: i for i, n in enumerate(KEYPOINT_FORMATS["body29"])}
+    offsets = {"left_hip": (0.07, -0.03), "left_ear": (0.0, -0.05)}
+    # no torso (a hip below the threshold): nothing moves, pelvis and neck included
+    lost = kp.copy()
+    lost[at["right_hip"], 2] = 0.05
+    lost[at["pelvis"], :2] = (0, 0)
+    np.testing.assert_array_equal(remove_joint_offsets(lost, offsets), lost)
+    assert not np.array_equal(remove_joint_offsets(lost, offsets, confidence_threshold=0.01), lost)
+    # a missing joint stays; a joint whose mate is missing moves along the torso only
+    part = kp.copy()
+    part[at["left_ear"], 2] = 0.0
+    part[at["right_hip"], 2] = 0.5
+    out = remove_joint_offsets(part, offsets)
+    np.testing.assert_array_equal(out[at["left_ear"]], part[at["left_ear"]])
+    part[at["right_ear"], 2], part[at["left_ear"], 2] = 0.0, 0.9
+    out = remove_joint_offsets(part, offsets)
+    np.testing.assert_allclose(out[at["left_ear"], :2], part[at["left_ear"], :2])  # out only
+    part[at["right_ear"], 2] = 0.9  # with its mate: 5 px towards it (out is -0.05 of 100 px)
+    out = remove_joint_offsets(part, offsets)
+    side = part[at["left_ear"], :2] - part[at["right_ear"], :2]
+    expected = part[at["left_ear"], :2] + 5 * side / np.linalg.norm(side)
+    np.testing.assert_allclose(out[at["left_ear"], :2], expected)
+    # hips and shoulders at one point: no torso to measure in
+    flat = kp.copy()
+    flat[[at[n] for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder")], :2] = 5.0
+    np.testing.assert_array_equal(remove_joint_offsets(flat, offsets), flat)
+
+
+@pytest.mark.parametrize(
+    ("kp", "offsets", "match"),
+    [
+        (np.zeros((17, 3)), {}, "19 or 29 joints"),
+        (np.zeros((19, 4)), {}, r"\(J, 2\|3\)"),
+        (np.full((19, 3), np.nan), {}, "NaN"),
+        (np.zeros((19, 3)), {"left_heel": (0.0, 0.0)}, "no joint named left_heel"),
+    ],
+)
+def test_remove_joint_offsets_errors(kp, offsets, match):
+    from meshgraph.keypoint_formats import remove_joint_offsets
+
+    with pytest.raises(ValueError, match=match):
+        remove_joint_offsets(kp, offsets)
+
+
+def test_blazepose_offsets_are_the_same_on_both_sides():
+    from meshgraph.keypoint_formats import BLAZEPOSE_OFFSETS, KEYPOINT_FORMATS
+
+    for offsets in BLAZEPOSE_OFFSETS.values():
+        assert set(offsets) <= set(KEYPOINT_FORMATS["coco19"])
+        for name, value in offsets.items():
+            assert offsets[name.replace("left_", "right_")] == value
+            assert offsets[name.replace("right_", "left_")] == value
+
+
+def test_blazepose_offsets_are_the_measured_ones():
+    """The shipped table is benchmarks/detector_offsets.py's measurement, both sides averaged."""
+    import json
+    from pathlib import Path
+
+    from meshgraph.keypoint_formats import BLAZEPOSE_OFFSETS
+
+    path = Path(__file__).parents[1] / "benchmarks/results/detector-offsets-cpu.json"
+    if not path.exists():
+        pytest.skip("no benchmarks/results in this checkout")
+    measured = json.loads(path.read_text())["joints"]
+    for name, (up, out) in BLAZEPOSE_OFFSETS["anny"].items():
+        assert up == round(measured[name]["up_both_sides"], 3), name
+        assert out == round(measured[name]["out_both_sides"], 3), name
