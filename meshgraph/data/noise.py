@@ -244,11 +244,24 @@ DERIVED_JOINTS["body29"] = DERIVED_JOINTS["coco"]  # Body-29 starts with COCO-19
 #: Per-joint multipliers of :attr:`DetectorNoise.offset`, by joint set and joint name: a
 #: detector's hips are furthest from the body model's (mediapipe 0.10.21 on rendered Anny
 #: bodies, as measured in issue 13: hips about 9 px on a 420 px box, 5.5 px on average).
+#: Body-29's hand points scatter about twice as far as its other joints, its heels one and a
+#: half times (the robust spread of mediapipe's points around Anny's, ``python -m
+#: benchmarks.detector_offsets``: 1.5-2.6 % of the box for the knuckles and thumbs, 1.3-2.2 %
+#: for the heels, 0.7-1.7 % for COCO's joints).
 DETECTOR_OFFSET_SCALE: dict[str, dict[str, float]] = {
     "coco": {"left_hip": 2.0, "right_hip": 2.0, "left_shoulder": 1.5, "right_shoulder": 1.5},
     "h36m": {"L_Hip": 2.0, "R_Hip": 2.0, "L_Shoulder": 1.5, "R_Shoulder": 1.5},
 }
-DETECTOR_OFFSET_SCALE["body29"] = DETECTOR_OFFSET_SCALE["coco"]  # the same joints, by name
+DETECTOR_OFFSET_SCALE["body29"] = {
+    **DETECTOR_OFFSET_SCALE["coco"],  # the same joints, by name
+    **{
+        f"{side}_{joint}": 2.0
+        for side in ("left", "right")
+        for joint in ("index", "pinky", "thumb")
+    },
+    "left_heel": 1.5,
+    "right_heel": 1.5,
+}
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,31 @@ def test_offsets_scale_with_the_box_and_are_largest_at_the_hips():
     torch.testing.assert_close(out[:, 17], 0.5 * (out[:, 11] + out[:, 12]))
 
 
+def test_body29_hand_points_and_heels_scatter_further():
+    from meshgraph.bodies import BODY29
+
+    n = 4000
+    extra = 200 + 60 * torch.randn(n, 10, 2, generator=torch.Generator().manual_seed(5))
+    kp = torch.cat([_coco(n), extra.double()], 1)
+    kp[:, :, 1] *= 2  # a tall box: its larger side is the height
+    out, _ = detector_noise(kp, _source(n), "body29", DetectorNoise(**{**OFF, "offset": 0.01}))
+    size = (kp.amax(1) - kp.amin(1)).amax(1)
+    std = ((out - kp) / size[:, None, None]).std(dim=(0, 2))
+    expected = {"nose": 0.01, "left_hip": 0.02, "left_ankle": 0.01, "left_big_toe": 0.01,
+                "right_heel": 0.015, "left_index": 0.02, "right_pinky": 0.02,
+                "left_thumb": 0.02}  # fmt: skip
+    for name, value in expected.items():
+        got = std[BODY29.index(name)]
+        torch.testing.assert_close(got, torch.tensor(value, dtype=got.dtype), rtol=0.05, atol=0)
+    # its first 19 joints scatter as COCO-19's do
+    coco, _ = detector_noise(
+        kp[:, :19], _source(n), "coco", DetectorNoise(**{**OFF, "offset": 0.01})
+    )
+    coco_size = (kp[:, :19].amax(1) - kp[:, :19].amin(1)).amax(1)  # its own, smaller box
+    coco_std = ((coco - kp[:, :19]) / coco_size[:, None, None]).std(dim=(0, 2))
+    torch.testing.assert_close(std[:19], coco_std, rtol=0.08, atol=0)
+
+
 def test_offset_spread_draws_each_samples_offset_uniformly_around_the_mean():
     n, j = 6000, HAND.num_joints
     kp = 300 + 80 * torch.randn(n, j, 2, generator=torch.Generator().manual_seed(3)).double()
