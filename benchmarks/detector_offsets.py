@@ -18,7 +18,10 @@ counted.
 Reported per joint: the mean and its standard error of both components, and how many photos
 gave them; for left/right pairs also the average of the two sides, which is what
 :data:`meshgraph.keypoint_formats.BLAZEPOSE_OFFSETS` holds (rounded to 0.001) for the joints
-it corrects. Results go to ``benchmarks/results/detector-offsets-cpu.{json,md}``.
+it corrects; and how far the points scatter once those offsets are taken off (a robust
+standard deviation, in the box's larger side), against which
+:data:`meshgraph.data.noise.DETECTOR_OFFSET_SCALE` was set. Results go to
+``benchmarks/results/detector-offsets-cpu.{json,md}``.
 """
 
 from __future__ import annotations
@@ -73,12 +76,12 @@ def measure(count: int, seed: int, threads: int) -> dict:
     from meshgraph.bodies.anny_model import AnnyModel
     from meshgraph.data.photos import synthetic_photos
     from meshgraph.detect import KeypointDetector, NoDetectionError
-    from meshgraph.keypoint_formats import KEYPOINT_FORMATS
+    from meshgraph.keypoint_formats import BLAZEPOSE_OFFSETS, KEYPOINT_FORMATS, remove_joint_offsets
 
     torch.set_num_threads(threads)
     names = KEYPOINT_FORMATS["body29"]
     full = AnnyModel("body")
-    ups, outs, lost, missed = [], [], [], []
+    ups, outs, lost, missed, residuals = [], [], [], [], []
     with KeypointDetector("body", joint_set="body29", calibration=None) as detector:
         for start in range(0, count, 16):
             chunk = range(start, min(count, start + 16))
@@ -94,12 +97,18 @@ def measure(count: int, seed: int, threads: int) -> dict:
                     continue
                 ups.append(up)
                 outs.append(out)
+                moved = remove_joint_offsets(found.keypoints, BLAZEPOSE_OFFSETS["anny"])
+                box = np.ptp(photo.keypoints_2d, axis=0).max()
+                residuals.append((moved[:, :2] - photo.keypoints_2d) / box)
             print(f"{min(count, start + 16)} / {count} photos", flush=True)
-    up, out = np.array(ups), np.array(outs)
+    up, out, res = np.array(ups), np.array(outs), np.array(residuals)
+    # robust standard deviation per axis (1.4826 median absolute deviations), x and y averaged
+    spread = 1.4826 * np.median(np.abs(res - np.median(res, 0)), 0).mean(-1)
     n = len(up)
     joints = {}
     for j, name in enumerate(names):
         joints[name] = {
+            "spread": float(spread[j]),
             "up": float(up[:, j].mean()),
             "up_se": float(up[:, j].std(ddof=1) / np.sqrt(n)),
             "out": float(out[:, j].mean()),
@@ -128,10 +137,13 @@ def markdown(results: dict) -> str:
         "detector lost the person. Offsets of the detected joint from Anny's, in torso lengths "
         "(mid-hips to mid-shoulders): `up` along the torso towards the shoulders, `out` away "
         "from the joint's left/right mate; mean ± standard error, then the two sides' average. "
-        "The last column is what `BLAZEPOSE_OFFSETS['anny']` takes off.",
+        "The column `removed` is what `BLAZEPOSE_OFFSETS['anny']` takes off; `spread` is how far "
+        "the points scatter once it is taken off (robust standard deviation per axis: 1.4826 "
+        "median absolute deviations, in % of the box's larger side; `DetectorNoise.offset` is "
+        "1 %, times `DETECTOR_OFFSET_SCALE`).",
         "",
-        "| joint | up | out | up (both sides) | out (both sides) | removed (up, out) |",
-        "|---|---|---|---|---|---|",
+        "| joint | up | out | up (both sides) | out (both sides) | removed (up, out) | spread |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in results["joints"].items():
         removed = shipped.get(name)
@@ -139,7 +151,7 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {name} | {r['up']:+.3f} ± {r['up_se']:.3f} | {r['out']:+.3f} ± "
             f"{r['out_se']:.3f} | {r['up_both_sides']:+.3f} | {r['out_both_sides']:+.3f} | "
-            f"{cell} |"
+            f"{cell} | {100 * r['spread']:.1f} % |"
         )
     return "\n".join(lines) + "\n"
 

@@ -193,7 +193,7 @@ def test_detector_offsets_report_rows():
     from benchmarks import detector_offsets
     from meshgraph.keypoint_formats import KEYPOINT_FORMATS
 
-    joints = {n: {"up": 0.01, "up_se": 0.002, "out": -0.02, "out_se": 0.003,
+    joints = {n: {"up": 0.01, "up_se": 0.002, "out": -0.02, "out_se": 0.003, "spread": 0.0125,
                   "up_both_sides": 0.015, "out_both_sides": -0.025}
               for n in KEYPOINT_FORMATS["body29"]}  # fmt: skip
     results = {"args": {"photos": 8, "seed": 7}, "machine": "x86_64, 2 cores",
@@ -201,8 +201,10 @@ def test_detector_offsets_report_rows():
                "joints": joints}  # fmt: skip
     text = detector_offsets.markdown(results)
     assert "7 photos measured; 0 without a detection, 1 where the detector lost" in text
-    assert "| nose | +0.010 ± 0.002 | -0.020 ± 0.003 | +0.015 | -0.025 |  |" in text
-    row = "| left_hip | +0.010 ± 0.002 | -0.020 ± 0.003 | +0.015 | -0.025 | +0.068, -0.026 |"
+    assert "| nose | +0.010 ± 0.002 | -0.020 ± 0.003 | +0.015 | -0.025 |  | 1.2 % |" in text
+    row = (
+        "| left_hip | +0.010 ± 0.002 | -0.020 ± 0.003 | +0.015 | -0.025 | +0.068, -0.026 | 1.2 % |"
+    )
     assert row in text
 
 

@@ -246,8 +246,8 @@ DERIVED_JOINTS["body29"] = DERIVED_JOINTS["coco"]  # Body-29 starts with COCO-19
 #: bodies, as measured in issue 13: hips about 9 px on a 420 px box, 5.5 px on average).
 #: Body-29's hand points scatter about twice as far as its other joints, its heels one and a
 #: half times (the robust spread of mediapipe's points around Anny's, ``python -m
-#: benchmarks.detector_offsets``: 1.5-2.6 % of the box for the knuckles and thumbs, 1.3-2.2 %
-#: for the heels, 0.7-1.7 % for COCO's joints).
+#: benchmarks.detector_offsets``: 1.8-2.6 % of the box for the knuckles and thumbs, 1.4-1.8 %
+#: for the heels, 0.7-1.8 % for COCO's joints).
 DETECTOR_OFFSET_SCALE: dict[str, dict[str, float]] = {
     "coco": {"left_hip": 2.0, "right_hip": 2.0, "left_shoulder": 1.5, "right_shoulder": 1.5},
     "h36m": {"L_Hip": 2.0, "R_Hip": 2.0, "L_Shoulder": 1.5, "R_Shoulder": 1.5},
