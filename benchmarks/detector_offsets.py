@@ -27,7 +27,6 @@ standard deviation, in the box's larger side), against which
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 from pathlib import Path
@@ -35,15 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks._common import write_results
+from meshgraph.keypoint_formats import _mate
+
 SEED = 7  # not benchmarks.image_path's seed (2026)
 LOST = 0.5  # a photo whose median joint error exceeds this many torso lengths is left out
-
-
-def _mate(name: str) -> str:
-    for a, b in (("left_", "right_"), ("right_", "left_")):
-        if name.startswith(a):
-            return b + name[len(a) :]
-    return name
 
 
 def offsets_in_torso_frame(
@@ -174,11 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "mediapipe": mediapipe.__version__,
         **measure(args.photos, args.seed, args.threads),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "detector-offsets-cpu.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = markdown(results)
-    (args.out / "detector-offsets-cpu.md").write_text(text)
-    print(text)
+    write_results(args.out, "detector-offsets-cpu", results, markdown(results))
     return 0
 
 

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks._common import write_results
+
 SEED = 2026  # examples/make_photos.py's seed: not a training seed
 
 
@@ -176,11 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         if count > 0:
             results[kind] = run_kind(kind, count, args.threads)
             print(kind, json.dumps(results[kind]))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "image-path-cpu.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = markdown(results)
-    (args.out / "image-path-cpu.md").write_text(text)
-    print(text)
+    write_results(args.out, "image-path-cpu", results, markdown(results))
     return 0
 
 

@@ -317,6 +317,14 @@ BLAZEPOSE_OFFSETS: dict[str, dict[str, tuple[float, float]]] = {
 }
 
 
+def _mate(name: str) -> str:
+    """The joint's left/right counterpart by name (``left_hip`` -> ``right_hip``), or itself."""
+    for a, b in (("left_", "right_"), ("right_", "left_")):
+        if name.startswith(a):
+            return b + name[len(a) :]
+    return name
+
+
 def remove_joint_offsets(
     keypoints: Any,
     offsets: dict[str, tuple[float, float]],
@@ -384,14 +392,8 @@ def remove_joint_offsets(
     found = (conf[..., [lh, rh, ls, rs]] >= confidence_threshold).all(-1) & (length[..., 0] > 0)
     up = torso / np.where(length > 0, length, 1.0)
 
-    def mate(name: str) -> str:
-        for a, b in (("left_", "right_"), ("right_", "left_")):
-            if name.startswith(a):
-                return b + name[len(a) :]
-        return name
-
     for name, (along, outward) in offsets.items():
-        j, m = at[name], at[mate(name)]
+        j, m = at[name], at[_mate(name)]
         side = p[..., j, :] - p[..., m, :]
         gap = np.linalg.norm(side, axis=-1, keepdims=True)
         apart = (gap > 1e-6 * length) & (conf[..., m, None] >= confidence_threshold) & (m != j)
