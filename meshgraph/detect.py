@@ -283,7 +283,7 @@ class KeypointDetector:
         """
         if model.part != "body":
             return cls(model.part, min_confidence=min_confidence)
-        anny = model.config.body.split("-")[0] == "anny"
+        anny = model._body_spec().get("family") == "anny"
         return cls("body", min_confidence=min_confidence, joint_set=model.joint_set.name,
                    calibration="anny" if anny else None)  # fmt: skip
 

@@ -376,6 +376,17 @@ class Pose2Mesh(nn.Module):
         return load_pretrained(name, side=side, directory=directory, map_location=map_location,
                                full_mesh=full_mesh, flip_test=flip_test)  # fmt: skip
 
+    def _body_spec(self) -> dict[str, Any]:
+        """The body's spec (family, part, side, topology), else ``{}``.
+
+        The recorded spec, else the one read from the body's name; ``{}`` for a name that says
+        no family.
+        """
+        try:
+            return dict(self.config.body_spec or parse_body_name(self.config.body))
+        except ValueError:
+            return {}
+
     def mirrored(self) -> Pose2Mesh:
         """A copy that predicts the other hand: a right-hand model becomes a left-hand one.
 
@@ -400,10 +411,7 @@ class Pose2Mesh(nn.Module):
                 f"{self.joint_set.name} joint set has left/right joints)"
             )
         body = self.config.body
-        try:
-            spec = dict(self.config.body_spec or parse_body_name(body))
-        except ValueError:
-            spec = {}
+        spec = self._body_spec()
         side = spec.get("side")
         if spec.get("family") != "anny" or spec.get("part") != "hand" or side not in ("R", "L"):
             raise ValueError(
