@@ -45,6 +45,7 @@ from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_shape_sam
 from meshgraph.geometry import mirror_permutation as symmetric_pairs
 from meshgraph.metrics import mpjpe, mpvpe, n_mpjpe, pa_mpjpe, procrustes_align
 from meshgraph.models.pose2mesh import Pose2Mesh
+from meshgraph.training.evaluate import check_normalisation
 
 ELEVATION_BINS = ((-90.0, 0.0), (0.0, 15.0), (15.0, 30.0), (30.0, 90.0))
 
@@ -113,6 +114,7 @@ def error_breakdown(
         ``edge_ratio`` is the mean of ``|predicted / true edge length - 1|`` over the mesh's
         edges (how regular the predicted surface is).
     """
+    check_normalisation(model, dataset)
     n = min(num_samples, len(dataset))
     model.eval()
     device = next(model.parameters()).device
@@ -342,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         shapes = default_shape_sampler(body, height_sd=args.height_sd)  # type: ignore[arg-type]
     data = SyntheticPoseMeshDataset(body, args.samples, joint_set=model.joint_set.name,  # type: ignore[arg-type]
                                     seed=HELD_OUT_SEED + args.seed, noise="none",
-                                    shape_sampler=shapes)  # fmt: skip
+                                    shape_sampler=shapes,
+                                    isotropic_input=model.config.isotropic_input)  # fmt: skip
     res = error_breakdown(model, data, args.samples)
     table = to_markdown(res, model.joint_set.name, model.mesh_joint_set.name)
     default = Path("outputs", f"errors-{args.model}") if shipped else Path(args.model).parent

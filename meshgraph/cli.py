@@ -115,6 +115,8 @@ def _train(args: argparse.Namespace) -> int:
         model["spiral_length"] = args.spiral_length
     if args.detector:
         model["visibility_input"] = True
+    if args.isotropic_input is not None:
+        model["isotropic_input"] = args.isotropic_input
     overrides: dict = {"model": model, "train": train, "device": args.device, "seed": args.seed}
     if args.body != "anny":
         overrides.update(body=args.body, model_path=args.model_path, anny_topology=None,
@@ -359,6 +361,7 @@ def _evaluate_dataset(args: argparse.Namespace, model: object) -> int:
         regressors=_regressors(args.dataset_regressor) or None,
         limit=args.limit,
     )
+    dataset.isotropic_input = model.config.isotropic_input  # type: ignore[attr-defined]
     print(f"{dataset!r}", file=sys.stderr)
     result = evaluate_benchmark(model, dataset, device=args.device)  # type: ignore[arg-type]
     name = "shipped " + ("hand" if args.hand else "body") if args.model is None else args.model.name
@@ -611,6 +614,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--canonical-frame",
         action="store_true",
         help="MeshNet works in the body frame of the 3D joints (not in the paper)",
+    )
+    p.add_argument(
+        "--isotropic-input",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score the 2D input with one spread for both axes, keeping the pose's width over "
+        "its height (default for a fresh run), or per axis as the paper (--no-isotropic-input)"
+        "; default for --init: the starting model's",
     )
     _add_pose_options(p, "training")
     p.add_argument(

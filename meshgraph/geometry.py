@@ -172,6 +172,7 @@ def normalize_keypoints(
     aspect: float = 0.75,
     scale: float = 1.25,
     min_std: float = 1e-6,
+    isotropic: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Pose2Mesh's input normalisation of 2D keypoints.
 
@@ -181,12 +182,20 @@ def normalize_keypoints(
     3. z-scored per sample and axis (over the visible joints); invisible joints get 0,
        whatever they held (NaN included).
 
+    With ``isotropic=True`` step 3 divides both axes by one spread, the root mean square of
+    the two axes' standard deviations, so that the pose keeps its proportions (up to the
+    box's fixed aspect, the same for every sample): the paper's per-axis scores make every
+    pose as wide as it is tall, and a body turned sideways (its shoulders foreshortened) or
+    with its arms spread then differs from another only in the joints' arrangement, not in
+    its width over its height.
+
     Args:
         keypoints: ``(B, J, 2)`` pixel coordinates.
         visible: Optional ``(B, J)`` bool mask (default: all visible).
         aspect: Box aspect ratio width / height.
         scale: Box enlargement.
         min_std: Spread below which the input counts as degenerate.
+        isotropic: One spread for both axes instead of one per axis (see above).
 
     Returns:
         ``(normalised (B, J, 2), boxes (B, 4) as x0, y0, width, height)``.
@@ -237,6 +246,8 @@ def normalize_keypoints(
     std = var.sqrt()
     if bool((std < min_std).any()):
         raise ValueError("degenerate keypoints: all visible joints on one line along an axis")
+    if isotropic:  # the root mean square of the two axes' spreads, for both
+        std = var.mean(-1, keepdim=True).sqrt()
     out = torch.where(m, (rel - mean) / std, torch.zeros_like(rel))
     return out, boxes
 

@@ -264,3 +264,45 @@ def test_topology_map_runs_and_reports(tmp_path):
     assert rows[(8, 1e-3)]["mean_mm"] < rows[(1, 1e-3)]["mean_mm"]
     text = (tmp_path / "topology-map-cpu.md").read_text()
     assert "| 8 | 0.001 |" in text and "The map (k = 8) on a batch of 64 bodies" in text
+
+
+def test_input_normalisation_report_by_hand():
+    from benchmarks import input_normalisation
+
+    def errors(scale):
+        row = {"mpjpe": 100.0 * scale, "n_mpjpe": 80.0 * scale, "pa_mpjpe": 60.0 * scale,
+               "x": 30.0, "y": 50.0, "z": 80.0}  # fmt: skip
+        return {key: row for key in ("gt_2d", "noisy_2d", "detector_2d")}
+
+    rows = [{"seed": 3, "isotropic": False, "errors": errors(1.0)},
+            {"seed": 3, "isotropic": True, "errors": errors(0.9)},
+            {"seed": 4, "isotropic": False, "errors": errors(1.0)},
+            {"seed": 4, "isotropic": True, "errors": errors(0.95)}]  # fmt: skip
+    text = input_normalisation._markdown(rows, {"posenet_epochs": 24, "samples": 512,
+                                                "eval_seed": 5})  # fmt: skip
+    lines = text.splitlines()
+    assert ("| 3 | isotropic | 90.0 | 72.0 | 54.0 | 30.0 / 50.0 / 80.0 | 90.0 | 54.0 | 90.0 | "
+            "54.0 |") in lines  # fmt: skip
+    assert (
+        "| 4 | per axis | 100.0 | 80.0 | 60.0 | 30.0 / 50.0 / 80.0 | 100.0 | 60.0 | 100.0 | 60.0 |"
+        in lines
+    )
+    # (0.9 - 1 + 0.95 - 1) / 2 = -7.5 %
+    assert lines[-1].startswith("Isotropic against per axis, mean over the seeds: ground truth "
+                                "MPJPE -7.5 %, ground truth PA-MPJPE -7.5 %")  # fmt: skip
+
+
+def test_input_normalisation_posenet_errors_match_evaluate(hand):
+    """The benchmark's PoseNet MPJPE is evaluate()'s, on each held-out set."""
+    from benchmarks import input_normalisation
+    from meshgraph.models import Pose2Mesh
+    from meshgraph.training.evaluate import evaluate, held_out_sets
+
+    torch.manual_seed(0)
+    model = Pose2Mesh.from_body(hand, joint_set="hand", mesh_joint_set="hand", num_levels=4,
+                                posenet_width=16, coarse_channels=8, visibility_input=True,
+                                isotropic_input=True).eval()  # fmt: skip
+    got = input_normalisation.posenet_errors(model, hand, 12, seed=2)
+    sets = held_out_sets(hand, 12, joint_set="hand", seed=2, isotropic_input=True)
+    for key, data in sets.items():
+        assert got[key]["mpjpe"] == pytest.approx(evaluate(model, data)["posenet_mpjpe"], rel=1e-5)

@@ -208,6 +208,12 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         progress: Show a progress bar while building the cache.
         with_mesh: Whether batches carry ``vertices`` and ``mesh_joints_3d`` (see the module
             docstring); an attribute that may be changed at any time.
+        isotropic_input: Normalise the 2D input with one spread for both axes
+            (:func:`~meshgraph.geometry.normalize_keypoints`, ``isotropic=True``), as a model
+            whose :attr:`~meshgraph.models.Pose2MeshConfig.isotropic_input` is set expects;
+            ``False``: the paper's per-axis scores. An attribute that may be changed at any
+            time (the normalisation runs per batch; the geometry and its cache do not
+            depend on it).
         device: Where batches are made (default: where the body model lives): the body model
             (moved there, in place), the regressors, the cameras, the projection, the 2D noise
             and the normalisation run on it, and batches come out on it. Poses and shapes are
@@ -237,6 +243,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         shard_size: int = 512,
         progress: bool = True,
         with_mesh: bool = True,
+        isotropic_input: bool = False,
         device: str | torch.device | None = None,
     ) -> None:
         if not isinstance(model, BodyModel):
@@ -295,6 +302,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         # the vertices the input joints are regressed from (posed alone without the mesh)
         self._support = torch.nonzero(self.regressor.abs().sum(0) > 0)[:, 0]
         self.with_mesh = bool(with_mesh)
+        self.isotropic_input = bool(isotropic_input)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._cache_writable = True
         self.shard_size = int(shard_size)
@@ -462,7 +470,9 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         else:
             geo = self.generate(indices, mesh=self.with_mesh)
         noisy, visible = self._noisy(geo["keypoints_2d_gt"], indices)
-        normalised, box = normalize_keypoints(noisy.double(), visible)
+        normalised, box = normalize_keypoints(
+            noisy.double(), visible, isotropic=self.isotropic_input
+        )
         return {
             "keypoints_2d": normalised.float(),
             "visible": visible,

@@ -156,6 +156,8 @@ class KeypointDataset(Dataset):
         ids: One name per sample (image file, annotation id), for messages and results.
         protocol: How the dataset is scored.
         is_hand: Hands (F-scores are reported).
+        isotropic_input: Normalise the keypoints with one spread for both axes, for a model
+            whose ``config.isotropic_input`` is set (see :attr:`isotropic_input`).
 
     Raises:
         ValueError: On arrays of mismatched shapes, or a sample whose 2D input cannot be
@@ -177,6 +179,7 @@ class KeypointDataset(Dataset):
         ids: Sequence[str] | None = None,
         protocol: BenchmarkProtocol | None = None,
         is_hand: bool = False,
+        isotropic_input: bool = False,
     ) -> None:
         self.name = name
         self.joint_set = get_joint_set(joint_set)
@@ -193,22 +196,8 @@ class KeypointDataset(Dataset):
             raise ValueError(f"{name}: {len(self.ids)} ids for {n} samples")
         self.pixels = torch.as_tensor(pixels, dtype=torch.float32)
         self.visible = torch.as_tensor(visible, dtype=torch.bool)
-        self.keypoints_2d = torch.empty(n, j, 2)
-        self.box = torch.empty(n, 4)
-        for start in range(0, n, 4096):
-            sl = slice(start, start + 4096)
-            try:
-                kp, box = normalize_keypoints(self.pixels[sl].double(), self.visible[sl])
-            except ValueError:
-                for i in range(start, min(start + 4096, n)):
-                    try:
-                        normalize_keypoints(
-                            self.pixels[i : i + 1].double(), self.visible[i : i + 1]
-                        )
-                    except ValueError as err:
-                        raise ValueError(f"{name}, sample {self.ids[i]}: {err}") from err
-                raise
-            self.keypoints_2d[sl], self.box[sl] = kp.float(), box.float()
+        self._isotropic_input = bool(isotropic_input)
+        self._normalise()
         self.root_3d: Tensor | None = None
         self.joints_3d = None
         if joints_3d is not None:
@@ -236,6 +225,44 @@ class KeypointDataset(Dataset):
         self.num_vertices = num_vertices if vertices is not None else None
         if vertices is not None and self.root_3d is None:
             raise ValueError(f"{name}: vertices need mesh_joints_3d (their root)")
+
+    def _normalise(self) -> None:
+        """``keypoints_2d`` and ``box`` from ``pixels`` and ``visible``."""
+        n, j = self.pixels.shape[:2]
+        keypoints, boxes = torch.empty(n, j, 2), torch.empty(n, 4)
+        iso = self._isotropic_input
+        for start in range(0, n, 4096):
+            sl = slice(start, start + 4096)
+            try:
+                kp, box = normalize_keypoints(
+                    self.pixels[sl].double(), self.visible[sl], isotropic=iso
+                )
+            except ValueError:
+                for i in range(start, min(start + 4096, n)):
+                    try:
+                        normalize_keypoints(
+                            self.pixels[i : i + 1].double(), self.visible[i : i + 1]
+                        )
+                    except ValueError as err:
+                        raise ValueError(f"{self.name}, sample {self.ids[i]}: {err}") from err
+                raise
+            keypoints[sl], boxes[sl] = kp.float(), box.float()
+        self.keypoints_2d, self.box = keypoints, boxes
+
+    @property
+    def isotropic_input(self) -> bool:
+        """Whether ``keypoints_2d`` is normalised with one spread for both axes.
+
+        As :attr:`Pose2MeshConfig.isotropic_input <meshgraph.models.Pose2MeshConfig>`: set
+        it to the model's before evaluating (setting it normalises the keypoints again).
+        """
+        return self._isotropic_input
+
+    @isotropic_input.setter
+    def isotropic_input(self, value: bool) -> None:
+        if bool(value) != self._isotropic_input:
+            self._isotropic_input = bool(value)
+            self._normalise()
 
     @property
     def has_vertices(self) -> bool:

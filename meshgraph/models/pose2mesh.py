@@ -78,6 +78,11 @@ class Pose2MeshConfig:
         norm: Block normalisation.
         aspect: Input box aspect ratio (width / height) of the normalisation.
         box_scale: Input box enlargement of the normalisation.
+        isotropic_input: The normalisation scores both axes by one spread, keeping the pose's
+            width over its height (``normalize_keypoints(isotropic=True)``); ``False`` is
+            the paper's per-axis scores. The data a model is trained and evaluated on must
+            be normalised the same way (the datasets' ``isotropic_input``). Models saved
+            before it existed load with ``False``.
     """
 
     body: str = "anny"
@@ -108,6 +113,7 @@ class Pose2MeshConfig:
     norm: str = "batch"
     aspect: float = 0.75
     box_scale: float = 1.25
+    isotropic_input: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,6 +133,8 @@ class Pose2MeshConfig:
             raise ValueError(f"conv must be one of {sorted(CONVOLUTIONS)}, got {self.conv!r}")
         if not 0.0 <= self.posenet_dropout < 1.0:
             raise ValueError(f"posenet_dropout must be in [0, 1), got {self.posenet_dropout!r}")
+        if not isinstance(self.isotropic_input, bool):
+            raise TypeError(f"isotropic_input must be a bool, got {self.isotropic_input!r}")
         for name in ("aspect", "box_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -676,7 +684,11 @@ class Pose2Mesh(nn.Module):
             )
         _check_spread(kp, visible)
         norm, _ = normalize_keypoints(
-            kp, visible, aspect=self.config.aspect, scale=self.config.box_scale
+            kp,
+            visible,
+            aspect=self.config.aspect,
+            scale=self.config.box_scale,
+            isotropic=self.config.isotropic_input,
         )
         was_training = self.training
         self.eval()

@@ -35,6 +35,7 @@ from meshgraph.models.pose2mesh import Pose2Mesh
 __all__ = [
     "HELD_OUT_SEED",
     "HELD_OUT_SETS",
+    "check_normalisation",
     "evaluate",
     "evaluate_benchmark",
     "evaluate_held_out",
@@ -91,6 +92,30 @@ def held_out_sets(
         )
         for key, (_, noise, detector) in HELD_OUT_SETS.items()
     }
+
+
+def check_normalisation(model: Pose2Mesh, dataset: Any, what: str = "the dataset") -> None:
+    """Refuse a dataset whose 2D input is normalised otherwise than ``model`` expects.
+
+    Args:
+        model: The network (one without ``config.isotropic_input`` is taken as it is).
+        dataset: A dataset with an ``isotropic_input`` attribute (the synthetic and keypoint
+            datasets); one without it is taken as it is.
+        what: How the message names the dataset.
+
+    Raises:
+        ValueError: If ``dataset.isotropic_input`` differs from
+            ``model.config.isotropic_input``.
+    """
+    have = getattr(dataset, "isotropic_input", None)
+    want = getattr(getattr(model, "config", None), "isotropic_input", None)
+    if have is not None and want is not None and bool(have) != bool(want):
+        name = {True: "one spread for both axes", False: "per-axis"}
+        raise ValueError(
+            f"the model expects 2D input normalised with {name[bool(want)]} scores "
+            f"(config.isotropic_input={bool(want)}), {what} gives {name[bool(have)]} scores: set "
+            f"its isotropic_input to {bool(want)}"
+        )
 
 
 def _batches(n: int, batch_size: int) -> Iterable[range]:
@@ -165,7 +190,8 @@ def evaluate(
 
     Raises:
         ValueError: If ``num_samples`` or ``batch_size`` is not positive, or ``num_samples``
-            exceeds the dataset.
+            exceeds the dataset, or the dataset's 2D input is normalised otherwise than the
+            model expects (:func:`check_normalisation`).
     """
     if num_samples is not None and not 1 <= num_samples <= len(dataset):
         raise ValueError(
@@ -173,6 +199,7 @@ def evaluate(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    check_normalisation(model, dataset)
     n = len(dataset) if num_samples is None else num_samples
     if f_scores is None:
         f_scores = getattr(dataset, "is_hand", model.part == "hand")
@@ -230,12 +257,14 @@ def evaluate_benchmark(
         The metrics, with ``"samples"`` (how many were scored).
 
     Raises:
-        ValueError: If the model's input or mesh joint set is not the dataset's, or the
-            dataset has no 3D ground truth (COCO).
+        ValueError: If the model's input or mesh joint set is not the dataset's, the
+            dataset has no 3D ground truth (COCO), or its 2D input is normalised otherwise
+            than the model expects (:func:`check_normalisation`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     name = getattr(dataset, "name", type(dataset).__name__)
+    check_normalisation(model, dataset, name)
     mesh_js = getattr(dataset, "mesh_joint_set", None)
     if getattr(dataset, "mesh_joints_3d", True) is None or mesh_js is None:
         raise ValueError(f"{name} has no 3D ground truth to score a model on (2D only)")
@@ -399,6 +428,7 @@ def evaluate_held_out(
     What ``meshgraph train`` reports at the end of a run, ``meshgraph evaluate`` prints and a
     shipped model's provenance records.
     """
+    dataset_options.setdefault("isotropic_input", model.config.isotropic_input)
     sets = held_out_sets(body, num_samples, joint_set=model.joint_set.name, seed=seed,
                          device=device, **dataset_options)  # fmt: skip
     return {key: evaluate(model, data) for key, data in sets.items()}

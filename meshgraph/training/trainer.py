@@ -64,6 +64,7 @@ from meshgraph.losses import (
     vertex_loss,
 )
 from meshgraph.models.pose2mesh import Pose2Mesh
+from meshgraph.training.evaluate import check_normalisation
 
 __all__ = [
     "CHECKPOINT_EVERY_S",
@@ -310,6 +311,9 @@ class Trainer:
             ``config.batch_size_2d`` join every step with the reprojection loss (see the
             module docstring).
 
+    The datasets must normalise the 2D input as the model expects
+    (:func:`~meshgraph.training.evaluate.check_normalisation`, a ``ValueError`` otherwise).
+
     Stage 1 needs no mesh: where the dataset has a ``with_mesh`` attribute (as
     :class:`~meshgraph.data.SyntheticPoseMeshDataset` does), the trainer turns it off for the
     PoseNet epochs and restores it afterwards, so that only the vertices of the joint
@@ -338,6 +342,7 @@ class Trainer:
                 f"the model takes {model.joint_set.name} joints, the dataset gives "
                 f"{dataset.joint_set.name}"
             )
+        check_normalisation(model, dataset)
         if (dataset_2d is None) != (config.batch_size_2d == 0):
             raise ValueError(
                 "2D-only training needs both a dataset_2d and config.batch_size_2d > 0, got "
@@ -354,6 +359,7 @@ class Trainer:
                 )
             if len(dataset_2d) == 0:
                 raise ValueError("dataset_2d is empty")
+            check_normalisation(model, dataset_2d, "dataset_2d")
             check_sample(stack_samples(dataset_2d, [0]), model.joint_set, keys=("keypoints_2d",))
         if model.config.mirror:
             raise ValueError(
@@ -514,6 +520,15 @@ class Trainer:
             raise ValueError(
                 f"{self.checkpoint_path()} was written with another training configuration; "
                 "use another output folder or the same settings"
+            )
+        model_config = state["model"].get("config", {}) if isinstance(state["model"], dict) else {}
+        began = bool(model_config.get("isotropic_input", False))  # older runs: per-axis
+        if began != self.model.config.isotropic_input:
+            flag = "--isotropic-input" if began else "--no-isotropic-input"
+            raise ValueError(
+                f"{path} was trained on 2D input normalised with "
+                f"{'one spread for both axes' if began else 'per-axis scores'} "
+                f"(isotropic_input={began}): resume it with the same ({flag})"
             )
         threads = state.get("num_threads")
         if threads is not None and threads != torch.get_num_threads():

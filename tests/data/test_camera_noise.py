@@ -92,6 +92,45 @@ def test_normalization_by_hand():
     torch.testing.assert_close(out2, out)
 
 
+def test_isotropic_normalization_by_hand():
+    """One spread for both axes: the pose keeps its width over its height."""
+    kp = torch.tensor([[[0.0, 0.0], [30.0, 0.0], [30.0, 80.0], [0.0, 80.0]]], dtype=torch.float64)
+    out, box = normalize_keypoints(kp, isotropic=True)
+    # the same 75 x 100 box; relative x in {0.3, 0.7} (std 0.2), y in {0.1, 0.9} (std 0.4);
+    # one spread sqrt((0.2^2 + 0.4^2) / 2) = sqrt(0.1)
+    torch.testing.assert_close(box, normalize_keypoints(kp)[1])
+    s = math.sqrt(0.1)
+    expected = torch.tensor([[-0.2, -0.4], [0.2, -0.4], [0.2, 0.4], [-0.2, 0.4]]) / s
+    torch.testing.assert_close(out[0], expected.double())
+    # invariant to translation and scale; a mirror image negates x (both normalisations)
+    torch.testing.assert_close(normalize_keypoints(kp * 3.7 + 100, isotropic=True)[0], out)
+    rng = np.random.default_rng(0)
+    pts = torch.from_numpy(rng.random((3, 17, 2)) * [200, 400])
+    for iso in (False, True):
+        a = normalize_keypoints(pts, isotropic=iso)[0]
+        b = normalize_keypoints(pts * torch.tensor([-1.0, 1.0]), isotropic=iso)[0]
+        torch.testing.assert_close(b, a * torch.tensor([-1.0, 1.0], dtype=a.dtype))
+    # the spreads' ratio is the box-relative one (per axis: 1); the mean square spread is 1
+    iso, axis = normalize_keypoints(pts, isotropic=True)[0], normalize_keypoints(pts)[0]
+    rel = (pts - _box_of(pts)[:, None, :2]) / _box_of(pts)[:, None, 2:]
+    torch.testing.assert_close(iso.std(1, correction=0)[:, 0] / iso.std(1, correction=0)[:, 1],
+                               rel.std(1)[:, 0] / rel.std(1)[:, 1])  # fmt: skip
+    torch.testing.assert_close(iso.pow(2).mean((1, 2)), torch.ones(3, dtype=iso.dtype))
+    torch.testing.assert_close(axis.std(1, correction=0), torch.ones(3, 2, dtype=iso.dtype))
+    # invisible joints: 0, and no influence
+    vis = torch.ones(3, 17, dtype=torch.bool)
+    vis[1, 4] = False
+    moved = pts.clone()
+    moved[1, 4] = 1e6
+    out_v = normalize_keypoints(moved, vis, isotropic=True)[0]
+    torch.testing.assert_close(out_v[[0, 2]], iso[[0, 2]])
+    assert out_v[1, 4].abs().sum() == 0
+
+
+def _box_of(pts):
+    return normalize_keypoints(pts)[1]
+
+
 def test_normalization_visibility_and_errors():
     kp = torch.randn(2, 17, 2) * 50 + 200
     vis = torch.ones(2, 17, dtype=torch.bool)
