@@ -22,6 +22,7 @@ from torch import Tensor
 from meshgraph.mesh import check_vertices
 
 __all__ = [
+    "DEFAULT_BOX_ASPECT",
     "Camera",
     "axis_angle_to_matrix",
     "fit_weak_perspective",
@@ -165,11 +166,16 @@ def project(points: Tensor, camera: Camera) -> Tensor:
 
 
 # ------------------------------------------------------------------ 2D keypoints
+#: The input box's width / height of :func:`normalize_keypoints` (3:4, the paper's), which the
+#: datasets normalise in.
+DEFAULT_BOX_ASPECT = 0.75
+
+
 def normalize_keypoints(
     keypoints: Tensor,
     visible: Tensor | None = None,
     *,
-    aspect: float = 0.75,
+    aspect: float = DEFAULT_BOX_ASPECT,
     scale: float = 1.25,
     min_std: float = 1e-6,
     isotropic: bool = False,

@@ -17,8 +17,8 @@ from meshgraph.bodies.joint_sets import get_joint_set
 from meshgraph.bodies.registry import parse_body_name
 from meshgraph.coarsening import MeshHierarchy
 from meshgraph.devices import check_same_device
+from meshgraph.geometry import DEFAULT_BOX_ASPECT, normalize_keypoints, regress_joints
 from meshgraph.geometry import fit_weak_perspective as fit_weak_perspective  # moved there
-from meshgraph.geometry import normalize_keypoints, regress_joints
 from meshgraph.io import atomic_write
 from meshgraph.mesh import MeshTopology
 from meshgraph.models.networks import FCBaseline, MeshNet, PoseNet
@@ -76,7 +76,9 @@ class Pose2MeshConfig:
             image x and the outputs' camera x are negated and the faces' winding reversed (see
             :meth:`Pose2Mesh.mirrored`; hands only).
         norm: Block normalisation.
-        aspect: Input box aspect ratio (width / height) of the normalisation.
+        aspect: Input box aspect ratio (width / height) of the normalisation. The datasets
+            normalise in the default box, so an ``isotropic_input`` model trained or
+            evaluated on them keeps it (per-axis scores do not depend on it).
         box_scale: Input box enlargement of the normalisation.
         isotropic_input: The normalisation scores both axes by one spread, keeping the pose's
             width over its height (``normalize_keypoints(isotropic=True)``); ``False`` is
@@ -111,7 +113,7 @@ class Pose2MeshConfig:
     visibility_input: bool = False
     mirror: bool = False
     norm: str = "batch"
-    aspect: float = 0.75
+    aspect: float = DEFAULT_BOX_ASPECT
     box_scale: float = 1.25
     isotropic_input: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -17,6 +17,7 @@ joints, left/right swaps, per-joint offsets).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from typing import Any
@@ -28,7 +29,7 @@ from meshgraph.bodies.base import BodyModel
 from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.protocol import PoseMeshDataset, stack_samples
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
-from meshgraph.geometry import regress_joints
+from meshgraph.geometry import DEFAULT_BOX_ASPECT, regress_joints
 from meshgraph.metrics import f_score, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe
 from meshgraph.models.pose2mesh import Pose2Mesh
 
@@ -105,16 +106,29 @@ def check_normalisation(model: Pose2Mesh, dataset: Any, what: str = "the dataset
 
     Raises:
         ValueError: If ``dataset.isotropic_input`` differs from
-            ``model.config.isotropic_input``.
+            ``model.config.isotropic_input``, or if both are set and ``model.config.aspect``
+            is not the datasets' box aspect (:data:`~meshgraph.geometry.DEFAULT_BOX_ASPECT`:
+            with one spread for both axes the box's aspect stretches y against x).
     """
     have = getattr(dataset, "isotropic_input", None)
-    want = getattr(getattr(model, "config", None), "isotropic_input", None)
+    config = getattr(model, "config", None)
+    want = getattr(config, "isotropic_input", None)
     if have is not None and want is not None and bool(have) != bool(want):
         name = {True: "one spread for both axes", False: "per-axis"}
         raise ValueError(
             f"the model expects 2D input normalised with {name[bool(want)]} scores "
             f"(config.isotropic_input={bool(want)}), {what} gives {name[bool(have)]} scores: set "
             f"its isotropic_input to {bool(want)}"
+        )
+    # The datasets normalise in normalize_keypoints' default box. Its enlargement cancels in
+    # the scores, and so does its aspect in per-axis scores, but one spread for both axes
+    # keeps the aspect's stretch of y against x.
+    aspect = getattr(config, "aspect", None)
+    if have and want and aspect is not None and not math.isclose(aspect, DEFAULT_BOX_ASPECT):
+        raise ValueError(
+            f"the model's 2D input box has aspect {aspect} (config.aspect), {what} normalises "
+            f"in a box of aspect {DEFAULT_BOX_ASPECT}: with one spread for both axes "
+            "(isotropic_input) the aspect changes the scores"
         )
 
 

@@ -139,3 +139,28 @@ def test_a_run_picks_its_normalisation(hand, tmp_path):
     expected = bool(shipped["config"].get("isotropic_input", False))
     assert run_isotropic_input(RunConfig(init_from="body")) is expected
     assert run_isotropic_input(RunConfig(init_from=str(tmp_path / "missing.pt"))) is False
+
+
+def test_box_aspect_matters_only_to_isotropic_scores(hand):
+    rng = np.random.default_rng(7)
+    px = torch.as_tensor(rng.random((4, 21, 2)) * [300.0, 500.0])
+    # per-axis scores: the box (aspect, enlargement) is an affine map per axis that cancels
+    for scale in (1.0, 2.0):
+        torch.testing.assert_close(normalize_keypoints(px, aspect=1.3, scale=scale)[0],
+                                   normalize_keypoints(px)[0])  # fmt: skip
+    # one spread for both axes: the enlargement cancels, the aspect stretches y against x
+    iso = normalize_keypoints(px, isotropic=True)[0]
+    torch.testing.assert_close(normalize_keypoints(px, scale=2.0, isotropic=True)[0], iso)
+    wide = normalize_keypoints(px, aspect=1.5, isotropic=True)[0]
+    ratio = lambda x: x[..., 1].std(1) / x[..., 0].std(1)  # noqa: E731
+    torch.testing.assert_close(ratio(wide), ratio(iso) * 2.0)  # y stretched by 1.5 / 0.75
+    data = SyntheticPoseMeshDataset(hand, 4, joint_set="hand", seed=5, isotropic_input=True)
+    model = _hand_model(hand, True)
+    check_normalisation(model, data)
+    model.config.aspect = 1.0
+    with pytest.raises(ValueError, match=r"aspect 1.0 \(config.aspect\).*aspect 0.75"):
+        check_normalisation(model, data)
+    axis = _hand_model(hand, False)
+    axis.config.aspect = 1.0
+    data.isotropic_input = False
+    check_normalisation(axis, data)  # per-axis scores do not depend on the aspect
