@@ -181,6 +181,7 @@ def test_flip_test_averages_the_answer_to_the_mirrored_input(tmp_path):
     tested.save(tmp_path / "t.pt")
     loaded = Pose2Mesh.load(tmp_path / "t.pt").eval()
     assert torch.equal(loaded.vertex_flip, tested.vertex_flip)
+    assert tested.joint_flip.tolist() == loaded.joint_flip.tolist() == swap  # kept, not rebuilt
     torch.testing.assert_close(loaded(x, vis)["vertices"], out["vertices"])
     assert Pose2Mesh.load(model.save(tmp_path / "m.pt")).vertex_flip is None
     with pytest.raises(ValueError, match=r"visible must have shape \(3, 17\).*got \(2, 17\)"):
