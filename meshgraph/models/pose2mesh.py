@@ -315,15 +315,10 @@ class Pose2Mesh(nn.Module):
         #: of the network's mesh; ``None`` without.
         self.vertex_flip: Tensor | None
         self.register_buffer("vertex_flip", None, persistent=False)
-        #: With a flip test: ``(J,)`` the input joints' left/right swap, kept on the device.
-        self.joint_flip: Tensor | None
-        self.register_buffer("joint_flip", None, persistent=False)
-
-    def _set_flip(self, vertex_flip: Tensor, device: torch.device | str) -> None:
-        """Install a flip test's vertex permutation and the joints' left/right swap."""
-        self.vertex_flip = vertex_flip.to(device)
+        #: ``(J,)`` the input joints' left/right swap (the flip test's), kept on the device.
+        self.joint_flip: Tensor
         swap = torch.as_tensor(self.joint_set.flip_permutation(), dtype=torch.long)
-        self.joint_flip = swap.to(device)
+        self.register_buffer("joint_flip", swap, persistent=False)
 
     def _set_output(self, output_map: VertexMap | None, output_faces: Tensor | None) -> None:
         """Install the output map (or none) and the faces of the mesh the model answers in."""
@@ -540,7 +535,7 @@ class Pose2Mesh(nn.Module):
             raise ValueError(f"template must have shape ({n}, 3) (the network's mesh), got {shape}")
         perm = mirror_permutation(template, atol=atol)
         out = copy.deepcopy(self)
-        out._set_flip(perm, self.mesh_regressor.device)
+        out.vertex_flip = perm.to(self.mesh_regressor.device)
         return out
 
     def without_output_map(self) -> Pose2Mesh:
@@ -614,7 +609,7 @@ class Pose2Mesh(nn.Module):
             input mirrored.
         """
         check_same_device(keypoints_2d, self.mesh_regressor, "keypoints_2d", "Pose2Mesh model")
-        if self.vertex_flip is None or self.joint_flip is None:
+        if self.vertex_flip is None:
             joints, verts = self._network(keypoints_2d, visible)
         else:  # flip test: the mirrored input in the same batch, its answer mirrored back
             b = keypoints_2d.shape[0]
@@ -813,7 +808,7 @@ class Pose2Mesh(nn.Module):
             n = topology.num_vertices
             if perm.shape != (n,) or not torch.equal(perm.sort().values, torch.arange(n)):
                 raise ValueError(f"vertex_flip is not a permutation of the {n} vertices")
-            model._set_flip(perm, floats[0].device)
+            model.vertex_flip = perm.to(floats[0].device)
         return model
 
     @classmethod
