@@ -105,6 +105,8 @@ def _train(args: argparse.Namespace) -> int:
     model: dict = {"layout": args.layout, "variant": args.variant}
     if args.posenet_width is not None:
         model["posenet_width"] = args.posenet_width
+    if args.posenet_blocks is not None:
+        model["posenet_blocks"] = args.posenet_blocks
     if args.canonical_frame:
         model["canonical_frame"] = True
     if args.conv is not None:
@@ -136,6 +138,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides["detector"] = _detector_options(args.detector_option)
     elif args.detector_option:
         raise ValueError("--detector-option changes the detector failures: give --detector")
+    if args.clean_fraction is not None:
+        overrides["clean_fraction"] = args.clean_fraction
     if args.init is not None:
         overrides["init_from"] = args.init
     if args.coco is not None:
@@ -547,6 +551,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    value = _finite_float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
+    return value
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """``--small-mesh`` and ``--flip-test``, for the commands that use a model."""
     p.add_argument(
@@ -602,6 +613,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--posenet-width", type=_int_at_least(1), default=None)
     p.add_argument(
+        "--posenet-blocks",
+        type=_int_at_least(1),
+        default=None,
+        help="PoseNet residual blocks (default 2, the paper's; a fine-tuning from a model with "
+        "fewer starts the new ones as identities)",
+    )
+    p.add_argument(
         "--conv",
         choices=("cheb", "spiral"),
         default=None,
@@ -637,6 +655,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --detector: change a DetectorNoise field of the training set from its "
         "default, e.g. offset=0.02 or drop_limb=0.1 (repeatable; the held-out sets keep "
         "the defaults)",
+    )
+    p.add_argument(
+        "--clean-fraction",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="chance that a training sample keeps its exact 2D keypoints, untouched by the "
+        "noise and the detector failures (default 0; the held-out sets are unchanged)",
     )
     p.add_argument(
         "--coco",

@@ -292,6 +292,36 @@ def test_input_normalisation_report_by_hand():
                                 "MPJPE -7.5 %, ground truth PA-MPJPE -7.5 %")  # fmt: skip
 
 
+def test_posenet_options_report_by_hand():
+    from benchmarks import posenet_options
+
+    def errors(gt, det):
+        def row(v):
+            return {"mpjpe": v, "n_mpjpe": 0.8 * v, "pa_mpjpe": 0.5 * v, "x": 1.0, "y": 2.0,
+                    "z": 3.0}  # fmt: skip
+
+        return {"gt_2d": row(gt), "noisy_2d": row(gt), "detector_2d": row(det)}
+
+    rows = [{"seed": 3, "variant": "baseline", "errors": errors(100.0, 150.0)},
+            {"seed": 3, "variant": "clean25", "errors": errors(90.0, 152.0)},
+            {"seed": 4, "variant": "baseline", "errors": errors(110.0, 160.0)},
+            {"seed": 4, "variant": "clean25", "errors": errors(96.0, 161.0)}]  # fmt: skip
+    text = posenet_options._markdown(rows, {"posenet_epochs": 24, "samples": 512,
+                                            "eval_seed": 5})  # fmt: skip
+    lines = text.splitlines()
+    assert (
+        "| 3 | clean25 | 90.0 | 72.0 | 45.0 | 1.0 / 2.0 / 3.0 | 90.0 | 45.0 | 152.0 | 76.0 |"
+        in lines
+    )
+    assert "clean25: `--clean-fraction 0.25`" in text and "blocks4" not in text
+    # gt: (-10 - 14) / 2 = -12 mm, PA half of it; detector-like: (2 + 1) / 2 = +1.5 mm
+    assert lines[-1] == (
+        "clean25 against baseline, mean over the seeds: ground truth MPJPE -12.0 mm, ground "
+        "truth PA-MPJPE -6.0 mm, noisy MPJPE -12.0 mm, noisy PA-MPJPE -6.0 mm, detector-like "
+        "MPJPE +1.5 mm, detector-like PA-MPJPE +0.8 mm."
+    )
+
+
 def test_input_normalisation_posenet_errors_match_evaluate(hand):
     """The benchmark's PoseNet MPJPE is evaluate()'s, on each held-out set."""
     from benchmarks import input_normalisation

@@ -437,6 +437,7 @@ def test_train_config_needs_one_epoch():
     ("field", "value"),
     [
         ("posenet_width", 0),
+        ("posenet_blocks", 0),
         ("num_levels", 0),
         ("K", 0),
         ("joint_channels", (32, 0)),

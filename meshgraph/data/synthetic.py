@@ -62,6 +62,7 @@ from meshgraph.data.noise import (
     H36M_DETECTOR_STD,
     DetectorNoise,
     detector_noise,
+    draw_rows,
     gaussian_noise,
     posefix_noise,
 )
@@ -77,7 +78,7 @@ from meshgraph.data.poses import (
     HandPoseSampler,
     ShapeSampler,
 )
-from meshgraph.data.random import CounterRandom
+from meshgraph.data.random import CounterRandom, uniform
 from meshgraph.geometry import normalize_keypoints, project, regress_joints
 from meshgraph.io import atomic_write, load_torch
 
@@ -197,6 +198,12 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             swapped and joints get offsets, as a real detector does. An attribute that may be
             changed at any time (it draws from the same per-epoch noise stream, after the
             other noise, whose numbers it leaves unchanged).
+        clean_fraction: Chance that a sample keeps its exact 2D keypoints, every joint
+            visible, as if neither the noise nor the detector had touched it: a model trained
+            on noisy keypoints alone learns the answer to noisy ones, which blurs its answer
+            to exact ones. An attribute that may be changed at any time (the choice draws one
+            number per sample from the per-epoch noise stream, after the other noise, whose
+            numbers it leaves unchanged: the samples it does not pick stay as they were).
         pose_sampler: Default: :func:`default_pose_sampler` (a :class:`BodyPoseSampler` or
             :class:`HandPoseSampler` for the model's rig).
         shape_sampler: Default: :func:`default_shape_sampler` (adult Anny phenotypes, or
@@ -236,6 +243,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         noise: str = "auto",
         noise_seed: int | None = None,
         detector: DetectorNoise | None = None,
+        clean_fraction: float = 0.0,
         pose_sampler: BodyPoseSampler | HandPoseSampler | None = None,
         shape_sampler: ShapeSampler | BetaSampler | None = None,
         camera_ranges: CameraRanges | None = None,
@@ -288,6 +296,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         if detector is not None and not isinstance(detector, DetectorNoise):
             raise TypeError(f"detector must be a DetectorNoise, got {type(detector).__name__}")
         self.detector = detector
+        self.clean_fraction = clean_fraction
         self.pose_sampler = pose_sampler or default_pose_sampler(model)
         self.shape_sampler = shape_sampler or default_shape_sampler(model)
         template = model.template_vertices().detach().float().cpu().numpy().tobytes()
@@ -310,6 +319,19 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         self._shards: dict[int, dict[str, Tensor]] = {}
         if self.cache_dir is not None:
             self._build_cache()
+
+    @property
+    def clean_fraction(self) -> float:
+        """Chance that a sample keeps its exact 2D keypoints (see the class docstring)."""
+        return self._clean_fraction
+
+    @clean_fraction.setter
+    def clean_fraction(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+            raise TypeError(f"clean_fraction must be a number, got {value!r}")
+        if not 0.0 <= float(value) <= 1.0:  # NaN fails too
+            raise ValueError(f"clean_fraction must be a probability in [0, 1], got {value!r}")
+        self._clean_fraction = float(value)
 
     # ------------------------------------------------------------------ identity
     def config(self) -> dict[str, Any]:
@@ -460,6 +482,11 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             x = gaussian_noise(x, gens, std=std)
         if self.detector is not None:
             x, visible = detector_noise(x, gens, self.joint_set, self.detector)
+        if self.clean_fraction > 0.0:
+            u = draw_rows(gens, len(indices), lambda n, g: [uniform(g, n, dtype=x.dtype)])[0]
+            keep = u.to(x.device) < self.clean_fraction
+            x = torch.where(keep[:, None, None], clean.to(x.dtype), x)
+            visible = visible | keep[:, None]
         return x.float(), visible
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:

@@ -52,6 +52,8 @@ class Pose2MeshConfig:
         layout: ``"compact"`` or ``"binary_tree"``.
         compat: ``None`` or ``"pose2mesh"`` (the release's matching and rescale).
         posenet_width: PoseNet hidden width (the paper: 4096).
+        posenet_blocks: PoseNet residual blocks (the paper: 2; files saved before the field
+            load with 2).
         posenet_dropout: PoseNet dropout.
         posenet_norm: PoseNet normalisation, ``"batch"`` or ``"none"``.
         joint_channels: MeshNet joint-graph widths.
@@ -97,6 +99,7 @@ class Pose2MeshConfig:
     layout: str = "compact"
     compat: str | None = None
     posenet_width: int = 1024
+    posenet_blocks: int = 2
     posenet_dropout: float = 0.5
     posenet_norm: str = "batch"
     joint_channels: tuple[int, ...] = (32, 64, 64)
@@ -121,8 +124,8 @@ class Pose2MeshConfig:
     def __post_init__(self) -> None:
         """Refuse sizes and rates no network can have (the message names the field)."""
         for name in (
-            "num_levels", "posenet_width", "coarse_channels", "K", "spiral_length",
-            "spiral_dilation",
+            "num_levels", "posenet_width", "posenet_blocks", "coarse_channels", "K",
+            "spiral_length", "spiral_dilation",
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -270,6 +273,7 @@ class Pose2Mesh(nn.Module):
         self.posenet = PoseNet(
             self.joint_set.num_joints,
             config.posenet_width,
+            num_blocks=config.posenet_blocks,
             dropout=config.posenet_dropout,
             norm=config.posenet_norm,
             in_channels=channels,

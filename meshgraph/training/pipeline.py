@@ -54,6 +54,7 @@ __all__ = [
     "PRESETS",
     "RunConfig",
     "build_body",
+    "deepen_posenet_state",
     "run",
     "run_isotropic_input",
     "warm_start",
@@ -110,6 +111,9 @@ class RunConfig:
             changed from :func:`~meshgraph.data.noise.default_detector_noise` of the joint
             set (``{}``: that default; ``None``: no detector failures). Train models with
             ``model={"visibility_input": True}`` so that they see which joints are missing.
+        clean_fraction: Chance that a training sample keeps its exact 2D keypoints, as if
+            neither the noise nor the detector had touched it (the dataset's
+            ``clean_fraction``); the held-out sets are unchanged.
         model: :class:`~meshgraph.models.Pose2MeshConfig` fields. Without
             ``isotropic_input`` a fresh run normalises its 2D input isotropically, a
             fine-tuning as its starting model did (:func:`run_isotropic_input`) and a resumed
@@ -145,6 +149,7 @@ class RunConfig:
     poses: dict[str, Any] = field(default_factory=dict)
     shapes: dict[str, Any] = field(default_factory=dict)
     detector: dict[str, Any] | None = None
+    clean_fraction: float = 0.0
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     data_2d: dict[str, Any] | None = None
@@ -316,9 +321,12 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
     ours, theirs = asdict(model.config), asdict(trained.config)
     # the input normalisation is no part of the network's shape: a fine-tuning may change it
     differ = [k for k in ours if ours[k] != theirs.get(k) and k != "isotropic_input"]
-    widen = differ == ["joint_set"] and _extends(ours["joint_set"], theirs["joint_set"])
-    if widen:
-        differ = []
+    widen = "joint_set" in differ and _extends(ours["joint_set"], theirs["joint_set"])
+    # models saved before the field have PoseNet's two blocks
+    their_blocks = int(theirs.get("posenet_blocks", 2))
+    deepen = "posenet_blocks" in differ and ours["posenet_blocks"] > their_blocks
+    differ = [k for k in differ if not (k == "joint_set" and widen)
+              and not (k == "posenet_blocks" and deepen)]  # fmt: skip
     if differ:
         detail = ", ".join(f"{k}: {theirs.get(k)!r} (the run: {ours[k]!r})" for k in differ)
         raise ValueError(f"{path}: its network differs from the run's in {detail}")
@@ -343,6 +351,9 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
     if widen:
         state = widen_joint_state(state, model, get_joint_set(theirs["joint_set"]))
         record["widened_from"] = theirs["joint_set"]
+    if deepen:
+        state = deepen_posenet_state(state, model, their_blocks)
+        record["deepened_from"] = their_blocks
     model.load_state_dict(state)
     return {"file": str(path), "sha256": _file_sha256(path), **record}
 
@@ -480,6 +491,57 @@ def widen_joint_state(
             for k, p in enumerate(parent):
                 grown.narrow(0, (j_old + k) * per, per).copy_(value.narrow(0, p * per, per))
         out[key] = grown
+    return out
+
+
+def deepen_posenet_state(
+    state: dict[str, torch.Tensor], model: Pose2Mesh, blocks: int
+) -> dict[str, torch.Tensor]:
+    """A state dict whose PoseNet has ``blocks`` residual blocks made to fit ``model``'s deeper one.
+
+    The trained blocks keep their places (``posenet.blocks.0`` to ``blocks - 1``); each block
+    ``model`` has beyond them takes ``model``'s own freshly initialised weights, except that
+    its last ``Linear`` gets zero weights and bias. A residual block computes ``x +
+    layers(x)``, so a new one starts as the identity and the deeper PoseNet first answers
+    exactly as the trained one did; its last layer's gradient is not zero (its input is not),
+    so fine-tuning grows it from there.
+
+    Args:
+        state: The trained model's state dict.
+        model: The run's network (``config.posenet_blocks`` more than ``blocks``).
+        blocks: The trained PoseNet's residual blocks.
+
+    Raises:
+        ValueError: If ``model``'s PoseNet is not deeper, or ``state`` does not hold exactly
+            ``blocks`` PoseNet blocks.
+    """
+    new = model.config.posenet_blocks
+    if not 1 <= blocks < new:
+        raise ValueError(
+            f"cannot deepen PoseNet from {blocks} to {new} residual blocks: the run's must be "
+            "deeper"
+        )
+    prefix = "posenet.blocks."
+    held = {int(k[len(prefix) :].split(".")[0]) for k in state if k.startswith(prefix)}
+    if held != set(range(blocks)):
+        raise ValueError(
+            f"the trained state has PoseNet blocks {sorted(held)}, expected 0 to {blocks - 1}"
+        )
+    target = model.state_dict()
+    out = dict(state)
+    for i in range(blocks, new):
+        block = f"{prefix}{i}."
+        linears = sorted(
+            {int(k[len(block) + len("layers.") :].split(".")[0]) for k in target
+             if k.startswith(block + "layers.") and k.endswith(".weight")
+             and target[k].dim() == 2}
+        )  # fmt: skip
+        last = f"{block}layers.{linears[-1]}."
+        for key, value in target.items():
+            if key.startswith(block):
+                ref = state.get("posenet.inp.weight", value)
+                value = value.to(dtype=ref.dtype) if value.is_floating_point() else value
+                out[key] = torch.zeros_like(value) if key.startswith(last) else value.clone()
     return out
 
 
@@ -633,7 +695,7 @@ def _run(
     shapes = default_shape_sampler(body, **cfg.shapes) if cfg.shapes else None
     train = SyntheticPoseMeshDataset(body, cfg.train_samples, seed=cfg.seed, pose_sampler=poses,
                                      shape_sampler=shapes, detector=detector,
-                                     **data_kw)  # fmt: skip
+                                     clean_fraction=cfg.clean_fraction, **data_kw)  # fmt: skip
     tests = held_out_sets(body, cfg.test_samples, seed=cfg.seed, **data_kw)
     test_clean, test_noisy = tests["gt_2d"], tests["noisy_2d"]
     n_params = sum(p.numel() for p in model.parameters())

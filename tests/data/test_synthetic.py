@@ -192,3 +192,45 @@ def test_detector_failures_leave_the_rest_unchanged(body):
     assert not torch.equal(noisy.__getitems__(idx)["visible"], c["visible"])
     with pytest.raises(TypeError, match="detector must be a DetectorNoise"):
         SyntheticPoseMeshDataset(body, 4, detector={"drop": 0.1})
+
+
+def test_clean_fraction_keeps_exact_keypoints_and_leaves_the_others_as_they_were(body):
+    from meshgraph.data.noise import DetectorNoise
+
+    loud = DetectorNoise(drop=0.2, drop_limb=0.5, swap_limb=0.3)
+    kw = {"seed": 6, "detector": loud, "with_mesh": False, "isotropic_input": True}
+    noisy = SyntheticPoseMeshDataset(body, 400, **kw)
+    mixed = SyntheticPoseMeshDataset(body, 400, clean_fraction=0.3, **kw)
+    idx = list(range(400))
+    a, b = noisy.__getitems__(idx), mixed.__getitems__(idx)
+    exact = (b["keypoints_2d_pixels"] == b["keypoints_2d_gt"]).all(-1).all(-1)
+    untouched = (b["keypoints_2d_pixels"] == a["keypoints_2d_pixels"]).all(-1).all(-1)
+    # every sample is either exact (all joints visible) or the noisy one, numbers unchanged
+    assert bool((exact | untouched).all())
+    assert bool(b["visible"][exact].all())
+    torch.testing.assert_close(b["visible"][~exact], a["visible"][~exact], rtol=0, atol=0)
+    # no noisy sample of this set happens to be exact: the exact ones are the picked ones
+    assert not bool((a["keypoints_2d_pixels"] == a["keypoints_2d_gt"]).all(-1).all(-1).any())
+    # about 30 % picked: binomial(400, 0.3) has standard deviation 9.2
+    assert 120 - 40 < int(exact.sum()) < 120 + 40
+    # the network input of a picked sample is that of the exact keypoints
+    plain = SyntheticPoseMeshDataset(body, 400, seed=6, noise="none", with_mesh=False,
+                                     isotropic_input=True)  # fmt: skip
+    rows = torch.nonzero(exact)[:, 0].tolist()[:8]
+    torch.testing.assert_close(
+        b["keypoints_2d"][rows], plain.__getitems__(rows)["keypoints_2d"], rtol=0, atol=1e-6
+    )
+    # a picked sample is picked by its own number: the same in any batch
+    again = mixed.__getitems__(idx[::-1][:50])
+    torch.testing.assert_close(
+        again["keypoints_2d_pixels"], b["keypoints_2d_pixels"][idx[::-1][:50]]
+    )
+    mixed.clean_fraction = 1.0  # an attribute: every sample exact
+    c = mixed.__getitems__(idx[:32])
+    torch.testing.assert_close(c["keypoints_2d_pixels"], c["keypoints_2d_gt"], rtol=0, atol=0)
+    assert bool(c["visible"].all())
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"clean_fraction must be a probability"):
+            mixed.clean_fraction = bad
+    with pytest.raises(TypeError, match="clean_fraction must be a number"):
+        SyntheticPoseMeshDataset(body, 4, clean_fraction="half")

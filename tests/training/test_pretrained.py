@@ -521,6 +521,29 @@ def test_train_init_fine_tunes_a_run_and_export_keeps_the_chain(hand_run, tmp_pa
     assert "posenet_width: 1024 (the run: 32)" in capsys.readouterr().err
 
 
+def test_train_init_into_a_deeper_posenet(hand_run, tmp_path):
+    threads = str(torch.get_num_threads())
+    out = tmp_path / "deep"
+    # a learning rate so small that the weights cannot move: the trained ones stay, and the
+    # new block stays the identity (its last layer zero)
+    args = ["train", "--kind", "hand", "--out", str(out), "--threads", threads, *TINY,
+            "--posenet-epochs", "0", "--edge-loss-start", "0", "--lr", "1e-12",
+            "--posenet-blocks", "3", "--clean-fraction", "0.5",
+            "--init", str(hand_run / "model.pt")]  # fmt: skip
+    assert main(args) == 0
+    source, deep = Pose2Mesh.load(hand_run / "model.pt"), Pose2Mesh.load(out / "model.pt")
+    assert source.config.posenet_blocks == 2 and deep.config.posenet_blocks == 3
+    assert len(deep.posenet.blocks) == 3
+    trained = dict(deep.named_parameters())
+    for k, v in source.named_parameters():
+        torch.testing.assert_close(trained[k], v, rtol=0, atol=1e-6, msg=k)
+    assert deep.posenet.blocks[2].layers[7].weight.abs().max() < 1e-6
+    results = json.loads((out / "results.json").read_text())
+    assert results["init_from"]["deepened_from"] == 2
+    assert results["run"]["model"]["posenet_blocks"] == 3
+    assert results["run"]["clean_fraction"] == 0.5
+
+
 def test_resuming_a_fine_tuning_keeps_its_record_without_the_source(hand_run, tmp_path, capsys):
     import hashlib
 

@@ -1,0 +1,134 @@
+"""PoseNet's training options against the shipped body's (issue 13): A/B runs, PoseNet alone.
+
+Usage::
+
+    python -m benchmarks.posenet_options [--seeds 3 4] [--variants baseline clean25 blocks4]
+        [--posenet-epochs 24] [--samples 512] [--eval-seed 5] [--threads 1]
+        [--work outputs/posenet-options]
+
+For every seed, trains PoseNet alone once per variant (``meshgraph train`` with the shipped
+body's data options, ``--epochs 0``, isotropic input); the runs of a seed differ only in the
+variant's flags (:data:`VARIANTS`: the same seed, poses, shapes, cameras and noise draws):
+
+* ``baseline``: the shipped body's options;
+* ``clean25``: ``--clean-fraction 0.25``, a quarter of the training samples keep their exact
+  2D keypoints (untouched by the noise and the detector failures);
+* ``blocks4``: ``--posenet-blocks 4``, twice PoseNet's residual blocks.
+
+Each PoseNet is then measured on the held-out sets of ``--eval-seed`` (unseen poses, shapes
+and cameras; ground-truth, noisy and detector-like 2D) as ``benchmarks.input_normalisation``
+does (:func:`~benchmarks.input_normalisation.posenet_errors`). Runs already finished in
+``--work`` are measured again, not retrained; an unfinished one resumes. Writes
+``benchmarks/results/posenet-options-cpu.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks._common import write_results
+from benchmarks.input_normalisation import LABELS, ROOT, TRAIN, posenet_errors
+from meshgraph.models.pose2mesh import Pose2Mesh
+
+#: Variant name -> the flags it adds to the shipped body's options.
+VARIANTS: dict[str, list[str]] = {
+    "baseline": [],
+    "clean25": ["--clean-fraction", "0.25"],
+    "blocks4": ["--posenet-blocks", "4"],
+}
+
+
+def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
+    """The report: one line per run, then each variant's change against the seed's baseline."""
+    flags = "; ".join(f"{k}: `{' '.join(v) or '(none)'}`" for k, v in VARIANTS.items()
+                      if k in {r['variant'] for r in rows})  # fmt: skip
+    lines = [
+        "# PoseNet's training options (cpu)",
+        "",
+        f"`meshgraph train {' '.join(TRAIN)} --isotropic-input --posenet-epochs "
+        f"{options['posenet_epochs']} --seed S --threads 1 FLAGS`: PoseNet alone "
+        f"({options['posenet_epochs']} epochs), the runs of a seed identical but for the "
+        f"variant's flags ({flags}). Millimetres on the held-out sets of seed "
+        f"{options['eval_seed']} ({options['samples']} samples each), Body-29 joints; x, y, z: "
+        "mean absolute root-relative error along the camera axes (z: depth). "
+        "Command: `python -m benchmarks.posenet_options`.",
+        "",
+        "| seed | variant | gt MPJPE | gt N-MPJPE | gt PA-MPJPE | gt x / y / z | noisy MPJPE | "
+        "noisy PA-MPJPE | detector-like MPJPE | detector-like PA-MPJPE |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        g, n, d = r["errors"]["gt_2d"], r["errors"]["noisy_2d"], r["errors"]["detector_2d"]
+        lines.append(
+            f"| {r['seed']} | {r['variant']} | "
+            f"{g['mpjpe']:.1f} | {g['n_mpjpe']:.1f} | {g['pa_mpjpe']:.1f} | "
+            f"{g['x']:.1f} / {g['y']:.1f} / {g['z']:.1f} | {n['mpjpe']:.1f} | "
+            f"{n['pa_mpjpe']:.1f} | {d['mpjpe']:.1f} | {d['pa_mpjpe']:.1f} |"
+        )
+    by_seed: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        by_seed.setdefault(r["seed"], {})[r["variant"]] = r["errors"]
+    variants = [v for v in dict.fromkeys(r["variant"] for r in rows) if v != "baseline"]
+    for variant in variants:
+        changes = []
+        for key, label in LABELS.items():
+            for metric in ("mpjpe", "pa_mpjpe"):
+                diffs = [p[variant][key][metric] - p["baseline"][key][metric]
+                         for p in by_seed.values() if variant in p and "baseline" in p]  # fmt: skip
+                if diffs:
+                    mean = sum(diffs) / len(diffs)
+                    changes.append(f"{label} {metric.replace('_', '-').upper()} {mean:+.1f} mm")
+        if changes:
+            lines += ["", f"{variant} against baseline, mean over the seeds: "
+                      + ", ".join(changes) + "."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    from meshgraph.cli import _body_for
+    from meshgraph.cli import main as cli
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS),
+                   default=["baseline", "clean25", "blocks4"])  # fmt: skip
+    p.add_argument("--posenet-epochs", type=int, default=24)
+    p.add_argument("--samples", type=int, default=512)
+    p.add_argument("--eval-seed", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", default="outputs/posenet-options")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = p.parse_args(argv)
+    if "baseline" not in args.variants:
+        p.error("--variants must include baseline (every change is measured against it)")
+    torch.set_num_threads(args.threads)
+    rows = []
+    for seed in args.seeds:
+        for variant in args.variants:
+            run = Path(args.work) / f"seed{seed}-{variant}"
+            if not (run / "results.json").is_file():
+                resume = ["--resume"] if (run / "checkpoint.pt").is_file() else []
+                cli(["train", *TRAIN, "--isotropic-input", "--posenet-epochs",
+                     str(args.posenet_epochs), "--seed", str(seed), "--threads",
+                     str(args.threads), "--out", str(run), *VARIANTS[variant],
+                     *resume])  # fmt: skip
+            model = Pose2Mesh.load(run / "model.pt")
+            body = _body_for(model.config, None)
+            errors = posenet_errors(model, body, args.samples, args.eval_seed)
+            rows.append({"seed": seed, "variant": variant, "errors": errors})
+            print(json.dumps(rows[-1]), flush=True)
+    options = {"posenet_epochs": args.posenet_epochs, "samples": args.samples,
+               "eval_seed": args.eval_seed}  # fmt: skip
+    record = {"options": options, "train": TRAIN, "variants": VARIANTS, "rows": rows}
+    write_results(Path(args.out), "posenet-options-cpu", record, _markdown(rows, options))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
