@@ -76,6 +76,23 @@ def posenet_errors(
     return out
 
 
+#: The columns after a run's name: PoseNet's errors on each held-out set.
+ERROR_COLUMNS = (
+    "gt MPJPE | gt N-MPJPE | gt PA-MPJPE | gt x / y / z | noisy MPJPE | noisy PA-MPJPE | "
+    "detector-like MPJPE | detector-like PA-MPJPE |"
+)
+
+
+def error_cells(errors: dict[str, dict[str, float]]) -> str:
+    """A run's :data:`ERROR_COLUMNS` cells (one decimal) from :func:`posenet_errors`' result."""
+    g, n, d = errors["gt_2d"], errors["noisy_2d"], errors["detector_2d"]
+    return (
+        f"{g['mpjpe']:.1f} | {g['n_mpjpe']:.1f} | {g['pa_mpjpe']:.1f} | "
+        f"{g['x']:.1f} / {g['y']:.1f} / {g['z']:.1f} | {n['mpjpe']:.1f} | "
+        f"{n['pa_mpjpe']:.1f} | {d['mpjpe']:.1f} | {d['pa_mpjpe']:.1f} |"
+    )
+
+
 def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
     """The report: one line per run, then the isotropic runs' change on each seed's mean."""
     lines = [
@@ -89,18 +106,12 @@ def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
         "root-relative error along the camera axes (z: depth). "
         "Command: `python -m benchmarks.input_normalisation`.",
         "",
-        "| seed | input | gt MPJPE | gt N-MPJPE | gt PA-MPJPE | gt x / y / z | noisy MPJPE | "
-        "noisy PA-MPJPE | detector-like MPJPE | detector-like PA-MPJPE |",
+        "| seed | input | " + ERROR_COLUMNS,
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        g, n, d = r["errors"]["gt_2d"], r["errors"]["noisy_2d"], r["errors"]["detector_2d"]
-        lines.append(
-            f"| {r['seed']} | {'isotropic' if r['isotropic'] else 'per axis'} | "
-            f"{g['mpjpe']:.1f} | {g['n_mpjpe']:.1f} | {g['pa_mpjpe']:.1f} | "
-            f"{g['x']:.1f} / {g['y']:.1f} / {g['z']:.1f} | {n['mpjpe']:.1f} | "
-            f"{n['pa_mpjpe']:.1f} | {d['mpjpe']:.1f} | {d['pa_mpjpe']:.1f} |"
-        )
+        name = "isotropic" if r["isotropic"] else "per axis"
+        lines.append(f"| {r['seed']} | {name} | " + error_cells(r["errors"]))
     pairs = {}
     for r in rows:
         pairs.setdefault(r["seed"], {})[r["isotropic"]] = r["errors"]
@@ -120,34 +131,55 @@ def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring)."""
-    from meshgraph.cli import _body_for
-    from meshgraph.cli import main as cli
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def ab_parser(description: str, work: str) -> argparse.ArgumentParser:
+    """The options of a PoseNet-alone A/B benchmark: seeds, schedule, held-out sets, folders."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
     p.add_argument("--posenet-epochs", type=int, default=24)
     p.add_argument("--samples", type=int, default=512)
     p.add_argument("--eval-seed", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--work", default="outputs/input-normalisation")
+    p.add_argument("--work", default=work)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    return p
+
+
+def train_and_measure(
+    args: argparse.Namespace, run: Path, seed: int, flags: list[str]
+) -> dict[str, dict[str, float]]:
+    """Train PoseNet alone in ``run`` (unless finished; an unfinished run resumes), then measure it.
+
+    Args:
+        args: The parsed :func:`ab_parser` options.
+        run: The run's folder.
+        seed: The training seed.
+        flags: ``meshgraph train`` flags after :data:`TRAIN` and the schedule.
+
+    Returns:
+        :func:`posenet_errors` on the held-out sets of ``args.eval_seed``.
+    """
+    from meshgraph.cli import _body_for
+    from meshgraph.cli import main as cli
+
+    if not (run / "results.json").is_file():
+        resume = ["--resume"] if (run / "checkpoint.pt").is_file() else []
+        cli(["train", *TRAIN, "--posenet-epochs", str(args.posenet_epochs), "--seed", str(seed),
+             "--threads", str(args.threads), "--out", str(run), *flags, *resume])  # fmt: skip
+    model = Pose2Mesh.load(run / "model.pt")
+    return posenet_errors(model, _body_for(model.config, None), args.samples, args.eval_seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    p = ab_parser(__doc__.split("\n")[0], "outputs/input-normalisation")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
     for seed in args.seeds:
         for iso in (False, True):
             run = Path(args.work) / f"seed{seed}-{'isotropic' if iso else 'axis'}"
-            if not (run / "results.json").is_file():
-                resume = ["--resume"] if (run / "checkpoint.pt").is_file() else []
-                flag = "--isotropic-input" if iso else "--no-isotropic-input"
-                cli(["train", *TRAIN, "--posenet-epochs", str(args.posenet_epochs), "--seed",
-                     str(seed), "--threads", str(args.threads), "--out", str(run), flag,
-                     *resume])  # fmt: skip
-            model = Pose2Mesh.load(run / "model.pt")
-            body = _body_for(model.config, None)
-            errors = posenet_errors(model, body, args.samples, args.eval_seed)
+            flag = "--isotropic-input" if iso else "--no-isotropic-input"
+            errors = train_and_measure(args, run, seed, [flag])
             rows.append({"seed": seed, "isotropic": iso, "errors": errors})
             print(json.dumps(rows[-1]), flush=True)
     options = {"posenet_epochs": args.posenet_epochs, "samples": args.samples,

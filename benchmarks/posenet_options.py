@@ -24,7 +24,6 @@ does (:func:`~benchmarks.input_normalisation.posenet_errors`). Runs already fini
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,14 @@ from typing import Any
 import torch
 
 from benchmarks._common import write_results
-from benchmarks.input_normalisation import LABELS, ROOT, TRAIN, posenet_errors
-from meshgraph.models.pose2mesh import Pose2Mesh
+from benchmarks.input_normalisation import (
+    ERROR_COLUMNS,
+    LABELS,
+    TRAIN,
+    ab_parser,
+    error_cells,
+    train_and_measure,
+)
 
 #: Variant name -> the flags it adds to the shipped body's options.
 VARIANTS: dict[str, list[str]] = {
@@ -58,18 +63,11 @@ def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
         "mean absolute root-relative error along the camera axes (z: depth). "
         "Command: `python -m benchmarks.posenet_options`.",
         "",
-        "| seed | variant | gt MPJPE | gt N-MPJPE | gt PA-MPJPE | gt x / y / z | noisy MPJPE | "
-        "noisy PA-MPJPE | detector-like MPJPE | detector-like PA-MPJPE |",
+        "| seed | variant | " + ERROR_COLUMNS,
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        g, n, d = r["errors"]["gt_2d"], r["errors"]["noisy_2d"], r["errors"]["detector_2d"]
-        lines.append(
-            f"| {r['seed']} | {r['variant']} | "
-            f"{g['mpjpe']:.1f} | {g['n_mpjpe']:.1f} | {g['pa_mpjpe']:.1f} | "
-            f"{g['x']:.1f} / {g['y']:.1f} / {g['z']:.1f} | {n['mpjpe']:.1f} | "
-            f"{n['pa_mpjpe']:.1f} | {d['mpjpe']:.1f} | {d['pa_mpjpe']:.1f} |"
-        )
+        lines.append(f"| {r['seed']} | {r['variant']} | " + error_cells(r["errors"]))
     by_seed: dict[int, dict[str, Any]] = {}
     for r in rows:
         by_seed.setdefault(r["seed"], {})[r["variant"]] = r["errors"]
@@ -91,19 +89,9 @@ def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    from meshgraph.cli import _body_for
-    from meshgraph.cli import main as cli
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
+    p = ab_parser(__doc__.split("\n")[0], "outputs/posenet-options")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS),
                    default=["baseline", "clean25", "blocks4"])  # fmt: skip
-    p.add_argument("--posenet-epochs", type=int, default=24)
-    p.add_argument("--samples", type=int, default=512)
-    p.add_argument("--eval-seed", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--work", default="outputs/posenet-options")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = p.parse_args(argv)
     if "baseline" not in args.variants:
         p.error("--variants must include baseline (every change is measured against it)")
@@ -112,15 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for variant in args.variants:
             run = Path(args.work) / f"seed{seed}-{variant}"
-            if not (run / "results.json").is_file():
-                resume = ["--resume"] if (run / "checkpoint.pt").is_file() else []
-                cli(["train", *TRAIN, "--isotropic-input", "--posenet-epochs",
-                     str(args.posenet_epochs), "--seed", str(seed), "--threads",
-                     str(args.threads), "--out", str(run), *VARIANTS[variant],
-                     *resume])  # fmt: skip
-            model = Pose2Mesh.load(run / "model.pt")
-            body = _body_for(model.config, None)
-            errors = posenet_errors(model, body, args.samples, args.eval_seed)
+            errors = train_and_measure(args, run, seed, ["--isotropic-input", *VARIANTS[variant]])
             rows.append({"seed": seed, "variant": variant, "errors": errors})
             print(json.dumps(rows[-1]), flush=True)
     options = {"posenet_epochs": args.posenet_epochs, "samples": args.samples,
