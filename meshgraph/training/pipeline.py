@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from meshgraph.bodies.base import BodyModel
 from meshgraph.bodies.joint_sets import JointSet, get_joint_set
@@ -322,8 +323,7 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
     # the input normalisation is no part of the network's shape: a fine-tuning may change it
     differ = [k for k in ours if ours[k] != theirs.get(k) and k != "isotropic_input"]
     widen = "joint_set" in differ and _extends(ours["joint_set"], theirs["joint_set"])
-    # models saved before the field have PoseNet's two blocks
-    their_blocks = int(theirs.get("posenet_blocks", 2))
+    their_blocks = theirs["posenet_blocks"]  # files saved before the field load with 2
     deepen = "posenet_blocks" in differ and ours["posenet_blocks"] > their_blocks
     differ = [k for k in differ if not (k == "joint_set" and widen)
               and not (k == "posenet_blocks" and deepen)]  # fmt: skip
@@ -528,20 +528,17 @@ def deepen_posenet_state(
             f"the trained state has PoseNet blocks {sorted(held)}, expected 0 to {blocks - 1}"
         )
     target = model.state_dict()
+    dtype = state["posenet.inp.weight"].dtype  # the new tensors take the trained ones' dtype
     out = dict(state)
     for i in range(blocks, new):
         block = f"{prefix}{i}."
-        linears = sorted(
-            {int(k[len(block) + len("layers.") :].split(".")[0]) for k in target
-             if k.startswith(block + "layers.") and k.endswith(".weight")
-             and target[k].dim() == 2}
-        )  # fmt: skip
-        last = f"{block}layers.{linears[-1]}."
+        layers = model.posenet.blocks[i].layers
+        last = max(j for j, m in enumerate(layers) if isinstance(m, nn.Linear))
         for key, value in target.items():
             if key.startswith(block):
-                ref = state.get("posenet.inp.weight", value)
-                value = value.to(dtype=ref.dtype) if value.is_floating_point() else value
-                out[key] = torch.zeros_like(value) if key.startswith(last) else value.clone()
+                value = value.to(dtype) if value.is_floating_point() else value
+                zero = key.startswith(f"{block}layers.{last}.")
+                out[key] = torch.zeros_like(value) if zero else value.clone()
     return out
 
 
