@@ -31,6 +31,7 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,8 @@ def run_kind(kind: str, count: int, threads: int) -> dict:
 
     from meshgraph.bodies.anny_model import AnnyModel
     from meshgraph.data.photos import synthetic_photos
-    from meshgraph.detect import KeypointDetector, NoDetectionError, predict_image
+    from meshgraph.detect import KeypointDetector, NoDetectionError, load_image, predict_image
+    from meshgraph.keypoint_formats import BLAZEPOSE_OFFSETS, remove_joint_offsets
     from meshgraph.metrics import mesh_errors
     from meshgraph.models import Pose2Mesh
 
@@ -67,8 +69,14 @@ def run_kind(kind: str, count: int, threads: int) -> dict:
     det_rows, raw_rows, exact_rows, errors, heights, seconds, missed = [], [], [], [], [], [], []
     torch.set_num_threads(threads)
     # for bodies also BlazePose's own joints, without the offsets that move them onto Anny's
-    raw = KeypointDetector(kind, joint_set=js, calibration=None) if kind == "body" else None
-    with tempfile.TemporaryDirectory() as tmp, KeypointDetector.for_model(model) as detector:
+    # (the shipped body's): mediapipe runs once per photo, and the moved keypoints are derived
+    # from its own ones exactly as a calibrated KeypointDetector derives them
+    if kind == "body":
+        detector = KeypointDetector("body", joint_set=js, calibration=None)
+        offsets = BLAZEPOSE_OFFSETS["anny"]
+    else:
+        detector, offsets = KeypointDetector.for_model(model), None
+    with tempfile.TemporaryDirectory() as tmp, detector:
         for photo in photos:
             path = Path(tmp) / f"{photo.index}.png"
             Image.fromarray(photo.image).save(path)
@@ -76,15 +84,21 @@ def run_kind(kind: str, count: int, threads: int) -> dict:
                   torch.from_numpy(photo.mesh_joints_3d).float())  # fmt: skip
             start = time.perf_counter()
             try:
-                result = predict_image(model, path, detector=detector)
+                rgb = load_image(path)
+                found = detector(rgb)
+                calibrated = found
+                if offsets:
+                    moved = remove_joint_offsets(found.keypoints, offsets)
+                    calibrated = replace(found, keypoints=moved)
+                result = predict_image(model, rgb, keypoints=calibrated)
             except NoDetectionError:
                 missed.append(photo.index)
                 continue
             seconds.append(time.perf_counter() - start)
             pred = result.prediction
             det_rows.append(mesh_errors(pred.vertices[0], pred.mesh_joints_3d[0], *gt, root=root))
-            if raw is not None:
-                own = predict_image(model, path, detector=raw).prediction
+            if offsets:
+                own = predict_image(model, rgb, keypoints=found).prediction
                 raw_rows.append(mesh_errors(own.vertices[0], own.mesh_joints_3d[0], *gt,
                                             root=root))  # fmt: skip
             exact = model.predict(photo.keypoints_2d)
@@ -93,8 +107,6 @@ def run_kind(kind: str, count: int, threads: int) -> dict:
             dist = np.linalg.norm(result.detection.keypoints[:, :2] - photo.keypoints_2d, axis=1)
             errors.append(dist)
             heights.append(float(np.ptp(photo.keypoints_2d[:, 1])))
-    if raw is not None:
-        raw.close()
     err = np.stack(errors) if errors else np.zeros((0, 1))
     rel = err / np.asarray(heights)[:, None] if errors else err
     return {
