@@ -68,7 +68,11 @@ def _existing_file(path: str | os.PathLike, what: str) -> Path:
 
 
 def load_torch(
-    path: str | os.PathLike, *, what: str = "torch file", map_location: Any = "cpu"
+    path: str | os.PathLike,
+    *,
+    what: str = "torch file",
+    map_location: Any = "cpu",
+    mmap: bool = False,
 ) -> Any:
     """``torch.load`` a file safely (``weights_only=True``), with errors that name the file.
 
@@ -76,6 +80,9 @@ def load_torch(
         path: The file (a checkpoint, a model, a dataset shard).
         what: What the file should be, for the messages (``"Pose2Mesh model"``).
         map_location: As for :func:`torch.load` (a device, a string, a dict or a callable).
+        mmap: Map the tensors' storage from the file instead of reading it (``torch.load``'s
+            ``mmap``): a caller that needs only a file's plain values (a model's config)
+            reads only those. Files in torch's legacy (non-zip) format are read whole.
 
     Returns:
         The loaded object: tensors in dicts, lists, tuples and plain Python values.
@@ -88,8 +95,9 @@ def load_torch(
     import torch
 
     path = _existing_file(path, what)
+    mmap = mmap and zipfile.is_zipfile(path)  # torch maps only its zip format
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         first = _first_line(err)
         if "weights only load failed" in str(err).lower():

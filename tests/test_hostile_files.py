@@ -106,6 +106,26 @@ def test_payload_in_any_torch_file_is_refused(tmp_path):
     assert not marker.exists()
 
 
+def test_load_torch_mmap_same_values_and_same_refusals(tmp_path):
+    obj = {"config": {"width": 8, "name": "x"}, "w": torch.arange(12.0).view(3, 4)}
+    torch.save(obj, tmp_path / "zip.pt")
+    torch.save(obj, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    for name in ("zip.pt", "legacy.pt"):  # legacy files cannot be mapped: read whole
+        got = load_torch(tmp_path / name, mmap=True)
+        assert got["config"] == obj["config"] and torch.equal(got["w"], obj["w"])
+    marker = tmp_path / "pwned"
+    torch.save({"running": Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(UnsafeFileError, match=r"evil\.pt.*refused"):
+        load_torch(tmp_path / "evil.pt", mmap=True)
+    assert not marker.exists()
+    data = (tmp_path / "zip.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut\.pt.*truncated or corrupt"):
+        load_torch(tmp_path / "cut.pt", what="model", mmap=True)
+    with pytest.raises(FileNotFoundError, match=r"gone\.pt"):
+        load_torch(tmp_path / "gone.pt", mmap=True)
+
+
 def test_payload_in_a_keypoint_file(tmp_path, model_file, capsys):
     marker = tmp_path / "pwned"
     np.save(tmp_path / "kp.npy", _object_array(marker), allow_pickle=True)

@@ -372,8 +372,8 @@ def _init_config(source: str | os.PathLike | None) -> dict[str, Any]:
     path = Path(name)
     if name in PRETRAINED and not path.is_file():
         path = weights_dir() / PRETRAINED[name]["file"]
-    try:
-        ckpt = load_torch(path, what="Pose2Mesh model file")
+    try:  # the config only: the weights stay on disk (warm_start reads them once)
+        ckpt = load_torch(path, what="Pose2Mesh model file", mmap=True)
     except (OSError, ValueError):
         return {}
     config = ckpt.get("config") if isinstance(ckpt, dict) else None
@@ -410,7 +410,7 @@ def _resumed_isotropic_input(out: Path) -> bool | None:
     if not path.is_file():
         return None
     try:
-        state = load_torch(path, what="training checkpoint")
+        state = load_torch(path, what="training checkpoint", mmap=True)  # its config only
     except (OSError, ValueError):
         return None  # the trainer says what is wrong with it
     model = state.get("model") if isinstance(state, dict) else None
