@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m benchmarks.posenet_options [--seeds 3 4] [--variants baseline clean25 blocks4]
+    python -m benchmarks.posenet_options [--seeds 3 4]
+        [--variants baseline clean25 blocks4 clean50 width2048]
         [--posenet-epochs 24] [--samples 512] [--eval-seed 5] [--threads 1]
         [--work outputs/posenet-options]
 
@@ -13,7 +14,10 @@ variant's flags (:data:`VARIANTS`: the same seed, poses, shapes, cameras and noi
 * ``baseline``: the shipped body's options;
 * ``clean25``: ``--clean-fraction 0.25``, a quarter of the training samples keep their exact
   2D keypoints (untouched by the noise and the detector failures);
-* ``blocks4``: ``--posenet-blocks 4``, twice PoseNet's residual blocks.
+* ``blocks4``: ``--posenet-blocks 4``, twice PoseNet's residual blocks;
+* ``clean50``: ``--clean-fraction 0.5``, half of the training samples exact;
+* ``width2048``: ``--posenet-width 2048``, twice PoseNet's width (four times its hidden
+  layers' weights).
 
 Each PoseNet is then measured on the held-out sets of ``--eval-seed`` (unseen poses, shapes
 and cameras; ground-truth, noisy and detector-like 2D) as ``benchmarks.input_normalisation``
@@ -45,6 +49,8 @@ VARIANTS: dict[str, list[str]] = {
     "baseline": [],
     "clean25": ["--clean-fraction", "0.25"],
     "blocks4": ["--posenet-blocks", "4"],
+    "clean50": ["--clean-fraction", "0.5"],
+    "width2048": ["--posenet-width", "2048"],
 }
 
 
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     p = ab_parser(__doc__.split("\n")[0], "outputs/posenet-options")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS),
-                   default=["baseline", "clean25", "blocks4"])  # fmt: skip
+                   default=list(VARIANTS))  # fmt: skip
     args = p.parse_args(argv)
     if "baseline" not in args.variants:
         p.error("--variants must include baseline (every change is measured against it)")
