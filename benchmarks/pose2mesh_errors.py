@@ -6,8 +6,12 @@ Usage::
         [--model-path DIR] [--out FOLDER]
     python -m benchmarks.pose2mesh_errors body [--small-mesh]   # the shipped body (or hand)
     python -m benchmarks.pose2mesh_errors body --height-sd 0.065  # adult statures spread 10 cm
+    python -m benchmarks.pose2mesh_errors body --input detector_2d  # meshgraph evaluate's rows
 
-With ground-truth 2D input (the accuracy targets' setting) it reports:
+With ground-truth 2D input (the accuracy targets' setting; ``--input noisy_2d`` or
+``detector_2d`` takes the same samples with the noisy or detector-like 2D of ``meshgraph
+evaluate``'s rows, :func:`~meshgraph.training.evaluate.held_out_sets`, and then also reports
+how far the 2D input lies from the truth) it reports:
 
 * PoseNet's own 3D joints (the input joint set) against the same joints regressed from the
   predicted mesh: how much the mesh network adds to (or removes from) the lifting error;
@@ -27,8 +31,8 @@ With ground-truth 2D input (the accuracy targets' setting) it reports:
   the region is moved by that (its own shape and orientation);
 * how regular the predicted surface is: each edge's length over the true one.
 
-Writes ``errors.json`` and ``errors.md`` to ``--out`` (default: the model's folder, or
-``outputs/errors-NAME`` for a shipped model).
+Writes ``errors.json`` and ``errors.md`` (``errors-INPUT.*`` for another input) to ``--out``
+(default: the model's folder, or ``outputs/errors-NAME`` for a shipped model).
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ from typing import Any
 
 import torch
 
+from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_shape_sampler
 from meshgraph.geometry import mirror_permutation as symmetric_pairs
 from meshgraph.metrics import mpjpe, mpvpe, n_mpjpe, pa_mpjpe, procrustes_align
 from meshgraph.models.pose2mesh import Pose2Mesh
-from meshgraph.training.evaluate import check_normalisation
+from meshgraph.training.evaluate import HELD_OUT_SETS, check_normalisation
 
 ELEVATION_BINS = ((-90.0, 0.0), (0.0, 15.0), (15.0, 30.0), (30.0, 90.0))
 
@@ -85,6 +90,33 @@ def vertex_regions(dataset: SyntheticPoseMeshDataset) -> torch.Tensor:
     template = dataset.model.template_vertices().double()
     joints = dataset.model.regress_joints(template[None], dataset.mesh_joint_set)[0].double()
     return torch.cdist(template, joints).argmin(dim=1)
+
+
+def _take(visible: torch.Tensor | None, order: torch.Tensor) -> torch.Tensor | None:
+    return None if visible is None else visible[:, order]
+
+
+def _forward(
+    model: torch.nn.Module,
+    keypoints: torch.Tensor,
+    visible: torch.Tensor | None,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """The model's answer; the visibility goes along only where a joint is missing."""
+    if visible is None or bool(visible.all()):
+        return model(keypoints.to(device))
+    return model(keypoints.to(device), visible.to(device))
+
+
+def _input_error(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(B, J)`` distance of each 2D input joint from its true place, in % of the true
+    keypoints' height (NaN for missing joints)."""
+    gt = batch["keypoints_2d_gt"].double()
+    given = batch["keypoints_2d_pixels"].double()
+    height = (gt[..., 1].amax(1) - gt[..., 1].amin(1)).view(-1, 1)
+    error = (given - gt).norm(dim=-1) / height * 100
+    visible = batch.get("visible")
+    return error if visible is None else error.masked_fill(~visible.bool(), math.nan)
 
 
 def _size(joints: torch.Tensor, root: int) -> torch.Tensor:
@@ -132,7 +164,8 @@ def error_breakdown(
     for lo in range(0, n, 64):
         idx = list(range(lo, min(lo + 64, n)))
         batch = dataset.__getitems__(idx)
-        out = model(batch["keypoints_2d"].to(device))
+        visible = batch.get("visible")
+        out = _forward(model, batch["keypoints_2d"], visible, device)
         pj, gj = out["mesh_joints_3d"].double().cpu(), batch["mesh_joints_3d"].double()
         pin, gin = out["joints_3d"].double().cpu(), batch["joints_3d"].double()
         pv, gv = out["vertices"].double().cpu(), batch["vertices"].double()
@@ -140,6 +173,7 @@ def error_breakdown(
         r = pj[:, mesh_root : mesh_root + 1] - gj[:, mesh_root : mesh_root + 1]
         aligned = procrustes_align(pj, gj).aligned
         rows = {
+            "input_error": _input_error(batch),  # (B, J), NaN where a joint is missing
             "mesh_mpjpe": mpjpe(pj, gj, root=mesh_root),
             "mesh_pa_mpjpe": pa_mpjpe(pj, gj),
             "mesh_n_mpjpe": n_mpjpe(pj, gj, root=mesh_root),
@@ -169,7 +203,7 @@ def error_breakdown(
         }
         if perm is not None:  # the mirror image of every sample, answered and mirrored back
             kp = batch["keypoints_2d"] * batch["keypoints_2d"].new_tensor([-1.0, 1.0])
-            back = model(kp[:, in_flip].to(device))
+            back = _forward(model, kp[:, in_flip], _take(visible, in_flip), device)
             f = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
             mv = (back["vertices"].double().cpu() * f)[:, perm]
             mj = (back["mesh_joints_3d"].double().cpu() * f)[:, mesh_flip]
@@ -218,12 +252,19 @@ def error_breakdown(
                 "local_error": float(per_vertex_local[mask].mean()),
                 "error_share": float(per_vertex[mask].sum()) / total if total else math.nan,
             }
+    input_error = cat["input_error"]
+    seen = ~torch.isnan(input_error)
+    input_2d = {
+        "error_pct": float(input_error[seen].mean()) if seen.any() else math.nan,
+        "visible": float(seen.double().mean()),
+    }
     mirrored = None
     if perm is not None:
         mirrored = {k: float(cat[f"mirrored_{k}"].mean() * 1000)
                     for k in ("mpjpe", "pa_mpjpe", "mpvpe")}  # fmt: skip
     return {
         "n": n,
+        "input_2d": input_2d,
         "mesh": _group(mesh, everyone),
         "posenet": _group(posenet, everyone),
         "mesh_on_input_joints": _group(
@@ -242,11 +283,20 @@ def error_breakdown(
     }
 
 
-def to_markdown(res: dict[str, Any], joint_set: str, mesh_joint_set: str) -> str:
-    """The breakdown as Markdown tables."""
-    lines = [
-        f"Held-out samples: {res['n']}, ground-truth 2D input, millimetres.",
-        "",
+def to_markdown(
+    res: dict[str, Any], joint_set: str, mesh_joint_set: str, input_name: str = "ground-truth 2D"
+) -> str:
+    """The breakdown as Markdown tables (``input_name``: the held-out set's 2D input)."""
+    lines = [f"Held-out samples: {res['n']}, {input_name} input, millimetres.", ""]
+    given = res.get("input_2d")
+    if given and given["error_pct"] > 0:
+        lines += [
+            f"The 2D input: its joints lie {given['error_pct']:.2f} % of the true keypoints' "
+            f"height from their true places on average; {100 * given['visible']:.1f} % of "
+            "the joints are given (visible).",
+            "",
+        ]
+    lines += [
         "| joints | MPJPE | N-MPJPE | PA-MPJPE |",
         "|---|---|---|---|",
         f"| PoseNet, {joint_set} | {res['posenet']['mpjpe']:.1f} | "
@@ -327,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         help="Anny: held-out height phenotypes normal around 0.5 with this standard deviation "
         "(as meshgraph evaluate --height-sd)",
     )
+    p.add_argument(
+        "--input",
+        choices=list(HELD_OUT_SETS),
+        default="gt_2d",
+        help="the held-out set's 2D input (as meshgraph evaluate's rows); default: ground truth",
+    )
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -342,17 +398,21 @@ def main(argv: list[str] | None = None) -> int:
     shapes = None
     if args.height_sd is not None:
         shapes = default_shape_sampler(body, height_sd=args.height_sd)  # type: ignore[arg-type]
-    data = SyntheticPoseMeshDataset(body, args.samples, joint_set=model.joint_set.name,  # type: ignore[arg-type]
-                                    seed=HELD_OUT_SEED + args.seed, noise="none",
+    label, noise, detector = HELD_OUT_SETS[args.input]
+    js = model.joint_set.name
+    data = SyntheticPoseMeshDataset(body, args.samples, joint_set=js,  # type: ignore[arg-type]
+                                    seed=HELD_OUT_SEED + args.seed, noise=noise,
+                                    detector=default_detector_noise(js) if detector else None,
                                     shape_sampler=shapes,
                                     isotropic_input=model.config.isotropic_input)  # fmt: skip
     res = error_breakdown(model, data, args.samples)
-    table = to_markdown(res, model.joint_set.name, model.mesh_joint_set.name)
+    table = to_markdown(res, js, model.mesh_joint_set.name, label)
     default = Path("outputs", f"errors-{args.model}") if shipped else Path(args.model).parent
     out = Path(args.out) if args.out else default
     out.mkdir(parents=True, exist_ok=True)
-    (out / "errors.json").write_text(json.dumps(res, indent=2))
-    (out / "errors.md").write_text(table)
+    stem = "errors" if args.input == "gt_2d" else f"errors-{args.input}"
+    (out / f"{stem}.json").write_text(json.dumps(res, indent=2))
+    (out / f"{stem}.md").write_text(table)
     print(table, end="")
     return 0
 

@@ -276,3 +276,55 @@ def test_error_breakdown_mirrors_exactly(anny_body):
     assert res["mirrored"] is not None
     for key in ("mpjpe", "pa_mpjpe", "mpvpe"):
         assert res["mirrored"][key] == pytest.approx(0.0, abs=1e-3), key
+
+
+def test_error_breakdown_on_detector_like_input(tmp_path, anny_hand):
+    """With a held-out set's noisy input the script agrees with evaluate() (which passes the
+    visibility), and it measures the 2D input's error independently of the model."""
+    import numpy as np
+    import torch
+
+    from benchmarks.pose2mesh_errors import error_breakdown
+    from benchmarks.pose2mesh_errors import main as errors
+    from meshgraph.data import SyntheticPoseMeshDataset
+    from meshgraph.data.noise import default_detector_noise
+    from meshgraph.models import Pose2Mesh
+    from meshgraph.training import evaluate
+
+    torch.manual_seed(0)
+    model = Pose2Mesh.from_body(anny_hand, joint_set="hand", mesh_joint_set="hand",
+                                num_levels=4, posenet_width=32, coarse_channels=8,
+                                visibility_input=True)  # fmt: skip
+    # many missing joints, so that answers with and without the visibility differ
+    noisy = SyntheticPoseMeshDataset(anny_hand, 40, joint_set="hand", seed=5, noise="gaussian",
+                                     detector=default_detector_noise("hand", drop=0.3))  # fmt: skip
+    res = error_breakdown(model, noisy, 40)
+    ref = evaluate(model, noisy)
+    for key in ("mpjpe", "pa_mpjpe"):
+        assert res["mesh"][key] == pytest.approx(ref[key], rel=1e-5)
+    assert res["mpvpe"] == pytest.approx(ref["mpvpe"], rel=1e-5)
+    batch = noisy.__getitems__(list(range(40)))
+    with torch.no_grad():
+        blind = model(batch["keypoints_2d"])["mesh_joints_3d"]
+        seeing = model(batch["keypoints_2d"], batch["visible"])["mesh_joints_3d"]
+    assert not torch.allclose(blind, seeing)  # the check above could tell them apart
+    # the input's error by a naive loop: visible joints' pixel distance over the true height
+    gt = batch["keypoints_2d_gt"].double().numpy()
+    px = batch["keypoints_2d_pixels"].double().numpy()
+    vis = batch["visible"].numpy()
+    dists = [np.linalg.norm(px[b, j] - gt[b, j]) / np.ptp(gt[b, :, 1]) * 100
+             for b in range(40) for j in range(gt.shape[1]) if vis[b, j]]  # fmt: skip
+    assert 0.5 < vis.mean() < 0.95
+    assert res["input_2d"]["visible"] == pytest.approx(float(vis.mean()))
+    assert res["input_2d"]["error_pct"] == pytest.approx(float(np.mean(dists)), rel=1e-9)
+    clean = SyntheticPoseMeshDataset(anny_hand, 8, joint_set="hand", seed=5, noise="none")
+    exact = error_breakdown(model, clean, 8)["input_2d"]
+    assert exact == {"error_pct": 0.0, "visible": 1.0}
+    # the command line: --input picks the held-out set and names the files after it
+    path = tmp_path / "model.pt"
+    model.save(path)
+    assert errors([str(path), "--samples", "8", "--input", "detector_2d"]) == 0
+    text = (tmp_path / "errors-detector_2d.md").read_text()
+    assert "detector-like 2D input" in text and "% of the true keypoints' height" in text
+    saved = json.loads((tmp_path / "errors-detector_2d.json").read_text())
+    assert saved["input_2d"]["error_pct"] > 0 and not (tmp_path / "errors.json").exists()
