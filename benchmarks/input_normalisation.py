@@ -58,7 +58,8 @@ def posenet_errors(
         sums: dict[str, float] = {}
         for lo in range(0, samples, 128):
             batch = data.__getitems__(list(range(lo, min(lo + 128, samples))))
-            pred = model(batch["keypoints_2d"], batch["visible"])["joints_3d"].double()
+            given = (batch["keypoints_2d"], batch["visible"], batch["exact"])
+            pred = model(*given)["joints_3d"].double()
             true = batch["joints_3d"].double()
             rel = (pred - pred[:, root : root + 1]) - (true - true[:, root : root + 1])
             axes = rel.abs().mean(1)

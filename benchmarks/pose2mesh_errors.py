@@ -100,12 +100,17 @@ def _forward(
     model: torch.nn.Module,
     keypoints: torch.Tensor,
     visible: torch.Tensor | None,
+    exact: torch.Tensor | None,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """The model's answer; the visibility goes along only where a joint is missing."""
-    if visible is None or bool(visible.all()):
-        return model(keypoints.to(device))
-    return model(keypoints.to(device), visible.to(device))
+    """The model's answer; the visibility goes along only where a joint is missing, the
+    exactness only to a model that reads it (``config.exactness_input``)."""
+    kwargs = {}
+    if visible is not None and not bool(visible.all()):
+        kwargs["visible"] = visible.to(device)
+    if exact is not None and getattr(getattr(model, "config", None), "exactness_input", False):
+        kwargs["exact"] = exact.to(device)
+    return model(keypoints.to(device), **kwargs)
 
 
 def _input_error(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -165,7 +170,8 @@ def error_breakdown(
         idx = list(range(lo, min(lo + 64, n)))
         batch = dataset.__getitems__(idx)
         visible = batch.get("visible")
-        out = _forward(model, batch["keypoints_2d"], visible, device)
+        exact = batch.get("exact")
+        out = _forward(model, batch["keypoints_2d"], visible, exact, device)
         pj, gj = out["mesh_joints_3d"].double().cpu(), batch["mesh_joints_3d"].double()
         pin, gin = out["joints_3d"].double().cpu(), batch["joints_3d"].double()
         pv, gv = out["vertices"].double().cpu(), batch["vertices"].double()
@@ -203,7 +209,7 @@ def error_breakdown(
         }
         if perm is not None:  # the mirror image of every sample, answered and mirrored back
             kp = batch["keypoints_2d"] * batch["keypoints_2d"].new_tensor([-1.0, 1.0])
-            back = _forward(model, kp[:, in_flip], _take(visible, in_flip), device)
+            back = _forward(model, kp[:, in_flip], _take(visible, in_flip), exact, device)
             f = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
             mv = (back["vertices"].double().cpu() * f)[:, perm]
             mj = (back["mesh_joints_3d"].double().cpu() * f)[:, mesh_flip]

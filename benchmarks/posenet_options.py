@@ -3,7 +3,7 @@
 Usage::
 
     python -m benchmarks.posenet_options [--seeds 3 4]
-        [--variants baseline clean25 blocks4 clean50 width2048]
+        [--variants baseline clean25 blocks4 clean50 width2048 exact50]
         [--posenet-epochs 24] [--samples 512] [--eval-seed 5] [--threads 1]
         [--work outputs/posenet-options]
 
@@ -17,7 +17,10 @@ variant's flags (:data:`VARIANTS`: the same seed, poses, shapes, cameras and noi
 * ``blocks4``: ``--posenet-blocks 4``, twice PoseNet's residual blocks;
 * ``clean50``: ``--clean-fraction 0.5``, half of the training samples exact;
 * ``width2048``: ``--posenet-width 2048``, twice PoseNet's width (four times its hidden
-  layers' weights).
+  layers' weights);
+* ``exact50``: ``--clean-fraction 0.5 --exactness-input``, half of the training samples
+  exact and PoseNet told which (``Pose2MeshConfig.exactness_input``); the held-out sets tell
+  it too (exact: the ground-truth set).
 
 Each PoseNet is then measured on the held-out sets of ``--eval-seed`` (unseen poses, shapes
 and cameras; ground-truth, noisy and detector-like 2D) as ``benchmarks.input_normalisation``
@@ -51,6 +54,7 @@ VARIANTS: dict[str, list[str]] = {
     "blocks4": ["--posenet-blocks", "4"],
     "clean50": ["--clean-fraction", "0.5"],
     "width2048": ["--posenet-width", "2048"],
+    "exact50": ["--clean-fraction", "0.5", "--exactness-input"],
 }
 
 

@@ -117,6 +117,8 @@ def _train(args: argparse.Namespace) -> int:
         model["spiral_length"] = args.spiral_length
     if args.detector:
         model["visibility_input"] = True
+    if args.exactness_input:
+        model["exactness_input"] = True
     if args.isotropic_input is not None:
         model["isotropic_input"] = args.isotropic_input
     overrides: dict = {"model": model, "train": train, "device": args.device, "seed": args.seed}
@@ -412,7 +414,7 @@ def _predict(args: argparse.Namespace) -> int:
     args.keypoints = args.inputs[-1]
     kp = read_keypoints(Path(args.keypoints), model.joint_set.name, layout=args.layout)
     try:
-        pred = model.predict(kp, confidence_threshold=args.threshold)
+        pred = model.predict(kp, confidence_threshold=args.threshold, exact=args.exact)
     except (ValueError, TypeError) as err:
         raise type(err)(f"{args.keypoints}: {err}") from None
     out = Path(args.out) if args.out else Path(args.keypoints).with_suffix("")
@@ -452,6 +454,8 @@ def _predict_images(args: argparse.Namespace) -> int:
         raise ValueError(f"with --image, give at most a MODEL.pt, got {len(args.inputs)} paths")
     if args.left:
         raise ValueError("--left: with --image the detector tells which hand it is")
+    if args.exact:
+        raise ValueError("--exact goes with a keypoint file: a photo's keypoints are detected")
     model = _model_for(args, args.inputs[0] if args.inputs else None)
     image = Path(args.image)
     if image.is_dir():
@@ -641,6 +645,13 @@ def build_parser() -> argparse.ArgumentParser:
         "its height (default for a fresh run), or per axis as the paper (--no-isotropic-input)"
         "; default for --init: the starting model's",
     )
+    p.add_argument(
+        "--exactness-input",
+        action="store_true",
+        help="the networks are told whether each sample's 2D keypoints are exact or detected "
+        "(one more input channel; train with --clean-fraction so that both occur; predict "
+        "--exact)",
+    )
     _add_pose_options(p, "training")
     p.add_argument(
         "--detector",
@@ -820,6 +831,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(p)
     p.add_argument("--threshold", type=_finite_float, default=0.1, help="confidence threshold")
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="the keypoints are exact (projected from motion capture or a mesh), not a "
+        "detector's: for models trained with --exactness-input",
+    )
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)
 

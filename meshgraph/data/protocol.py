@@ -53,6 +53,8 @@ SAMPLE_KEYS: dict[str, SampleKey] = {
     "keypoints_2d": SampleKey(("J", "2"), "float",
         "network input: normalised 2D joints, 0 where a joint is not visible"),
     "visible": SampleKey(("J",), "bool", "the joints a detector reported"),
+    "exact": SampleKey((), "bool",
+        "the 2D input is the exact keypoints, not a detector's (Pose2MeshConfig.exactness_input)"),
     "joints_3d": SampleKey(("J", "3"), "float",
         "input joint set in 3D: root-relative, camera axes, metres"),
     "mesh_joints_3d": SampleKey(("J'", "3"), "float",
@@ -122,7 +124,8 @@ def check_sample(
         if spec.dtype == "float" and not value.is_floating_point():
             raise TypeError(f"sample[{key!r}] must be floating point, got {value.dtype}")
         want = tuple(sizes.get(s) for s in spec.shape)
-        got = tuple(value.shape[-len(want) :]) if value.dim() >= len(want) else tuple(value.shape)
+        # the trailing dims (none for a per-sample scalar such as ``exact``)
+        got = tuple(value.shape[value.dim() - len(want) :]) if value.dim() >= len(want) else ()
         if value.dim() not in (len(want), len(want) + 1) or any(
             w is not None and w != g for w, g in zip(want, got, strict=True)
         ):

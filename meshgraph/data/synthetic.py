@@ -16,6 +16,9 @@ A sample is a dict of tensors:
   is not visible);
 * ``visible`` ``(J,)``: bool, the joints a detector reported (all, unless
   :attr:`~SyntheticPoseMeshDataset.detector` makes some go missing);
+* ``exact`` ``()``: bool, whether the input is the exact keypoints (no noise and no detector
+  failures: a set without noise, or a sample that ``clean_fraction`` kept), for models that
+  are told (``Pose2MeshConfig.exactness_input``);
 * ``keypoints_2d_pixels`` ``(J, 2)`` the noisy pixels, ``keypoints_2d_gt`` the clean ones;
 * ``box`` ``(4,)``: the normalisation box (x0, y0, width, height) in pixels;
 * ``joints_3d`` ``(J, 3)``: root-relative joints in camera axes, metres;
@@ -468,10 +471,12 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         which = self.pose_sampler.draw(len(indices), source)["which"]
         return [self.pose_sampler.canonical[int(w)] for w in which]
 
-    def _noisy(self, clean: Tensor, indices: list[int]) -> tuple[Tensor, Tensor]:
+    def _noisy(self, clean: Tensor, indices: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+        """The network's 2D input in pixels, its visibility ``(B, J)`` and exactness ``(B,)``."""
         visible = torch.ones(clean.shape[:2], dtype=torch.bool, device=clean.device)
+        exact = torch.ones(clean.shape[0], dtype=torch.bool, device=clean.device)
         if self.noise == "none" and self.detector is None:
-            return clean, visible
+            return clean, visible, exact
         gens = CounterRandom(self.noise_seed, indices, _STREAM_NOISE + self._epoch,
                              device=clean.device)  # fmt: skip
         x = clean.double()
@@ -487,7 +492,8 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             keep = u.to(x.device) < self.clean_fraction
             x = torch.where(keep[:, None, None], clean.to(x.dtype), x)
             visible = visible | keep[:, None]
-        return x.float(), visible
+            return x.float(), visible, keep
+        return x.float(), visible, ~exact
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
         """A whole batch at once (used by :class:`torch.utils.data.DataLoader`)."""
@@ -496,13 +502,14 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             geo = self._cached(indices)
         else:
             geo = self.generate(indices, mesh=self.with_mesh)
-        noisy, visible = self._noisy(geo["keypoints_2d_gt"], indices)
+        noisy, visible, exact = self._noisy(geo["keypoints_2d_gt"], indices)
         normalised, box = normalize_keypoints(
             noisy.double(), visible, isotropic=self.isotropic_input
         )
         return {
             "keypoints_2d": normalised.float(),
             "visible": visible,
+            "exact": exact,
             "keypoints_2d_pixels": noisy,
             "box": box.float(),
             **geo,

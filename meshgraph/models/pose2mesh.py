@@ -74,6 +74,14 @@ class Pose2MeshConfig:
             was detected and 0 where it is missing (whose coordinates are then 0), so that a
             missing joint is not mistaken for one at the box centre (not in the paper; train
             with :class:`~meshgraph.data.noise.DetectorNoise` so that joints go missing).
+        exactness_input: PoseNet gets one more number per joint, the same for all of a
+            sample's joints: 1 where its 2D keypoints are exact (ground truth, e.g. projected
+            from motion capture or from a mesh), 0 where a detector found them (not in the
+            paper); MeshNet reads PoseNet's answer. Trained on a mixture of both
+            (``clean_fraction`` of :class:`~meshgraph.data.SyntheticPoseMeshDataset`), one
+            network can answer each kind as a model trained for it would. Callers say which
+            they give (``exact`` of :meth:`Pose2Mesh.forward` and :meth:`Pose2Mesh.predict`;
+            default: detected). Models saved before it existed load with ``False``.
         mirror: The model predicts the mirror image of what its weights learned: the input's
             image x and the outputs' camera x are negated and the faces' winding reversed (see
             :meth:`Pose2Mesh.mirrored`; hands only).
@@ -114,6 +122,7 @@ class Pose2MeshConfig:
     fc_hidden: tuple[int, ...] = (1024, 1024)
     canonical_frame: bool = False
     visibility_input: bool = False
+    exactness_input: bool = False
     mirror: bool = False
     norm: str = "batch"
     aspect: float = DEFAULT_BOX_ASPECT
@@ -202,6 +211,23 @@ def _check_visible(keypoints_2d: Tensor, visible: Tensor | None) -> None:
         )
 
 
+def _exact_channel(keypoints_2d: Tensor, exact: Tensor | bool | None) -> Tensor:
+    """``(B, J, 1)``: each sample's exactness (``exact``: ``(B,)``, a bool or ``None``) per joint.
+
+    Raises:
+        ValueError: If a tensor ``exact`` is not ``(B,)`` for ``(B, J, 2)`` keypoints.
+    """
+    b, j = keypoints_2d.shape[:2]
+    if exact is None or isinstance(exact, bool):
+        return keypoints_2d.new_full((b, j, 1), float(bool(exact)))
+    if exact.shape != (b,):
+        raise ValueError(
+            f"exact must have shape ({b},) (one flag per sample), got {tuple(exact.shape)}"
+        )
+    flag = exact.to(device=keypoints_2d.device, dtype=keypoints_2d.dtype)
+    return flag.view(b, 1, 1).expand(b, j, 1)
+
+
 def _check_spread(kp: Tensor, visible: Tensor) -> None:
     """Refuse samples whose visible joints lie on one point or one line (in any direction)."""
     w = visible.to(kp.dtype)[..., None]
@@ -269,14 +295,16 @@ class Pose2Mesh(nn.Module):
             )
         self.topology = topology
         self.hierarchy = hierarchy
-        channels = 3 if config.visibility_input else 2
+        # PoseNet reads the exactness channel, MeshNet PoseNet's answer to it: its first joint
+        # block adds its input resampled to its width, which a channel more would change
+        channels = 2 + int(config.visibility_input)
         self.posenet = PoseNet(
             self.joint_set.num_joints,
             config.posenet_width,
             num_blocks=config.posenet_blocks,
             dropout=config.posenet_dropout,
             norm=config.posenet_norm,
-            in_channels=channels,
+            in_channels=channels + int(config.exactness_input),
         )
         if config.variant not in ("coarse_to_fine", "direct", "fc"):
             raise ValueError(
@@ -571,32 +599,52 @@ class Pose2Mesh(nn.Module):
         """``"hand"`` for a hand model (its mesh joints are Hand-21), else ``"body"``."""
         return "hand" if self.mesh_joint_set.name == "hand" else "body"
 
-    def network_input(self, keypoints_2d: Tensor, visible: Tensor | None = None) -> Tensor:
-        """What PoseNet and MeshNet read from normalised joints and their visibility.
+    def network_input(
+        self,
+        keypoints_2d: Tensor,
+        visible: Tensor | None = None,
+        exact: Tensor | bool | None = None,
+    ) -> Tensor:
+        """What PoseNet and MeshNet read from normalised joints, their visibility and exactness.
 
-        Without ``config.visibility_input`` the joints as given; with it a third channel, 1
-        for detected joints and 0 for missing ones (whose coordinates are zeroed).
+        Without ``config.visibility_input`` and ``config.exactness_input`` the joints as
+        given. With the first, one more channel: 1 for detected joints and 0 for missing ones
+        (whose coordinates are zeroed). With the second, one more (the last, which only
+        PoseNet reads): 1 for every joint of a sample whose keypoints are exact, 0 for
+        detected ones.
 
         Args:
             keypoints_2d: ``(B, J, 2)`` normalised joints.
             visible: Optional ``(B, J)`` mask of the detected joints (default: all).
+            exact: Whether each sample's keypoints are exact: ``(B,)`` bool or one bool for
+                all (default: ``False``, detected). Models without the channel ignore it.
 
         Returns:
-            ``(B, J, 2)`` as given, or ``(B, J, 3)``.
+            ``(B, J, 2)`` as given, or ``(B, J, 3)`` or ``(B, J, 4)``.
 
         Raises:
-            ValueError: If ``visible`` does not have the keypoints' batch and joint sizes.
+            ValueError: If ``visible`` does not have the keypoints' batch and joint sizes, or
+                ``exact`` not the batch's size.
         """
         _check_visible(keypoints_2d, visible)
-        if not self.config.visibility_input:
-            return keypoints_2d
-        if visible is None:
-            v = keypoints_2d.new_ones(keypoints_2d.shape[:2])
-        else:
-            v = visible.to(device=keypoints_2d.device, dtype=keypoints_2d.dtype)
-        return torch.cat([keypoints_2d * v[..., None], v[..., None]], dim=-1)
+        flag = _exact_channel(keypoints_2d, exact)
+        channels = [keypoints_2d]
+        if self.config.visibility_input:
+            if visible is None:
+                v = keypoints_2d.new_ones(keypoints_2d.shape[:2])
+            else:
+                v = visible.to(device=keypoints_2d.device, dtype=keypoints_2d.dtype)
+            channels = [keypoints_2d * v[..., None], v[..., None]]
+        if self.config.exactness_input:
+            channels.append(flag)
+        return channels[0] if len(channels) == 1 else torch.cat(channels, dim=-1)
 
-    def forward(self, keypoints_2d: Tensor, visible: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self,
+        keypoints_2d: Tensor,
+        visible: Tensor | None = None,
+        exact: Tensor | bool | None = None,
+    ) -> dict[str, Tensor]:
         """From normalised 2D joints ``(B, J, 2)``.
 
         Args:
@@ -605,6 +653,9 @@ class Pose2Mesh(nn.Module):
             visible: Optional ``(B, J)`` mask of the detected joints (default: all). With
                 ``config.visibility_input`` it becomes the networks' third input channel
                 (see :meth:`network_input`); other models ignore it.
+            exact: Whether each sample's keypoints are exact (``(B,)`` bool, or one bool;
+                default: detected). With ``config.exactness_input`` it becomes PoseNet's last
+                input channel; other models ignore it.
 
         Returns:
             ``joints_3d`` ``(B, J, 3)``, ``vertices`` ``(B, V, 3)``, ``mesh_joints_3d``
@@ -614,7 +665,7 @@ class Pose2Mesh(nn.Module):
         """
         check_same_device(keypoints_2d, self.mesh_regressor, "keypoints_2d", "Pose2Mesh model")
         if self.vertex_flip is None:
-            joints, verts = self._network(keypoints_2d, visible)
+            joints, verts = self._network(keypoints_2d, visible, exact)
         else:  # flip test: the mirrored input in the same batch, its answer mirrored back
             b = keypoints_2d.shape[0]
             swap = self.joint_flip
@@ -622,7 +673,10 @@ class Pose2Mesh(nn.Module):
             if visible is not None:
                 _check_visible(keypoints_2d, visible)  # the caller's shapes, not the pair's
                 visible = torch.cat([visible, visible[:, swap]])
-            joints, verts = self._network(torch.cat([keypoints_2d, mirrored]), visible)
+            if isinstance(exact, Tensor):
+                _exact_channel(keypoints_2d, exact)  # the caller's batch size, not the pair's
+                exact = torch.cat([exact, exact])
+            joints, verts = self._network(torch.cat([keypoints_2d, mirrored]), visible, exact)
             flip = verts.new_tensor([-1.0, 1.0, 1.0])
             joints = 0.5 * (joints[:b] + (joints[b:] * flip)[:, swap])
             verts = 0.5 * (verts[:b] + (verts[b:] * flip)[:, self.vertex_flip])
@@ -631,12 +685,16 @@ class Pose2Mesh(nn.Module):
             verts = self.output_map(verts)
         return {"joints_3d": joints, "vertices": verts, "mesh_joints_3d": mesh_joints}
 
-    def _network(self, keypoints_2d: Tensor, visible: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _network(
+        self, keypoints_2d: Tensor, visible: Tensor | None, exact: Tensor | bool | None
+    ) -> tuple[Tensor, Tensor]:
         """PoseNet's joints and MeshNet's vertices (the network's mesh) for one batch."""
         if self.config.mirror:  # the image mirrored: x negated (z-scored, so exactly)
             keypoints_2d = keypoints_2d * keypoints_2d.new_tensor([-1.0, 1.0])
-        keypoints_2d = self.network_input(keypoints_2d, visible)
+        keypoints_2d = self.network_input(keypoints_2d, visible, exact)
         joints = self.posenet(keypoints_2d)
+        if self.config.exactness_input:  # PoseNet's channel only (see __init__)
+            keypoints_2d = keypoints_2d[..., :-1]
         verts = self.meshnet(keypoints_2d, joints)
         if self.config.mirror:  # and the 3D answer mirrored back
             flip = verts.new_tensor([-1.0, 1.0, 1.0])
@@ -645,7 +703,11 @@ class Pose2Mesh(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, keypoints: Tensor | np.ndarray, confidence_threshold: float = 0.1
+        self,
+        keypoints: Tensor | np.ndarray,
+        confidence_threshold: float = 0.1,
+        *,
+        exact: bool = False,
     ) -> Prediction:
         """Mesh from pixel keypoints of ``config.joint_set``, in that set's order.
 
@@ -653,6 +715,9 @@ class Pose2Mesh(nn.Module):
             keypoints: ``(J, 2)`` / ``(B, J, 2)`` pixels, or ``(J, 3)`` / ``(B, J, 3)`` with a
                 confidence per joint (joints below ``confidence_threshold`` are ignored).
             confidence_threshold: Visibility threshold on the confidences.
+            exact: The keypoints are exact (ground truth: projected from motion capture or a
+                mesh), not a detector's. Models with ``config.exactness_input`` answer each
+                kind as trained for it; others ignore it.
 
         Joints below the threshold (or with a NaN confidence) are ignored whatever their
         coordinates hold, NaN included.
@@ -705,7 +770,7 @@ class Pose2Mesh(nn.Module):
         try:
             dtype = next(self.parameters()).dtype
             device = next(self.parameters()).device
-            out = self(norm.to(device=device, dtype=dtype), visible.to(device))
+            out = self(norm.to(device=device, dtype=dtype), visible.to(device), bool(exact))
         finally:
             self.train(was_training)
         camera = fit_weak_perspective(out["joints_3d"].double().cpu(), kp, visible)

@@ -151,9 +151,11 @@ def _predictions(
     try:
         for idx in _batches(n, batch_size):
             batch = stack_samples(dataset, idx)
-            visible = batch.get("visible")
+            visible, exact = batch.get("visible"), batch.get("exact")
             out = model(
-                batch["keypoints_2d"].to(device), None if visible is None else visible.to(device)
+                batch["keypoints_2d"].to(device),
+                None if visible is None else visible.to(device),
+                None if exact is None else exact.to(device),
             )
             yield batch, out
     finally:

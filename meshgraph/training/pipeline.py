@@ -54,6 +54,7 @@ __all__ = [
     "HELD_OUT_SEED",
     "PRESETS",
     "RunConfig",
+    "add_exactness_channel",
     "build_body",
     "deepen_posenet_state",
     "run",
@@ -285,10 +286,15 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
             (:meth:`Pose2Mesh.pretrained <meshgraph.models.Pose2Mesh.pretrained>`, float16
             values). A model answering through an output map gives its network's own mesh.
 
+    The networks must match, but for three ways to grow: a joint set that extends the
+    source's (:func:`widen_joint_state`), a deeper PoseNet (:func:`deepen_posenet_state`) and
+    an exactness channel the source lacks (:func:`add_exactness_channel`).
+
     Returns:
         The record of the source: ``file``, ``sha256`` and, where known (a shipped file's
         provenance, or the ``results.json`` beside a run's ``model.pt``), the ``command``,
-        ``commit`` and ``train_seconds`` that made it, and its own ``init_from``.
+        ``commit`` and ``train_seconds`` that made it, and its own ``init_from``; and how the
+        network grew (``widened_from``, ``deepened_from``, ``exactness_added``).
 
     Raises:
         FileNotFoundError: If the file is missing.
@@ -325,8 +331,11 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
     widen = "joint_set" in differ and _extends(ours["joint_set"], theirs["joint_set"])
     their_blocks = theirs["posenet_blocks"]  # files saved before the field load with 2
     deepen = "posenet_blocks" in differ and ours["posenet_blocks"] > their_blocks
+    # files saved before the field load without the channel
+    tell = "exactness_input" in differ and ours["exactness_input"] and not theirs["exactness_input"]
     differ = [k for k in differ if not (k == "joint_set" and widen)
-              and not (k == "posenet_blocks" and deepen)]  # fmt: skip
+              and not (k == "posenet_blocks" and deepen)
+              and not (k == "exactness_input" and tell)]  # fmt: skip
     if differ:
         detail = ", ".join(f"{k}: {theirs.get(k)!r} (the run: {ours[k]!r})" for k in differ)
         raise ValueError(f"{path}: its network differs from the run's in {detail}")
@@ -354,6 +363,9 @@ def warm_start(model: Pose2Mesh, source: str | os.PathLike) -> dict[str, Any]:
     if deepen:
         state = deepen_posenet_state(state, model, their_blocks)
         record["deepened_from"] = their_blocks
+    if tell:
+        state = add_exactness_channel(state, model)
+        record["exactness_added"] = True
     model.load_state_dict(state)
     return {"file": str(path), "sha256": _file_sha256(path), **record}
 
@@ -440,6 +452,41 @@ def _extends(run: str, source: str) -> bool:
     """Whether joint set ``run`` is ``source`` with more joints after it (COCO-19 in Body-29)."""
     new, old = get_joint_set(run), get_joint_set(source)
     return new.num_joints > old.num_joints and new.extends(old)
+
+
+def add_exactness_channel(
+    state: dict[str, torch.Tensor], model: Pose2Mesh
+) -> dict[str, torch.Tensor]:
+    """A state dict trained without the exactness channel made to fit ``model``'s.
+
+    ``model`` has ``config.exactness_input``; the trained network had otherwise the same
+    input channels. PoseNet's first ``Linear`` (the one layer that reads the channel) gets zero
+    weights on it, every other weight stays: the network first answers exact and detected
+    keypoints alike, exactly as the trained one did, and the channel's weights then learn from
+    a training set with exact samples (``clean_fraction``).
+
+    Args:
+        state: The trained model's state dict.
+        model: The run's network.
+
+    Raises:
+        ValueError: If ``model`` has no exactness channel, or the state's input layers do not
+            have one channel fewer than ``model``'s.
+    """
+    if not model.config.exactness_input:
+        raise ValueError("the run's model has no exactness channel (config.exactness_input)")
+    j, c = model.joint_set.num_joints, model.posenet.in_channels  # c counts the new channel
+    key = "posenet.inp.weight"  # (width, J * channels), joint-major
+    w = state.get(key)
+    if w is None or w.dim() != 2 or w.shape[1] != j * (c - 1):
+        got = None if w is None else tuple(w.shape)
+        raise ValueError(
+            f"{key}: expected {j * (c - 1)} inputs ({j} joints, one channel fewer than the "
+            f"run's {c}), got shape {got}"
+        )
+    grouped = w.reshape(w.shape[0], j, c - 1)
+    widened = torch.cat([grouped, torch.zeros_like(grouped[..., :1])], dim=2)
+    return {**state, key: widened.reshape(w.shape[0], j * c)}
 
 
 def widen_joint_state(
@@ -747,7 +794,8 @@ def _run(
     # one predicted mesh and a figure
     batch = {k: v.cpu() for k, v in test_noisy.__getitems__([0]).items()}
     with torch.no_grad():
-        pred = model(batch["keypoints_2d"].to(cfg.device), batch["visible"].to(cfg.device))
+        pred = model(batch["keypoints_2d"].to(cfg.device), batch["visible"].to(cfg.device),
+                     batch["exact"].to(cfg.device))  # fmt: skip
         pred = pred["vertices"].cpu()
     faces = body.faces.cpu().numpy()
     err = (pred[0] - batch["vertices"][0]).norm(dim=-1)

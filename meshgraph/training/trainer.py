@@ -822,18 +822,21 @@ class Trainer:
         self, batch: dict[str, Tensor], stage: int, stage_epoch: int
     ) -> dict[str, float]:
         keypoints, visible = batch["keypoints_2d"], batch.get("visible")
+        exact = batch.get("exact")  # None: every sample detected
         n3d = len(keypoints)
         if "2d_keypoints_2d" in batch:  # 2D-only samples ride in the same forward pass
             kp2, vis2 = batch["2d_keypoints_2d"], batch.get("2d_visible")
             if visible is not None or vis2 is not None:
                 visible = torch.cat([_all_visible(keypoints, visible), _all_visible(kp2, vis2)])
+            if exact is not None:  # a detector's keypoints (COCO's annotations are not exact)
+                exact = torch.cat([exact, exact.new_zeros(len(kp2))])
             keypoints = torch.cat([keypoints, kp2])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
             if stage == 1:
-                x = self.model.network_input(keypoints, visible)
+                x = self.model.network_input(keypoints, visible, exact)
                 out = {"joints_3d": self._forward(x)}
             else:
-                out = self._forward(keypoints, visible)
+                out = self._forward(keypoints, visible, exact)
         if self.config.bf16:  # the losses in (at least) float32
             out = {k: v.to(torch.promote_types(v.dtype, torch.float32)) for k, v in out.items()}
         out_2d = None
