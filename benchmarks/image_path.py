@@ -16,7 +16,7 @@ the full mesh, ground truth on the shipped model's topology) and right hands, wi
 * MPJPE, PA-MPJPE, MPVPE and PA-MPVPE (mm) of the meshes predicted from the detector's
   keypoints (moved onto Anny's joints, as :meth:`KeypointDetector.for_model` does) and, on the
   same photos, for bodies from BlazePose's own joints (``calibration=None``) and from the exact
-  keypoints;
+  keypoints (a model with ``config.exactness_input`` is told they are exact);
 * the time per image on this machine: reading the PNG, detecting, predicting (one image at a
   time, the model and detector loaded once).
 
@@ -101,7 +101,7 @@ def run_kind(kind: str, count: int, threads: int) -> dict:
                 own = predict_image(model, rgb, keypoints=found).prediction
                 raw_rows.append(mesh_errors(own.vertices[0], own.mesh_joints_3d[0], *gt,
                                             root=root))  # fmt: skip
-            exact = model.predict(photo.keypoints_2d)
+            exact = model.predict(photo.keypoints_2d, exact=True)  # told so, if it reads it
             exact_rows.append(mesh_errors(exact.vertices[0], exact.mesh_joints_3d[0], *gt,
                                           root=root))  # fmt: skip
             dist = np.linalg.norm(result.detection.keypoints[:, :2] - photo.keypoints_2d, axis=1)
