@@ -152,10 +152,13 @@ def _predictions(
         for idx in _batches(n, batch_size):
             batch = stack_samples(dataset, idx)
             visible, exact = batch.get("visible"), batch.get("exact")
+            # the exactness only where a dataset says it (models of the (keypoints, visible)
+            # signature keep working on the others)
+            told = {} if exact is None else {"exact": exact.to(device)}
             out = model(
                 batch["keypoints_2d"].to(device),
                 None if visible is None else visible.to(device),
-                None if exact is None else exact.to(device),
+                **told,
             )
             yield batch, out
     finally:
