@@ -58,8 +58,8 @@ def posenet_errors(
         sums: dict[str, float] = {}
         for lo in range(0, samples, 128):
             batch = data.__getitems__(list(range(lo, min(lo + 128, samples))))
-            given = (batch["keypoints_2d"], batch["visible"], batch["exact"])
-            pred = model(*given)["joints_3d"].double()
+            answer = model(batch["keypoints_2d"], batch["visible"], batch["exact"])
+            pred = answer["joints_3d"].double()
             true = batch["joints_3d"].double()
             rel = (pred - pred[:, root : root + 1]) - (true - true[:, root : root + 1])
             axes = rel.abs().mean(1)

@@ -493,7 +493,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             x = torch.where(keep[:, None, None], clean.to(x.dtype), x)
             visible = visible | keep[:, None]
             return x.float(), visible, keep
-        return x.float(), visible, ~exact
+        return x.float(), visible, torch.zeros_like(exact)
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
         """A whole batch at once (used by :class:`torch.utils.data.DataLoader`)."""

@@ -202,8 +202,7 @@ class MeshNet(nn.Module):
         variant: ``"coarse_to_fine"`` or ``"direct"``.
         norm: Block normalisation (``"batch"``, ``"group"``, ``"none"``).
         canonical_frame: Work in the body frame of the 3D joints (see above).
-        keypoint_channels: Numbers per 2D joint: 2, one more with a visibility channel and
-            one more with an exactness channel.
+        keypoint_channels: Numbers per 2D joint: 2, or 3 with a visibility channel.
         conv: The convolution factory of the mesh blocks and head (:mod:`meshgraph.nn.convs`;
             default: Chebyshev of order ``K``). The joint-graph blocks stay Chebyshev: a
             joint graph has no faces to order spirals by.
@@ -230,8 +229,8 @@ class MeshNet(nn.Module):
         conv: ConvFactory | None = None,
     ) -> None:
         super().__init__()
-        if keypoint_channels not in (2, 3, 4):
-            raise ValueError(f"keypoint_channels must be 2, 3 or 4, got {keypoint_channels!r}")
+        if keypoint_channels not in (2, 3):
+            raise ValueError(f"keypoint_channels must be 2 or 3, got {keypoint_channels!r}")
         self.keypoint_channels = keypoint_channels
         factory = conv or ChebConvFactory(K)
         if canonical_frame and get_joint_set(joint_set).name not in FRAME_JOINTS:
@@ -328,8 +327,7 @@ class FCBaseline(nn.Module):
         num_joints: ``J``.
         num_vertices: ``V``.
         hidden: Hidden widths.
-        keypoint_channels: Numbers per 2D joint: 2, one more with a visibility channel and
-            one more with an exactness channel.
+        keypoint_channels: Numbers per 2D joint: 2, or 3 with a visibility channel.
 
     Shapes:
         - keypoints_2d: ``(B, J, keypoint_channels)``, joints_3d: ``(B, J, 3)``
@@ -344,8 +342,8 @@ class FCBaseline(nn.Module):
         keypoint_channels: int = 2,
     ) -> None:
         super().__init__()
-        if keypoint_channels not in (2, 3, 4):
-            raise ValueError(f"keypoint_channels must be 2, 3 or 4, got {keypoint_channels!r}")
+        if keypoint_channels not in (2, 3):
+            raise ValueError(f"keypoint_channels must be 2 or 3, got {keypoint_channels!r}")
         self.keypoint_channels = keypoint_channels
         layers: list[nn.Module] = []
         width = (keypoint_channels + 3) * num_joints
