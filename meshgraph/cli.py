@@ -309,6 +309,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from meshgraph.training.evaluate import HELD_OUT_SETS, evaluate_held_out
 
     _device_option(args.device)
+    if args.exact and args.dataset is None:
+        raise ValueError(
+            "--exact goes with --dataset: the held-out sets say themselves which 2D is exact"
+        )
     if args.model is None:
         model = _shipped(args, map_location=args.device)
     else:
@@ -358,6 +362,11 @@ def _evaluate_dataset(args: argparse.Namespace, model: object) -> int:
 
     if args.root is None:
         raise ValueError("--dataset needs --root, the dataset's folder")
+    if args.exact and str(args.keypoints) != "gt":
+        raise ValueError(
+            f"--exact says the 2D keypoints are the ground truth's: --keypoints {args.keypoints} "
+            "are a detector's"
+        )
     dataset = load_dataset(
         args.dataset,
         args.root,
@@ -368,6 +377,7 @@ def _evaluate_dataset(args: argparse.Namespace, model: object) -> int:
         limit=args.limit,
     )
     dataset.isotropic_input = model.config.isotropic_input  # type: ignore[attr-defined]
+    dataset.exact = args.exact
     print(f"{dataset!r}", file=sys.stderr)
     result = evaluate_benchmark(model, dataset, device=args.device)  # type: ignore[arg-type]
     name = "shipped " + ("hand" if args.hand else "body") if args.model is None else args.model.name
@@ -454,8 +464,11 @@ def _predict_images(args: argparse.Namespace) -> int:
         raise ValueError(f"with --image, give at most a MODEL.pt, got {len(args.inputs)} paths")
     if args.left:
         raise ValueError("--left: with --image the detector tells which hand it is")
-    if args.exact:
-        raise ValueError("--exact goes with a keypoint file: a photo's keypoints are detected")
+    if args.exact and args.keypoints_file is None:
+        raise ValueError(
+            "--exact goes with a keypoint file (--keypoints): a photo's detected keypoints "
+            "are not exact"
+        )
     model = _model_for(args, args.inputs[0] if args.inputs else None)
     image = Path(args.image)
     if image.is_dir():
@@ -490,7 +503,8 @@ def _predict_images(args: argparse.Namespace) -> int:
         for path in paths:
             try:
                 result = predict_image(model, path, detector=detector, keypoints=keypoints,
-                                       confidence_threshold=args.threshold)  # fmt: skip
+                                       confidence_threshold=args.threshold,
+                                       exact=args.exact)  # fmt: skip
                 save_image_prediction(result, out, stem=path.stem)
             except (ValueError, OSError) as err:
                 if len(paths) == 1:
@@ -775,6 +789,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keypoints",
         default="gt",
         help="--dataset: 2D input: gt, detected (3DPW's released detections) or a file",
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="--dataset with --keypoints gt: tell a model trained with --exactness-input that "
+        "the 2D keypoints are exact (the ground truth's projection)",
     )
     p.add_argument(
         "--smpl-path",

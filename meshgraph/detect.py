@@ -350,6 +350,7 @@ def predict_image(
     detector: KeypointDetector | None = None,
     keypoints: np.ndarray | Detection | None = None,
     confidence_threshold: float = 0.1,
+    exact: bool = False,
 ) -> ImagePrediction:
     """A mesh from a photo: detect the keypoints, then :meth:`Pose2Mesh.predict`.
 
@@ -364,6 +365,9 @@ def predict_image(
             joint set, or a :class:`Detection`), e.g. stored ones. COCO-19 and Body-29 are
             converted to the body model's set, like a detector's.
         confidence_threshold: Joints below this confidence are ignored.
+        exact: The given ``keypoints`` are exact (projected from motion capture or a mesh),
+            not a detector's: a model trained with ``exactness_input`` is told so (see
+            :meth:`~meshgraph.models.Pose2Mesh.predict`). Needs ``keypoints``.
 
     A hand model of one side is mirrored (:meth:`~meshgraph.models.Pose2Mesh.mirrored`) when
     the detector reports the other hand.
@@ -372,6 +376,10 @@ def predict_image(
         NoDetectionError: If nothing is detected.
         ValueError: For an unreadable image or keypoints the model cannot use (named).
     """
+    if not isinstance(exact, bool):
+        raise TypeError(f"exact must be a bool, got {exact!r}")
+    if exact and keypoints is None:
+        raise ValueError("exact=True needs the keypoints: a detector's keypoints are not exact")
     rgb = load_image(image)
     h, w = rgb.shape[:2]
     kind = model.part
@@ -411,7 +419,8 @@ def predict_image(
         model = model.mirrored()
     name = f"{image}: " if isinstance(image, (str, os.PathLike)) else ""
     try:
-        pred = model.predict(detection.keypoints, confidence_threshold=confidence_threshold)
+        pred = model.predict(detection.keypoints, confidence_threshold=confidence_threshold,
+                             exact=exact)  # fmt: skip
     except (ValueError, TypeError) as err:
         raise type(err)(f"{name}{err}") from None
     return ImagePrediction(rgb, detection, pred, model.faces.cpu().numpy(), model.joint_set.names)

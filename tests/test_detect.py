@@ -321,6 +321,46 @@ def test_predict_image_mirrors_the_model_for_a_left_hand(tmp_path):
         predict_image(model, image, keypoints=np.c_[kp[:, :2], np.zeros(21)])
 
 
+def test_predict_image_tells_a_model_its_keypoints_are_exact(tmp_path, capsys):
+    from meshgraph.cli import main
+
+    mesh = icosphere(2)
+    reg = torch.rand(21, mesh.num_vertices, generator=torch.Generator().manual_seed(0))
+    cfg = Pose2MeshConfig(joint_set="hand", mesh_joint_set="hand", body="anny-hand.R",
+                          num_levels=3, posenet_width=16, coarse_channels=4,
+                          decoder_channels=(4, 4, 4), exactness_input=True)  # fmt: skip
+    model = Pose2Mesh(cfg, mesh, reg / reg.sum(1, keepdim=True)).eval()
+    with torch.no_grad():  # weights that read the channel (the last input of each joint)
+        model.posenet.inp.weight.view(16, 21, 3)[..., 2].normal_()
+    kp = np.c_[np.random.default_rng(4).random((21, 2)) * 300 + 50, np.ones(21)]
+    image = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    exact = predict_image(model, image, keypoints=kp, exact=True).prediction
+    detected = predict_image(model, image, keypoints=kp).prediction
+    torch.testing.assert_close(exact.vertices, model.predict(kp, exact=True).vertices)
+    torch.testing.assert_close(detected.vertices, model.predict(kp).vertices)
+    assert not torch.allclose(exact.vertices, detected.vertices)
+    with pytest.raises(ValueError, match="exact=True needs the keypoints"):
+        predict_image(model, image, exact=True)
+    with pytest.raises(TypeError, match="exact must be a bool"):
+        predict_image(model, image, keypoints=kp, exact=1)
+    # the command line: --exact with --keypoints, refused without
+    model.save(tmp_path / "m.pt")
+    photo = _png(tmp_path / "photo.png", image)
+    (tmp_path / "kp.json").write_text(json.dumps({"keypoints": kp.tolist()}))
+    args = ["predict", str(tmp_path / "m.pt"), "--image", str(photo), "--keypoints",
+            str(tmp_path / "kp.json")]  # fmt: skip
+    meshes = {}
+    for flag in ([], ["--exact"]):
+        out = tmp_path / ("exact" if flag else "detected")
+        assert main([*args, "--out", str(out), *flag]) == 0
+        meshes[bool(flag)] = np.array(json.loads((out / "photo.json").read_text())["joints_3d"])
+    np.testing.assert_allclose(meshes[True], exact.joints_3d[0].numpy(), atol=2e-6)
+    np.testing.assert_allclose(meshes[False], detected.joints_3d[0].numpy(), atol=2e-6)
+    capsys.readouterr()
+    assert main([*args[:4], "--exact"]) == 2
+    assert "--exact goes with a keypoint file (--keypoints)" in capsys.readouterr().err
+
+
 def _shipped_or_skip(kind):
     from meshgraph.models.pretrained import PRETRAINED, weights_dir
 

@@ -158,6 +158,9 @@ class KeypointDataset(Dataset):
         is_hand: Hands (F-scores are reported).
         isotropic_input: Normalise the keypoints with one spread for both axes, for a model
             whose ``config.isotropic_input`` is set (see :attr:`isotropic_input`).
+        exact: The 2D keypoints are exact (the ground truth's projection), not a detector's;
+            every sample's ``exact`` says so, and :func:`~meshgraph.training.evaluate` tells a
+            model trained with ``exactness_input``. Settable later (:attr:`exact`).
 
     Raises:
         ValueError: On arrays of mismatched shapes, or a sample whose 2D input cannot be
@@ -180,8 +183,10 @@ class KeypointDataset(Dataset):
         protocol: BenchmarkProtocol | None = None,
         is_hand: bool = False,
         isotropic_input: bool = False,
+        exact: bool = False,
     ) -> None:
         self.name = name
+        self.exact = exact
         self.joint_set = get_joint_set(joint_set)
         self.mesh_joint_set = None if mesh_joint_set is None else get_joint_set(mesh_joint_set)
         self.protocol = protocol or BenchmarkProtocol(name, ("mpjpe", "pa_mpjpe"))
@@ -265,6 +270,17 @@ class KeypointDataset(Dataset):
             self._normalise()
 
     @property
+    def exact(self) -> bool:
+        """Whether the 2D keypoints are exact (each sample's ``exact``), not a detector's."""
+        return self._exact
+
+    @exact.setter
+    def exact(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"{self.name}: exact must be a bool, got {value!r}")
+        self._exact = value
+
+    @property
     def has_vertices(self) -> bool:
         """Whether samples carry ground-truth vertices."""
         return self._vertices is not None
@@ -288,6 +304,7 @@ class KeypointDataset(Dataset):
             "visible": self.visible[idx],
             "keypoints_2d_pixels": self.pixels[idx],
             "box": self.box[idx],
+            "exact": torch.full((len(idx),), self._exact, dtype=torch.bool),
         }
         if self.joints_3d is not None:
             out["joints_3d"] = self.joints_3d[idx]
@@ -308,6 +325,8 @@ class KeypointDataset(Dataset):
             parts.append(f"{self.mesh_joint_set.name} 3D joints")
         if self.has_vertices:
             parts.append(f"{self.num_vertices}-vertex meshes")
+        if self._exact:
+            parts.append("exact 2D")
         return f"{type(self).__name__}({self.name!r}: {', '.join(parts)})"
 
 

@@ -56,6 +56,48 @@ def test_shipped_hand_on_freihand_files_agrees_with_the_synthetic_evaluation(
     assert saved["metrics"]["pa_mpjpe"] == pytest.approx(got["pa_mpjpe"])
 
 
+def test_evaluate_dataset_exact_tells_the_model(anny_hand, tmp_path, capsys):
+    """``--exact``: a model trained with the exactness channel is told that ground-truth 2D is
+    exact; the synthetic evaluation of the same hands (exact 2D, flagged) is the reference."""
+    torch.manual_seed(0)
+    model = Pose2Mesh.from_body(anny_hand, joint_set="hand", mesh_joint_set="hand", num_levels=4,
+                                posenet_width=16, coarse_channels=8,
+                                exactness_input=True).eval()  # fmt: skip
+    with torch.no_grad():  # weights that read the channel (the last input of each joint)
+        model.posenet.inp.weight.view(16, 21, 3)[..., 2].normal_()
+    path = model.save(tmp_path / "m.pt")
+    synthetic = SyntheticPoseMeshDataset(
+        anny_hand, 8, joint_set="hand", seed=22, noise="none", progress=False
+    )
+    b = synthetic.__getitems__(list(range(8)))
+    assert bool(b["exact"].all())
+    xyz = (b["mesh_joints_3d"] + b["root"][:, None]).double().numpy()
+    k = np.zeros((8, 3, 3))
+    k[:, 0, 0], k[:, 1, 1] = b["focal"][:, 0].numpy(), b["focal"][:, 1].numpy()
+    k[:, :2, 2], k[:, 2, 2] = b["principal"].numpy(), 1.0
+    writers.freihand(tmp_path, k, xyz)
+    ref = evaluate(model, synthetic)["pa_mpjpe"]
+    rows = {}
+    for flag in ([], ["--exact"]):
+        out = tmp_path / f"row{len(flag)}.json"
+        args = ["evaluate", str(path), "--dataset", "freihand", "--root", str(tmp_path)]
+        assert cli_main([*args, "--json", str(out), *flag]) == 0
+        rows[bool(flag)] = json.loads(out.read_text())["metrics"]["pa_mpjpe"]
+    assert rows[True] == pytest.approx(ref, abs=0.05)
+    assert abs(rows[False] - ref) > 0.1  # untold, the model answers otherwise
+    data = FreiHAND(tmp_path)
+    assert not bool(data[0]["exact"]) and "exact" not in repr(data)
+    data.exact = True
+    assert bool(data.__getitems__([0, 1])["exact"].all()) and "exact 2D" in repr(data)
+    with pytest.raises(TypeError, match="exact must be a bool"):
+        data.exact = 1
+    capsys.readouterr()
+    assert cli_main([*args, "--exact", "--keypoints", "det.json"]) == 2
+    assert "--keypoints det.json are a detector's" in capsys.readouterr().err
+    assert cli_main(["evaluate", str(path), "--exact", "--samples", "2"]) == 2
+    assert "--exact goes with --dataset" in capsys.readouterr().err
+
+
 def test_evaluate_dataset_errors_are_one_line(tmp_path, capsys):
     assert cli_main(["evaluate", "--dataset", "freihand"]) == 2
     assert "--dataset needs --root" in capsys.readouterr().err

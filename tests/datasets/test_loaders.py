@@ -170,7 +170,7 @@ class Oracle(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.joint_offset, self.vertex_offset, self.scale = joint_offset, vertex_offset, scale
 
-    def forward(self, keypoints_2d, visible=None):
+    def forward(self, keypoints_2d, visible=None, exact=None):
         flat = self.data.keypoints_2d.flatten(1)
         idx = torch.cdist(keypoints_2d.flatten(1), flat).argmin(1).tolist()
         b = self.data.__getitems__(idx)
@@ -301,7 +301,8 @@ def test_coco_people_to_coco19(tmp_path):
     assert not data.visible[0, 17] and data.visible[0, 18]  # no pelvis with one hip; a neck
     assert data.pixels[0, 12].abs().sum() == 0  # unlabelled joints carry no coordinates
     s = data[0]
-    assert set(s) == {"keypoints_2d", "visible", "keypoints_2d_pixels", "box"}
+    assert set(s) == {"keypoints_2d", "visible", "keypoints_2d_pixels", "box", "exact"}
+    assert not bool(s["exact"])  # annotations are not the exact joints
     assert s["keypoints_2d"][~s["visible"]].abs().sum() == 0
     with pytest.raises(ValueError, match="no 3D ground truth"):
         evaluate_benchmark(Oracle.__new__(Oracle), data)  # refused before the model runs
