@@ -336,3 +336,77 @@ def test_input_normalisation_posenet_errors_match_evaluate(hand):
     sets = held_out_sets(hand, 12, joint_set="hand", seed=2, isotropic_input=True)
     for key, data in sets.items():
         assert got[key]["mpjpe"] == pytest.approx(evaluate(model, data)["posenet_mpjpe"], rel=1e-5)
+
+
+def test_error_budget_far_joints_by_a_naive_loop():
+    from benchmarks.error_budget import far_joints
+    from meshgraph.bodies.joint_sets import get_joint_set
+    from meshgraph.data.noise import COCO_SIGMAS
+
+    js = get_joint_set("body29")
+    g = torch.Generator().manual_seed(0)
+    truth = torch.rand(3, 29, 2, generator=g, dtype=torch.float64) * torch.tensor([120.0, 300.0])
+    noisy = truth + 15 * torch.randn(3, 29, 2, generator=g, dtype=torch.float64)
+    far = far_joints(noisy, truth, js)
+    anchors = js.anchors(19)
+    for b in range(3):
+        w = float(truth[b, :17, 0].max() - truth[b, :17, 0].min())
+        h = float(truth[b, :17, 1].max() - truth[b, :17, 1].min())
+        s = (0.53 * w * h) ** 0.5
+        for j in list(range(17)) + list(range(19, 29)):
+            sigma = COCO_SIGMAS[j if j < 17 else anchors[j - 19]]
+            # OKS = exp(-d^2 / (2 s^2 (2 sigma)^2)) = 0.5  <=>  d = 2 sigma s sqrt(2 ln 2)
+            limit = 2 * sigma * s * (2 * np.log(2)) ** 0.5
+            assert bool(far[b, j]) == (float((noisy[b, j] - truth[b, j]).norm()) >= limit)
+        assert bool(far[b, 17]) == bool(far[b, 11] or far[b, 12])  # the pelvis: the hips
+        assert bool(far[b, 18]) == bool(far[b, 5] or far[b, 6])  # the neck: the shoulders
+    assert 0 < int(far.sum()) < far.numel()
+
+
+def test_error_budget_rows_switch_on_one_part_at_a_time(anny_body, tmp_path):
+    from benchmarks import error_budget
+    from benchmarks.error_budget import BudgetInputs, far_joints
+    from meshgraph.data import SyntheticPoseMeshDataset
+
+    base = SyntheticPoseMeshDataset(anny_body, 6, joint_set="body29", seed=11, noise="none",
+                                    isotropic_input=True, progress=False)  # fmt: skip
+    idx = list(range(6))
+
+    def batch(part=None, **kw):
+        det = None if part is None else error_budget._detector("body29", part)
+        options = {"exact": False, "posefix": 1.0, "oracle": None, **kw}
+        return BudgetInputs(base, detector=det, seed=5, **options).__getitems__(idx)
+
+    truth = base.__getitems__(idx)["keypoints_2d_gt"].double()
+    exact = batch(exact=True, posefix=None)
+    assert torch.equal(exact["keypoints_2d_pixels"].double(), truth.float().double())
+    assert bool(exact["exact"].all()) and not bool(batch()["exact"].any())
+    good = batch(posefix=0.0)["keypoints_2d_pixels"].double()
+    assert not bool(far_joints(good, truth, base.joint_set, oks=0.85).any())  # within OKS 0.85
+    posefix = batch()
+    moved = posefix["keypoints_2d_pixels"].double()
+    assert bool(far_joints(moved, truth, base.joint_set, oks=0.85).any())  # jitter and misses
+    for oks in (0.5, 0.85):
+        oracle = batch(oracle=oks)
+        assert torch.equal(oracle["keypoints_2d_pixels"], posefix["keypoints_2d_pixels"])
+        assert torch.equal(~oracle["visible"], far_joints(moved, truth, base.joint_set, oks=oks))
+    offsets, drops, every = batch("offsets"), batch("drops"), batch("all")
+    assert bool(offsets["visible"].all()) and not bool(drops["visible"].all())
+    # missing joints move nothing: the offsets row's pixels, fewer of them given
+    assert torch.equal(drops["keypoints_2d_pixels"], offsets["keypoints_2d_pixels"])
+    assert every["keypoints_2d_pixels"].shape == drops["keypoints_2d_pixels"].shape
+    # the whole command on a tiny untrained model writes every row
+    torch.manual_seed(0)
+    from meshgraph.models import Pose2Mesh
+
+    model = Pose2Mesh.from_body(anny_body, joint_set="body29", mesh_joint_set="h36m",
+                                num_levels=4, posenet_width=16, coarse_channels=8,
+                                visibility_input=True, exactness_input=True,
+                                isotropic_input=True)  # fmt: skip
+    path = model.eval().save(tmp_path / "tiny.pt")
+    assert error_budget.main([str(path), "--samples", "4", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "error-budget-cpu.json").read_text())
+    assert [r["label"] for r in record["rows"]] == [r[0] for r in error_budget.ROWS]
+    first = record["rows"][0]
+    assert first["input_error"] == 0.0 and first["given"] == 1.0
+    assert record["rows"][3]["input_error"] > record["rows"][2]["input_error"] > 0
