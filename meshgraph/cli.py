@@ -378,6 +378,7 @@ def _evaluate_dataset(args: argparse.Namespace, model: object) -> int:
     )
     dataset.isotropic_input = model.config.isotropic_input  # type: ignore[attr-defined]
     dataset.exact = args.exact
+    _warn_if_exact_unread(args, model)
     print(f"{dataset!r}", file=sys.stderr)
     result = evaluate_benchmark(model, dataset, device=args.device)  # type: ignore[arg-type]
     name = "shipped " + ("hand" if args.hand else "body") if args.model is None else args.model.name
@@ -406,6 +407,17 @@ def _model_for(args: argparse.Namespace, path: str | None) -> object:
     return model.flip_tested() if args.flip_test else model
 
 
+def _warn_if_exact_unread(args: argparse.Namespace, model: object) -> None:
+    """Warn when ``--exact`` is given to a model that has no exactness channel to read it."""
+    if args.exact and not model.config.exactness_input:  # type: ignore[attr-defined]
+        import warnings
+
+        warnings.warn(
+            "the model was trained without --exactness-input: --exact changes nothing",
+            stacklevel=2,
+        )
+
+
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -421,6 +433,7 @@ def _predict(args: argparse.Namespace) -> int:
     if len(args.inputs) > 2:
         raise ValueError(f"expected [MODEL.pt] KEYPOINTS, got {len(args.inputs)} paths")
     model = _model_for(args, args.inputs[0] if len(args.inputs) == 2 else None)
+    _warn_if_exact_unread(args, model)
     args.keypoints = args.inputs[-1]
     kp = read_keypoints(Path(args.keypoints), model.joint_set.name, layout=args.layout)
     try:
@@ -470,6 +483,7 @@ def _predict_images(args: argparse.Namespace) -> int:
             "are not exact"
         )
     model = _model_for(args, args.inputs[0] if args.inputs else None)
+    _warn_if_exact_unread(args, model)
     image = Path(args.image)
     if image.is_dir():
         paths = image_files(image)

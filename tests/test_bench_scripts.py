@@ -404,7 +404,9 @@ def test_error_budget_rows_switch_on_one_part_at_a_time(anny_body, tmp_path):
                                 visibility_input=True, exactness_input=True,
                                 isotropic_input=True)  # fmt: skip
     path = model.eval().save(tmp_path / "tiny.pt")
-    assert error_budget.main([str(path), "--samples", "4", "--out", str(tmp_path)]) == 0
+    threads = str(torch.get_num_threads())  # the command sets it: leave the session's
+    assert error_budget.main([str(path), "--samples", "4", "--out", str(tmp_path),
+                              "--threads", threads]) == 0  # fmt: skip
     record = json.loads((tmp_path / "error-budget-cpu.json").read_text())
     assert [r["label"] for r in record["rows"]] == [r[0] for r in error_budget.ROWS]
     first = record["rows"][0]

@@ -199,6 +199,12 @@ def test_cli_predict(hand, tmp_path, capsys):
         assert main(["predict", str(path), str(kp), "--out", str(out), *flag]) == 0
         outs[bool(flag)] = (out / "mesh.obj").read_text()
     assert outs[True] != outs[False]
+    assert "changes nothing" not in capsys.readouterr().err
+    plain = _model(hand).save(tmp_path / "plain.pt")  # no channel: told so
+    assert main(["predict", str(plain), str(kp), "--out", str(tmp_path / "p"), "--exact"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err
+    assert "the model was trained without --exactness-input: --exact changes nothing" in err
     assert main(["predict", "--image", str(tmp_path), "--exact"]) == 2
     assert "--exact goes with a keypoint file" in capsys.readouterr().err
 
