@@ -43,8 +43,10 @@ from typing import Any
 import torch
 
 from benchmarks._common import write_results
+from meshgraph.bodies.joint_sets import JointSet
 from meshgraph.data.noise import (
     COCO_SIGMAS,
+    DetectorNoise,
     default_detector_noise,
     detector_noise,
     oks_distance,
@@ -73,7 +75,7 @@ ROWS: tuple[tuple[str, bool, float | None, float | None, str | None], ...] = (
 )
 
 
-def _detector(joint_set: str, part: str) -> Any:
+def _detector(joint_set: str, part: str) -> DetectorNoise:
     """The detector-like set's failures with only the named part switched on."""
     full = default_detector_noise(joint_set)
     if part == "offsets":
@@ -85,7 +87,9 @@ def _detector(joint_set: str, part: str) -> Any:
     raise ValueError(f"unknown detector part {part!r}")
 
 
-def far_joints(noisy: torch.Tensor, truth: torch.Tensor, joint_set: Any, oks: float = 0.5) -> Any:
+def far_joints(
+    noisy: torch.Tensor, truth: torch.Tensor, joint_set: JointSet, oks: float = 0.5
+) -> torch.Tensor:
     """``(B, J)``: the joints at least the COCO OKS-``oks`` distance from their true place.
 
     The distance uses :func:`~meshgraph.data.noise.posefix_noise`'s person area (0.53 times the
@@ -123,7 +127,7 @@ class BudgetInputs:
         exact: bool,
         posefix: float | None,
         oracle: float | None,
-        detector: Any,
+        detector: DetectorNoise | None,
         seed: int,
     ) -> None:
         self.base, self.exact, self.posefix = base, exact, posefix
