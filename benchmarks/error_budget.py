@@ -43,13 +43,17 @@ from typing import Any
 import torch
 
 from benchmarks._common import write_results
+from benchmarks.pose2mesh_errors import _input_error
 from meshgraph.bodies.joint_sets import JointSet
 from meshgraph.data.noise import (
     COCO_SIGMAS,
+    DERIVED_JOINTS,
     DetectorNoise,
     default_detector_noise,
     detector_noise,
     oks_distance,
+    person_area,
+    posefix_joints,
     posefix_noise,
 )
 from meshgraph.data.random import CounterRandom
@@ -92,24 +96,21 @@ def far_joints(
 ) -> torch.Tensor:
     """``(B, J)``: the joints at least the COCO OKS-``oks`` distance from their true place.
 
-    The distance uses :func:`~meshgraph.data.noise.posefix_noise`'s person area (0.53 times the
-    COCO joints' box) and each joint's OKS sigma (Body-29's extra joints: their anchor's).
-    Joints without a sigma of their own that are derived from two others (COCO-19's pelvis and
-    neck) count as far when either source is.
+    The distance uses :func:`~meshgraph.data.noise.posefix_noise`'s person area
+    (:func:`~meshgraph.data.noise.person_area`) and each joint's OKS sigma
+    (:func:`~meshgraph.data.noise.posefix_joints`: Body-29's extra joints take their anchor's).
+    The joints derived from two others (:data:`~meshgraph.data.noise.DERIVED_JOINTS`: COCO-19's
+    pelvis and neck) count as far when either source is.
     """
-    js = joint_set
-    like = list(range(17)) + (js.anchors(19) if js.num_joints == 29 else [])
-    own = list(range(17)) + (list(range(19, 29)) if js.num_joints == 29 else [])
-    lo, hi = truth[:, :17].amin(1), truth[:, :17].amax(1)
-    size = (hi - lo).clamp_min(1.0)
-    area = (0.53 * size[:, 0] * size[:, 1]).view(-1, 1)
+    own, like = posefix_joints(joint_set, truth.shape[1])
+    area = person_area(truth).view(-1, 1)
     sigma = torch.tensor([COCO_SIGMAS[i] for i in like], dtype=truth.dtype).view(1, -1)
     limit = oks_distance(area, sigma, oks)
     far = torch.zeros(truth.shape[:2], dtype=torch.bool)
     far[:, own] = (noisy[:, own] - truth[:, own]).norm(dim=-1) >= limit
-    if js.num_joints >= 19:  # COCO-19's pelvis and neck follow the hips and shoulders
-        far[:, 17] = far[:, 11] | far[:, 12]
-        far[:, 18] = far[:, 5] | far[:, 6]
+    for joint, (a, b) in DERIVED_JOINTS.get(joint_set.name, ()):
+        if joint < truth.shape[1]:
+            far[:, joint] = far[:, a] | far[:, b]
     return far
 
 
@@ -160,17 +161,13 @@ class BudgetInputs:
                 "exact": torch.full((len(indices),), self.exact)}  # fmt: skip
 
 
-def input_error(data: BudgetInputs, n: int) -> float:
-    """Mean distance of the given 2D joints from their true places, % of the true height."""
-    total, count = 0.0, 0
-    for lo in range(0, n, 128):
-        b = data.__getitems__(list(range(lo, min(lo + 128, n))))
-        gt = b["keypoints_2d_gt"].double()
-        height = (gt[..., 1].amax(1) - gt[..., 1].amin(1)).view(-1, 1)
-        err = (b["keypoints_2d_pixels"].double() - gt).norm(dim=-1) / height * 100
-        total += float(err[b["visible"]].sum())
-        count += int(b["visible"].sum())
-    return total / max(count, 1)
+def input_error(data: BudgetInputs, n: int) -> tuple[float, float]:
+    """The 2D input's mean error over the joints given (% of the true keypoints' height,
+    :func:`benchmarks.pose2mesh_errors._input_error`) and the share of joints given."""
+    errors = torch.cat([_input_error(data.__getitems__(list(range(lo, min(lo + 128, n)))))
+                        for lo in range(0, n, 128)])  # fmt: skip
+    given = ~torch.isnan(errors)
+    return float(errors[given].mean()) if given.any() else math.nan, float(given.double().mean())
 
 
 def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
@@ -228,11 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         det = None if part is None else _detector(model.joint_set.name, part)
         data = BudgetInputs(base, exact=exact, posefix=posefix, oracle=oracle, detector=det,
                             seed=HELD_OUT_SEED + args.seed)  # fmt: skip
-        given = [data.__getitems__(list(range(lo, min(lo + 128, args.samples))))["visible"]
-                 for lo in range(0, args.samples, 128)]  # fmt: skip
+        error, given = input_error(data, args.samples)
         metrics = evaluate(model, data)  # type: ignore[arg-type]
-        row = {"label": label, "input_error": input_error(data, args.samples),
-               "given": float(torch.cat(given).float().mean()), "metrics": metrics}  # fmt: skip
+        row = {"label": label, "input_error": error, "given": given, "metrics": metrics}
         rows.append(row)
         print(label, {k: round(v, 1) for k, v in metrics.items() if math.isfinite(v)}, flush=True)
     options = {"model": args.model, "samples": args.samples, "seed": args.seed}

@@ -45,6 +45,8 @@ __all__ = [
     "draw_rows",
     "gaussian_noise",
     "oks_distance",
+    "person_area",
+    "posefix_joints",
     "posefix_noise",
 ]
 
@@ -150,6 +152,44 @@ def _random_offset(u_angle: Tensor, u_length: Tensor, lo: Tensor, hi: Tensor) ->
     return torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1) * length.unsqueeze(-1)
 
 
+def posefix_joints(joint_set: str | JointSet, num_joints: int) -> tuple[list[int], list[int]]:
+    """The joints :func:`posefix_noise` moves, and the COCO joint whose OKS sigma each takes.
+
+    The joints a detector reports: all but COCO-19's derived pelvis and neck. Body-29's extra
+    joints take the OKS sigma and error group of the COCO joint they hang from (heel and big
+    toe: the ankle; knuckles and thumb: the wrist): COCO defines no sigma for them, and a
+    detector's error on a foot or hand point follows its error on the limb's end.
+
+    Args:
+        joint_set: ``"coco"`` or ``"body29"``.
+        num_joints: The keypoints' count (17 or 19 for COCO, 29 for Body-29).
+
+    Returns:
+        ``(own, like)``: the moved joints' indices, and for each the index of the COCO-17
+        joint whose sigma (:data:`COCO_SIGMAS`) and error group it takes.
+
+    Example:
+        >>> own, like = posefix_joints("body29", 29)
+        >>> own[17:19], like[17:19]  # the heels, like the ankles
+        ([19, 20], [15, 16])
+    """
+    js = get_joint_set(joint_set)
+    own = list(range(17)) + (list(range(19, 29)) if num_joints == 29 else [])
+    like = list(range(17)) + (js.anchors(19) if num_joints == 29 else [])
+    return own, like
+
+
+def person_area(keypoints: Tensor) -> Tensor:
+    """``(B,)`` a person's area in pixels^2 from its COCO keypoints ``(B, J >= 17, 2)``.
+
+    0.53 times the area of the first 17 keypoints' box (the mean ratio of segmentation to box
+    area of COCO people): the ``s^2`` of COCO's OKS when no segmentation is known, as
+    :func:`posefix_noise` uses it.
+    """
+    w, h = _box_size(keypoints[:, :17])
+    return 0.53 * w * h
+
+
 def posefix_noise(
     keypoints: Tensor,
     generator: Generators,
@@ -181,18 +221,12 @@ def posefix_noise(
     allowed = (17, 19) if js.name == "coco" else (29,)
     if j not in allowed:
         raise ValueError(f"expected {' or '.join(map(str, allowed))} {js.name} keypoints, got {j}")
-    # the joints a detector reports (all but the derived pelvis and neck); Body-29's extra
-    # joints take the OKS sigma and error group of the COCO joint they hang from (heel and
-    # big toe: the ankle; knuckles and thumb: the wrist): COCO defines no sigma for them, and
-    # a detector's error on a foot or hand point follows its error on the limb's end
-    own = list(range(17)) + (list(range(19, 29)) if j == 29 else [])
-    like = list(range(17)) + (js.anchors(19) if j == 29 else [])
+    own, like = posefix_joints(js, j)
     n = len(own)
     dtype, dev = keypoints.dtype, keypoints.device
     kp = keypoints.detach().clone()
     if area is None:
-        w, h = _box_size(kp[:, :17])
-        area = 0.53 * w * h
+        area = person_area(kp)
     area = area.detach().to(device=dev, dtype=dtype).view(b, 1)
     sigma = torch.tensor([COCO_SIGMAS[i] for i in like], dtype=dtype, device=dev).view(1, n)
     d85, d50, d10 = (oks_distance(area, sigma, c) for c in (0.85, 0.5, 0.1))

@@ -279,3 +279,21 @@ def test_posefix_noise_body29_extra_joints_err_like_their_ankle_or_wrist():
     assert (off[:, 23:] - kp[:, 23:]).norm(dim=-1).max() < d85["wrist"]
     with pytest.raises(ValueError, match="29"):
         posefix_noise(kp[:, :19], _gen(7), "body29")
+
+
+def test_posefix_joints_and_person_area_by_hand():
+    from meshgraph.data.noise import person_area, posefix_joints
+
+    own, like = posefix_joints("coco", 19)
+    assert own == like == list(range(17))  # the derived pelvis and neck are not moved
+    assert posefix_joints("coco", 17) == (list(range(17)), list(range(17)))
+    own, like = posefix_joints("body29", 29)
+    # heels and big toes like the ankles (15 left, 16 right), knuckles and thumbs the wrists
+    assert own == list(range(17)) + list(range(19, 29))
+    assert like[17:] == [15, 16, 15, 16, 9, 10, 9, 10, 9, 10]
+    kp = torch.zeros(2, 19, 2, dtype=torch.float64)
+    kp[0, :17] = torch.tensor([[float(i), 2.0 * i] for i in range(17)])  # box 16 x 32
+    kp[0, 17:] = 1000.0  # beyond the first 17: not part of the box
+    kp[1, :17, 0] = torch.arange(17.0)  # flat: the box's height counts as 1 pixel
+    torch.testing.assert_close(person_area(kp), torch.tensor([0.53 * 16 * 32, 0.53 * 16 * 1],
+                                                              dtype=torch.float64))  # fmt: skip
