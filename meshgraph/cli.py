@@ -42,7 +42,17 @@ __all__ = ["main"]
 
 
 def _coarsen(args: argparse.Namespace) -> int:
-    verts, faces = load_mesh(args.mesh)
+    import numpy as np
+
+    verts, faces = load_mesh(args.mesh, merge_vertices=args.merge_vertices)
+    repeated = len(verts) - len(np.unique(verts, axis=0))
+    if repeated and args.merge_vertices is None:
+        print(
+            f"note: {repeated} of the {len(verts)} vertices repeat another's position (faces "
+            "stored apart, or split along seams), so the graph has cuts there; "
+            "--merge-vertices welds them",
+            file=sys.stderr,
+        )
     mesh = MeshTopology(faces, num_vertices=len(verts))
     t = time.perf_counter()
     h = MeshHierarchy.build(
@@ -623,6 +633,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: next to the mesh)")
     p.add_argument("--cache-dir", default=None, help="reuse hierarchies from this folder")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
+    p.add_argument(
+        "--merge-vertices",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="weld vertices at one position (default: .stl files only; load_mesh)",
+    )
     p.set_defaults(func=_coarsen)
 
     p = sub.add_parser("train", help="train and evaluate Pose2Mesh on synthetic data")

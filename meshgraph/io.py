@@ -8,7 +8,8 @@ and turns a damaged file into an error that names it:
 * :func:`load_array` / :func:`load_arrays`: ``.npy`` / ``.npz`` with ``allow_pickle=False``;
 * :func:`check_pickle`: a ``.pkl`` (the format of the licensed SMPL files) is unpickled with an
   allow-list of NumPy, SciPy-sparse and chumpy classes before smplx reads it;
-* :func:`load_mesh`: ``.obj`` read directly, other formats through trimesh.
+* :func:`load_mesh`: ``.obj`` read directly, other formats through trimesh, in the file's
+  vertex order (:func:`weld_vertices` merges a triangle soup's corners).
 
 Writing: :func:`save_obj` and :func:`save_ply` write meshes (the one place for mesh files;
 ``meshgraph.viz`` still imports them), :func:`atomic_write` replaces a file in one step (a
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from meshgraph._optional import WITH_TRIMESH, require
+from meshgraph._optional import require
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -49,6 +50,7 @@ __all__ = [
     "load_torch",
     "save_obj",
     "save_ply",
+    "weld_vertices",
 ]
 
 
@@ -234,14 +236,31 @@ def check_pickle(path: str | os.PathLike, *, what: str = "model file") -> Path:
     return path
 
 
+def _obj_lines(fh: Any) -> Iterator[tuple[int, list[str]]]:
+    """The ``(line number, fields)`` of an .obj file: comments cut, continued lines joined."""
+    held: list[str] = []
+    start = 0
+    for lineno, line in enumerate(fh, 1):
+        text = line.split("#", 1)[0].rstrip()
+        if not held:
+            start = lineno
+        if text.endswith("\\"):
+            held.append(text[:-1])
+            continue
+        held.append(text)
+        parts = " ".join(held).split()
+        held = []
+        if parts:
+            yield start, parts
+    if held and (parts := " ".join(held).split()):
+        yield start, parts
+
+
 def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     verts: list[list[float]] = []
     faces: list[list[int]] = []
     with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
+        for lineno, parts in _obj_lines(fh):
             try:
                 if parts[0] == "v":
                     if len(parts) < 4:
@@ -255,6 +274,8 @@ def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 raise ValueError(f"{path}:{lineno}: malformed line ({err})") from None
             if len(idx) < 3:
                 raise ValueError(f"{path}:{lineno}: a face needs at least 3 vertices")
+            if 0 in idx:
+                raise ValueError(f"{path}:{lineno}: .obj vertex indices start at 1, got 0")
             idx = [i - 1 if i > 0 else len(verts) + i for i in idx]  # 1-based or negative
             faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
     return np.asarray(verts, dtype=np.float64).reshape(-1, 3), np.asarray(
@@ -262,15 +283,71 @@ def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     ).reshape(-1, 3)
 
 
-def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def weld_vertices(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the vertices that lie at exactly the same position into one.
+
+    A triangle soup (an ``.stl`` file, which stores each triangle's corners apart) or a mesh
+    split along texture seams has several vertices at one point, so its graph falls apart into
+    pieces. Welding keeps the first vertex of each position, in the order of first appearance
+    (a mesh without repeated positions comes back unchanged), renumbers the faces and drops
+    the faces left with a repeated corner. Positions are compared exactly, without a tolerance:
+    the corners a file shares are written from the same numbers.
+
+    Args:
+        vertices: ``(V, 3)`` positions (array or tensor).
+        faces: ``(F, 3)`` vertex indices.
+
+    Returns:
+        ``(vertices, faces)`` of the welded mesh, float64 ``(V', 3)`` and int64 ``(F', 3)``.
+
+    Raises:
+        ValueError: On a wrong shape, NaN/inf positions or face indices out of range.
+
+    Example:
+        >>> v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]])
+        >>> vw, fw = weld_vertices(v, [[0, 1, 2], [3, 4, 5]])
+        >>> len(vw), fw.tolist()
+        (4, [[0, 1, 2], [1, 3, 2]])
+    """
+    v = _numpy(vertices).astype(np.float64)
+    f = _numpy(faces)
+    if f.size and f.dtype.kind not in "iu":
+        raise ValueError(f"faces must be integers, got {f.dtype}")
+    f = f.astype(np.int64)
+    _check_mesh(v, f)
+    _, first, inverse = np.unique(v, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first)  # unique positions in the order they first appear
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    new_faces = rank[inverse][f]
+    keep = (
+        (new_faces[:, 0] != new_faces[:, 1])
+        & (new_faces[:, 1] != new_faces[:, 2])
+        & (new_faces[:, 0] != new_faces[:, 2])
+    )
+    return v[first[order]], new_faces[keep]
+
+
+def load_mesh(
+    path: str | os.PathLike, *, merge_vertices: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Read vertices ``(V, 3)`` and triangle faces ``(F, 3)`` from a mesh file.
 
-    Wavefront ``.obj`` is read directly (polygons are fan-triangulated); every other format
-    (``.ply``, ``.stl``, ``.off``, ``.glb``, ...) goes through trimesh, without merging or
-    reordering vertices. ``.npz`` files with ``vertices`` and ``faces`` arrays work too.
+    Wavefront ``.obj`` is always read directly, in the file's vertex order: texture and normal
+    indices are ignored, so a textured mesh is not split along its UV seams, and polygons are
+    fan-triangulated. Every other format (``.ply``, ``.stl``, ``.off``, ``.glb``, ...) goes
+    through trimesh, which keeps the file's vertices and their order. ``.npz`` files with
+    ``vertices`` and ``faces`` arrays work too. For a fixed-topology model the order is the
+    model's vertex order, so nothing is merged unless asked or the format has no shared
+    vertices.
 
     Args:
         path: The mesh file.
+        merge_vertices: Weld the vertices that share a position (:func:`weld_vertices`).
+            ``None`` (default) welds ``.stl`` files only, whose triangles never share corners;
+            ``True`` also welds a mesh split along seams (a ``.glb`` often is); ``False``
+            keeps every file's vertices as stored.
 
     Returns:
         ``(vertices, faces)`` as float64 and int64 arrays.
@@ -280,7 +357,10 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         ImportError: If the format needs trimesh and it is not installed.
         ValueError: If the file is empty or malformed, its format unknown, or its faces index
             missing vertices (the message names the file).
+        TypeError: If ``merge_vertices`` is not a bool or ``None``.
     """
+    if merge_vertices is not None and not isinstance(merge_vertices, bool):
+        raise TypeError(f"merge_vertices must be a bool or None, got {merge_vertices!r}")
     path = _existing_file(path, "mesh file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
@@ -288,7 +368,7 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         if "vertices" not in z or "faces" not in z:
             raise ValueError(f"{path} must contain 'vertices' and 'faces' arrays")
         verts, faces = z["vertices"], z["faces"]
-    elif suffix == ".obj" and not WITH_TRIMESH:
+    elif suffix == ".obj":
         try:
             verts, faces = _read_obj(path)
         except UnicodeDecodeError:
@@ -325,6 +405,10 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         )
     if not np.isfinite(verts).all():
         raise ValueError(f"{path}: vertices contain NaN or inf")
+    if merge_vertices or (merge_vertices is None and suffix == ".stl"):
+        verts, faces = weld_vertices(verts, faces)
+        if len(faces) == 0:
+            raise ValueError(f"{path}: every face has a repeated corner once welded")
     return verts, faces
 
 
