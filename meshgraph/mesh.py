@@ -752,7 +752,15 @@ class MeshTopology(GraphTopology):
         """
         face = getattr(data, "face", None)
         if face is None:
-            raise ValueError("the Data object has no 'face' attribute (expected shape (3, F))")
+            hint = (
+                "; for its edges alone (a graph, e.g. after FaceToEdge), use "
+                "GraphTopology.from_edge_index(data.edge_index, data.num_nodes)"
+                if getattr(data, "edge_index", None) is not None
+                else ""
+            )
+            raise ValueError(
+                f"the Data object has no 'face' attribute (expected shape (3, F)){hint}"
+            )
         if face.dim() != 2 or face.shape[0] != 3:
             raise ValueError(f"Data.face must have shape (3, F), got {tuple(face.shape)}")
         return cls(face.t(), num_vertices=data.num_nodes, **kwargs)

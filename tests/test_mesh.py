@@ -304,6 +304,22 @@ def test_pyg_data_roundtrip():
         MeshTopology.from_data(Data(face=torch.zeros(4, 2, dtype=torch.long), num_nodes=4))
 
 
+def test_pyg_face_to_edge_agrees_and_faceless_data_points_to_graphs():
+    from torch_geometric.data import Data
+    from torch_geometric.transforms import FaceToEdge
+
+    v, f = icosphere_vertices_faces(1)
+    mesh = MeshTopology(f)
+    data = Data(pos=torch.tensor(v, dtype=torch.float32), face=torch.tensor(f).t().contiguous())
+    edges = FaceToEdge(remove_faces=True)(data)  # PyG's own edges of the faces, faces dropped
+    key = lambda ei: sorted(map(tuple, ei.t().tolist()))  # noqa: E731
+    assert key(edges.edge_index) == key(mesh.edge_index)
+    with pytest.raises(ValueError, match=r"no 'face'.*GraphTopology\.from_edge_index"):
+        MeshTopology.from_data(edges)
+    graph = GraphTopology.from_edge_index(edges.edge_index, edges.num_nodes)
+    assert torch.equal(graph.laplacian().to_dense(), mesh.laplacian().to_dense())
+
+
 def test_trimesh_interop():
     trimesh = pytest.importorskip("trimesh")
     tm = trimesh.creation.icosphere(subdivisions=2)
