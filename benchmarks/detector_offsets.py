@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks._common import write_results
+from benchmarks._common import restores_torch_threads, write_results
 from meshgraph.keypoint_formats import _mate
 
 SEED = 7  # not benchmarks.image_path's seed (2026)
@@ -151,6 +151,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@restores_torch_threads
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and write ``benchmarks/results/detector-offsets-cpu.{json,md}``."""
     import mediapipe

@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._common import write_results
+from benchmarks._common import restores_torch_threads, write_results
 from benchmarks.pose2mesh_errors import _input_error
 from meshgraph.bodies.joint_sets import JointSet
 from meshgraph.data.noise import (
@@ -193,6 +193,7 @@ def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@restores_torch_threads
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from meshgraph.cli import _body_for

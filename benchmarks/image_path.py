@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks._common import write_results
+from benchmarks._common import restores_torch_threads, write_results
 
 SEED = 2026  # examples/make_photos.py's seed: not a training seed
 
@@ -171,6 +171,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@restores_torch_threads
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write ``benchmarks/results/image-path-cpu.{json,md}``."""
     import mediapipe

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._common import write_results
+from benchmarks._common import restores_torch_threads, write_results
 from meshgraph.metrics import mpjpe, n_mpjpe, pa_mpjpe
 from meshgraph.models.pose2mesh import Pose2Mesh
 
@@ -170,6 +170,7 @@ def train_and_measure(
     return posenet_errors(model, _body_for(model.config, None), args.samples, args.eval_seed)
 
 
+@restores_torch_threads
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     p = ab_parser(__doc__.split("\n")[0], "outputs/input-normalisation")

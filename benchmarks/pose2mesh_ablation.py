@@ -37,7 +37,12 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import machine_info, peak_memory_mib, pose2mesh_workload
+from benchmarks._common import (
+    machine_info,
+    peak_memory_mib,
+    pose2mesh_workload,
+    restores_torch_threads,
+)
 
 VARIANTS = {
     "fc": {"variant": "fc"},
@@ -194,6 +199,7 @@ def chart(results: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+@restores_torch_threads
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--posenet-epochs", type=int, default=16)

@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 
+from benchmarks._common import restores_torch_threads
 from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset, default_shape_sampler
 from meshgraph.geometry import mirror_permutation as symmetric_pairs
@@ -360,6 +361,7 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
+@restores_torch_threads
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from meshgraph.cli import _body_for

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._common import write_results
+from benchmarks._common import restores_torch_threads, write_results
 from benchmarks.input_normalisation import (
     ERROR_COLUMNS,
     LABELS,
@@ -97,6 +97,7 @@ def _markdown(rows: list[dict[str, Any]], options: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@restores_torch_threads
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     p = ab_parser(__doc__.split("\n")[0], "outputs/posenet-options")

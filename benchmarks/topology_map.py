@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import machine_info
+from benchmarks._common import machine_info, restores_torch_threads
 
 ROWS = [(1, 1e-3), (4, 1e-3), (8, 0.0), (8, 1e-3), (12, 1e-3)]
 
@@ -125,6 +125,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@restores_torch_threads
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -251,10 +251,10 @@ def test_topology_map_runs_and_reports(tmp_path):
     pytest.importorskip("anny")
     from benchmarks import topology_map
 
-    # the script sets torch's thread count: keep this process's, which later tests expect
-    threads = str(torch.get_num_threads())
-    topology_map.main(["--fit-samples", "8", "--test-samples", "2", "--threads", threads,
+    threads = torch.get_num_threads()
+    topology_map.main(["--fit-samples", "8", "--test-samples", "2", "--threads", "1",
                        "--out", str(tmp_path)])  # fmt: skip
+    assert torch.get_num_threads() == threads  # the command's count ends with it
     result = json.loads((tmp_path / "topology-map-cpu.json").read_text())
     rows = {(r["k"], r["ridge"]): r for r in result["rows"]}
     assert set(rows) == set(topology_map.ROWS)
@@ -404,11 +404,45 @@ def test_error_budget_rows_switch_on_one_part_at_a_time(anny_body, tmp_path):
                                 visibility_input=True, exactness_input=True,
                                 isotropic_input=True)  # fmt: skip
     path = model.eval().save(tmp_path / "tiny.pt")
-    threads = str(torch.get_num_threads())  # the command sets it: leave the session's
+    threads = torch.get_num_threads()
     assert error_budget.main([str(path), "--samples", "4", "--out", str(tmp_path),
-                              "--threads", threads]) == 0  # fmt: skip
+                              "--threads", "1"]) == 0  # fmt: skip
+    assert torch.get_num_threads() == threads  # the command's count ends with it
     record = json.loads((tmp_path / "error-budget-cpu.json").read_text())
     assert [r["label"] for r in record["rows"]] == [r[0] for r in error_budget.ROWS]
     first = record["rows"][0]
     assert first["input_error"] == 0.0 and first["given"] == 1.0
     assert record["rows"][3]["input_error"] > record["rows"][2]["input_error"] > 0
+
+
+def test_benchmark_commands_that_set_threads_restore_them():
+    """Every benchmark command that sets torch's thread count gives the caller's back."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    from benchmarks._common import restores_torch_threads
+
+    setters = []
+    for path in sorted((Path(__file__).parent.parent / "benchmarks").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and getattr(n.func, "attr", None) == "set_num_threads"]  # fmt: skip
+        if calls and not path.stem.startswith("_"):  # a child script's text is no call
+            setters.append(path.stem)
+            main = importlib.import_module(f"benchmarks.{path.stem}").main
+            assert getattr(main, "restores_torch_threads", False), path.name
+    assert len(setters) >= 8
+
+    calls = []
+
+    @restores_torch_threads
+    def sets(n):
+        torch.set_num_threads(n)
+        calls.append(torch.get_num_threads())
+        raise RuntimeError("fails after setting")
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="fails after"):
+        sets(before + 1)
+    assert calls == [before + 1] and torch.get_num_threads() == before
