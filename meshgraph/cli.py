@@ -407,11 +407,11 @@ def _model_for(args: argparse.Namespace, path: str | None) -> object:
     from meshgraph.models.pose2mesh import Pose2Mesh
 
     if path is None:  # the weights that ship with meshgraph
-        return _shipped(args)
+        return _shipped(args, map_location=args.device)
     if args.hand or args.left:
         flag = "--hand" if args.hand else "--left"
         raise ValueError(f"{flag} picks the shipped hand model: give no MODEL.pt with it")
-    model = Pose2Mesh.load(path, map_location="cpu")
+    model = Pose2Mesh.load(path, map_location=args.device)
     if args.small_mesh:
         model = model.without_output_map()
     return model.flip_tested() if args.flip_test else model
@@ -434,6 +434,7 @@ def _predict(args: argparse.Namespace) -> int:
     from meshgraph.io import atomic_write, save_obj, save_ply
     from meshgraph.keypoint_formats import read_keypoints
 
+    _device_option(args.device)
     if args.image is not None:
         return _predict_images(args)
     if args.keypoints_file is not None:
@@ -452,21 +453,22 @@ def _predict(args: argparse.Namespace) -> int:
         raise type(err)(f"{args.keypoints}: {err}") from None
     out = Path(args.out) if args.out else Path(args.keypoints).with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
-    faces = model.faces.numpy()
+    faces = model.faces.cpu().numpy()
     for b in range(pred.vertices.shape[0]):
         tag = "" if pred.vertices.shape[0] == 1 else f"_{b:03d}"
-        verts = pred.vertices[b].numpy()
+        verts = pred.vertices[b].cpu().numpy()
         save_obj(out / f"mesh{tag}.obj", verts, faces)
         save_ply(out / f"mesh{tag}.ply", verts, faces)
-        cam = pred.camera[b].numpy()
+        cam = pred.camera[b].cpu().numpy()
         uv = cam[0] * verts[:, :2] + cam[1:]
         np.save(out / f"mesh{tag}_pixels.npy", uv)
         try:
-            _overlay(out / f"overlay{tag}.png", pred.keypoints_2d[b].numpy(), uv,
+            _overlay(out / f"overlay{tag}.png", pred.keypoints_2d[b].cpu().numpy(), uv,
                      list(model.joint_set.bones))  # fmt: skip
         except ImportError:
             pass
-    camera = {"weak_perspective": pred.camera.tolist(), "note": "pixel = s * X[:2] + (tx, ty)"}
+    camera = {"weak_perspective": pred.camera.cpu().tolist(),
+              "note": "pixel = s * X[:2] + (tx, ty)"}  # fmt: skip
     text = json.dumps(camera, indent=2)
     atomic_write(out / "camera.json", lambda fh: fh.write(text.encode()))
     print(f"saved {out}/mesh*.obj, .ply, overlay*.png, camera.json")
@@ -886,6 +888,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the keypoints are exact (projected from motion capture or a mesh), not a "
         "detector's: for models trained with --exactness-input",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where the model runs (cpu, cuda, cuda:1, mps); the files are written the same",
     )
     p.add_argument("--out", default=None)
     p.set_defaults(func=_predict)

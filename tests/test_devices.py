@@ -177,3 +177,37 @@ def test_synthetic_data_made_on_the_device_equals_the_cpu(device, anny_hand):
         assert b[k].device.type == device.type, k
         torch.testing.assert_close(b[k].cpu(), a[k], rtol=1e-4, atol=1e-4, msg=k)
     anny_hand.to("cpu")  # the session's model stays on the CPU for the other tests
+
+
+def test_cli_predict_runs_the_model_on_the_device(device, tmp_path, capsys):
+    """``meshgraph predict --device``: the same mesh files as on the CPU, from a float64 copy."""
+    import json
+
+    import numpy as np
+
+    from meshgraph.cli import main
+    from meshgraph.io import load_mesh
+
+    model = _model().eval()
+    model.save(tmp_path / "m.pt")
+    g = torch.Generator().manual_seed(1)
+    kp = torch.cat([300 + 80 * torch.randn(2, 17, 2, generator=g), torch.ones(2, 17, 1)], -1)
+    np.save(tmp_path / "kp.npy", kp.numpy())
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "m.pt"), str(tmp_path / "kp.npy"), "--out", str(out)]
+    assert main([*args, "--device", str(device)]) == 0
+    ref = model.double().predict(kp.double())  # the CPU reference, in float64
+    for b in range(2):
+        verts, faces = load_mesh(out / f"mesh_{b:03d}.obj")
+        np.testing.assert_allclose(verts, ref.vertices[b].numpy(), atol=1e-5)
+        np.testing.assert_array_equal(faces, model.faces.numpy())
+    camera = json.loads((out / "camera.json").read_text())["weak_perspective"]
+    np.testing.assert_allclose(camera, ref.camera.numpy(), rtol=1e-4)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cli_predict_refuses_a_device_this_machine_lacks(tmp_path, capsys):
+    from meshgraph.cli import main
+
+    assert main(["predict", str(tmp_path / "kp.npy"), "--device", "cuda"]) == 2
+    assert "--device cuda: device 'cuda': CUDA is not available" in capsys.readouterr().err
