@@ -339,6 +339,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--pose-* and --height-sd shape the synthetic held-out sets, not --dataset"
             )
+        if args.size_free:
+            raise ValueError("--size-free is for the synthetic held-out sets, not --dataset")
         return _evaluate_dataset(args, model)
     body = _body_for(model.config, args.model_path, _regressors(args.regressor))
     options = {}
@@ -351,7 +353,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         options["shape_sampler"] = default_shape_sampler(body, height_sd=args.height_sd)  # type: ignore[arg-type]
     rows = evaluate_held_out(model, body, args.samples, seed=args.seed, device=args.device,  # type: ignore[arg-type]
-                             **options)  # fmt: skip
+                             size_free=args.size_free, **options)  # fmt: skip
     keys = list(next(iter(rows.values())))
     print(f"{'input':<18}" + "".join(f"{k:>14}" for k in keys))
     for key, res in rows.items():
@@ -808,6 +810,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the joint regressors the model was trained with (repeatable)",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--size-free",
+        action="store_true",
+        help="also N-MPJPE and N-MPVPE: the errors once each prediction takes its "
+        "least-squares scale (the body's size known)",
+    )
     p.add_argument("--json", default=None, help="also write the metrics here")
     _add_pose_options(p, "held-out")
     p.add_argument(

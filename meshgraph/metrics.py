@@ -34,6 +34,7 @@ __all__ = [
     "mpjpe",
     "mpvpe",
     "n_mpjpe",
+    "n_mpvpe",
     "pa_mpjpe",
     "pa_mpvpe",
     "pck",
@@ -174,7 +175,11 @@ def n_mpjpe(pred: Tensor, target: Tensor, root: int = 0) -> Tensor:
         tensor([0.])
     """
     pred, target = _check_points(pred, target)
-    p, t = _root_align(pred, target, root)
+    return _scaled_error(*_root_align(pred, target, root))
+
+
+def _scaled_error(p: Tensor, t: Tensor) -> Tensor:
+    """Mean distance after ``p`` takes its least-squares scale against ``t`` (all at 0: 1)."""
     norm = (p * p).sum(dim=(1, 2))
     scale = torch.where(norm > 0, (p * t).sum(dim=(1, 2)) / norm.clamp_min(1e-30), 1.0)
     return (scale[:, None, None] * p - t).norm(dim=-1).mean(dim=1)
@@ -206,6 +211,30 @@ def mpvpe(
     root = None if pred_root is None else (pred_root, target_root)
     p, t = _root_align(pred, target, root)  # type: ignore[arg-type]
     return (p - t).norm(dim=-1).mean(dim=1)
+
+
+def n_mpvpe(pred: Tensor, target: Tensor, pred_root: Tensor, target_root: Tensor) -> Tensor:
+    """MPVPE after root alignment and the least-squares scale of each sample, ``(B,)``.
+
+    :func:`n_mpjpe` for meshes: each mesh relative to its root (e.g. its regressed pelvis),
+    ``p``, is multiplied by ``s = <p, t> / <p, p>`` against the target's ``t`` before
+    :func:`mpvpe`. What remains of the vertex error once the body's overall size, which a
+    single view cannot determine, is taken as known.
+
+    Args:
+        pred: ``(B, V, 3)`` vertices.
+        target: ``(B, V, 3)`` vertices.
+        pred_root: ``(B, 3)`` root of each predicted mesh.
+        target_root: ``(B, 3)`` root of each target mesh.
+
+    Example:
+        >>> t = torch.tensor([[[0.0, 0, 0], [0, 2, 0], [2, 0, 0]]])
+        >>> root = torch.zeros(1, 3)
+        >>> n_mpvpe(0.5 * t + 1, t, root + 1, root)  # half the size, elsewhere
+        tensor([0.])
+    """
+    pred, target = _check_points(pred, target)
+    return _scaled_error(*_root_align(pred, target, (pred_root, target_root)))
 
 
 def pa_mpvpe(pred: Tensor, target: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ from meshgraph.metrics import (
     mpjpe,
     mpvpe,
     n_mpjpe,
+    n_mpvpe,
     pa_mpjpe,
     pa_mpvpe,
     pck,
@@ -190,6 +191,26 @@ def test_mesh_errors_hand_worked():
         mesh_errors(verts, joints, verts, joints, root=5)
     with pytest.raises(ValueError, match="2 meshes but 1 joint sets"):
         mesh_errors(verts, joints[:1], verts, joints[:1])
+
+
+def test_n_mpvpe_against_float64_numpy_and_by_hand():
+    rng = np.random.default_rng(5)
+    pred, target = rng.normal(size=(4, 60, 3)), rng.normal(size=(4, 60, 3))
+    rp, rt = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    got = n_mpvpe(*(torch.from_numpy(a) for a in (pred, target, rp, rt))).numpy()
+    for b in range(4):  # a naive float64 loop: root-relative, least-squares scale, mean distance
+        p, t = pred[b] - rp[b], target[b] - rt[b]
+        s_ls = sum(p[i] @ t[i] for i in range(60)) / sum(p[i] @ p[i] for i in range(60))
+        ref = np.mean([np.linalg.norm(s_ls * p[i] - t[i]) for i in range(60)])
+        assert got[b] == pytest.approx(ref, rel=1e-12)
+    # by hand: the right mesh at a third of the size, moved, is no error; plain MPVPE sees it
+    t = torch.tensor([[[0.0, 0, 0], [0, 3, 0], [3, 0, 0], [0, 0, 3]]])
+    root = torch.zeros(1, 3)
+    small = t / 3 + torch.tensor([5.0, 0, 0])
+    assert n_mpvpe(small, t, root + torch.tensor([5.0, 0, 0]), root).item() == pytest.approx(0)
+    assert mpvpe(small, t, root + torch.tensor([5.0, 0, 0]), root).item() > 1.0
+    with pytest.raises(ValueError, match=r"pred root must have shape \(1, 3\)"):
+        n_mpvpe(t, t, torch.zeros(3), root)
 
 
 def test_n_mpjpe_against_a_scale_search_and_by_hand():

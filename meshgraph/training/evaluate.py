@@ -30,7 +30,7 @@ from meshgraph.data.noise import default_detector_noise
 from meshgraph.data.protocol import PoseMeshDataset, stack_samples
 from meshgraph.data.synthetic import SyntheticPoseMeshDataset
 from meshgraph.geometry import DEFAULT_BOX_ASPECT, regress_joints
-from meshgraph.metrics import f_score, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe
+from meshgraph.metrics import f_score, mpjpe, mpvpe, n_mpjpe, n_mpvpe, pa_mpjpe, pa_mpvpe
 from meshgraph.models.pose2mesh import Pose2Mesh
 
 __all__ = [
@@ -192,6 +192,7 @@ def evaluate(
     batch_size: int = 64,
     f_scores: bool | None = None,
     device: str | torch.device | None = None,
+    size_free: bool = False,
 ) -> dict[str, float]:
     """Mean metrics (mm) of ``model`` on the first ``num_samples`` samples of ``dataset``.
 
@@ -206,6 +207,9 @@ def evaluate(
         batch_size: Evaluation batch size.
         f_scores: Compute F@5 mm and F@15 mm (default: for hands).
         device: Device (default: the model's).
+        size_free: Also ``n_mpjpe`` and ``n_mpvpe``, the errors once each prediction takes
+            its least-squares scale (:func:`~meshgraph.metrics.n_mpjpe`,
+            :func:`~meshgraph.metrics.n_mpvpe`): what remains with the body's size known.
 
     Raises:
         ValueError: If ``num_samples`` or ``batch_size`` is not positive, or ``num_samples``
@@ -241,6 +245,9 @@ def evaluate(
                 "mpvpe": mpvpe(pv, gv, pj[:, root], gj[:, root]),
                 "pa_mpvpe": pa_mpvpe(pv, gv),
             }
+            if size_free:
+                m["n_mpjpe"] = n_mpjpe(pj, gj, root=root)
+                m["n_mpvpe"] = n_mpvpe(pv, gv, pj[:, root], gj[:, root])
             if f_scores:
                 m["f5"] = f_score(pv, gv, 0.005)
                 m["f15"] = f_score(pv, gv, 0.015)
@@ -440,14 +447,16 @@ def evaluate_held_out(
     *,
     seed: int = 0,
     device: str | torch.device | None = None,
+    size_free: bool = False,
     **dataset_options: Any,
 ) -> dict[str, dict[str, float]]:
     """:func:`evaluate` on each of :func:`held_out_sets` (keys of :data:`HELD_OUT_SETS`).
 
     What ``meshgraph train`` reports at the end of a run, ``meshgraph evaluate`` prints and a
-    shipped model's provenance records.
+    shipped model's provenance records. ``size_free`` adds N-MPJPE and N-MPVPE
+    (:func:`evaluate`'s ``size_free``).
     """
     dataset_options.setdefault("isotropic_input", model.config.isotropic_input)
     sets = held_out_sets(body, num_samples, joint_set=model.joint_set.name, seed=seed,
                          device=device, **dataset_options)  # fmt: skip
-    return {key: evaluate(model, data) for key, data in sets.items()}
+    return {key: evaluate(model, data, size_free=size_free) for key, data in sets.items()}

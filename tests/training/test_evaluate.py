@@ -26,6 +26,37 @@ def test_evaluate_keys_units_and_mode(hand):
     assert m["mpvpe"] > 1.0  # millimetres: an untrained net is far off
 
 
+def test_evaluate_size_free_errors_against_a_float64_loop(hand):
+    """size_free=True adds N-MPJPE and N-MPVPE, each the mean of a naive float64 loop over
+    the samples (root-relative, the least-squares scale of each, mean distance); the other
+    metrics do not change."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = Pose2Mesh.from_body(hand, joint_set="hand", mesh_joint_set="hand", num_levels=4,
+                                posenet_width=16, coarse_channels=8).eval()  # fmt: skip
+    test = SyntheticPoseMeshDataset(hand, 12, joint_set="hand", seed=98)
+    plain = evaluate(model, test, batch_size=5)
+    m = evaluate(model, test, batch_size=5, size_free=True)
+    assert set(m) == set(plain) | {"n_mpjpe", "n_mpvpe"}
+    assert {k: m[k] for k in plain} == plain
+    batch = test.__getitems__(list(range(12)))
+    with torch.no_grad():
+        out = model(batch["keypoints_2d"], batch["visible"])
+    r = model.mesh_joint_set.root
+    pj, gj = out["mesh_joints_3d"].double().numpy(), batch["mesh_joints_3d"].double().numpy()
+    pv, gv = out["vertices"].double().numpy(), batch["vertices"].double().numpy()
+
+    def size_free(p, t):
+        s = np.sum(p * t) / np.sum(p * p)
+        return np.mean([np.linalg.norm(s * p[i] - t[i]) for i in range(len(p))])
+
+    n_j = np.mean([size_free(pj[b] - pj[b, r], gj[b] - gj[b, r]) for b in range(12)])
+    n_v = np.mean([size_free(pv[b] - pj[b, r], gv[b] - gj[b, r]) for b in range(12)])
+    assert m["n_mpjpe"] == pytest.approx(1000 * n_j, rel=1e-5)
+    assert m["n_mpvpe"] == pytest.approx(1000 * n_v, rel=1e-5)
+
+
 def test_mean_mesh_baseline(hand):
     data = SyntheticPoseMeshDataset(hand, 10, joint_set="hand", seed=5, noise="none")
     template = mean_mesh(data, num_samples=4)

@@ -628,6 +628,28 @@ def test_evaluate_height_sd_shapes_the_held_out_bodies(
     assert "--height-sd shape the synthetic held-out sets" in capsys.readouterr().err
 
 
+def test_evaluate_size_free_adds_the_scaled_errors(small_body_run, tmp_path, capsys):
+    """``meshgraph evaluate --size-free``: the same table plus N-MPJPE and N-MPVPE, those of
+    the Python API (itself checked against a float64 loop in test_evaluate.py)."""
+    from meshgraph.cli import _body_for
+    from meshgraph.models import Pose2Mesh
+    from meshgraph.training.evaluate import evaluate_held_out
+
+    model = str(small_body_run / "model.pt")
+    plain = _evaluate_json(model, tmp_path)
+    free = _evaluate_json(model, tmp_path, "--size-free")
+    loaded = Pose2Mesh.load(model)
+    api = evaluate_held_out(loaded, _body_for(loaded.config, None), 8, size_free=True)
+    for key, row in free.items():
+        assert set(row) == set(plain[key]) | {"n_mpjpe", "n_mpvpe"}
+        assert {k: row[k] for k in plain[key]} == pytest.approx(plain[key], rel=1e-6)
+        assert row == pytest.approx(api[key], rel=1e-6)
+    capsys.readouterr()
+    args = ["evaluate", model, "--dataset", "freihand", "--root", str(tmp_path)]
+    assert main([*args, "--size-free"]) == 2
+    assert "--size-free is for the synthetic held-out sets" in capsys.readouterr().err
+
+
 def test_evaluate_pose_options_shape_the_held_out_poses(
     small_body_run, hand_run, tmp_path, capsys, monkeypatch
 ):
