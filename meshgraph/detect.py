@@ -130,8 +130,10 @@ class ImagePrediction:
 def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
     """An image as ``(H, W, 3)`` uint8 RGB, from a file (PNG, JPEG, ...) or an array.
 
-    Grey images gain three channels, an alpha channel is dropped, float images in ``[0, 1]``
-    are scaled to ``[0, 255]``.
+    A file is turned upright as its EXIF orientation says (phones store portrait photos
+    turned), so that keypoints and overlays are in the image as viewers show it. Grey images
+    gain three channels, an alpha channel is dropped, 16-bit images (``uint16`` arrays,
+    16-bit grey PNGs) are scaled to 8 bits and float images in ``[0, 1]`` to ``[0, 255]``.
 
     Raises:
         FileNotFoundError: If the file does not exist.
@@ -145,7 +147,7 @@ def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
         name = str(path)
         if not path.is_file():
             raise FileNotFoundError(f"no image file at {path}")
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
 
         try:
             with Image.open(path) as im:
@@ -155,7 +157,15 @@ def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
                         f"{path}: {width} x {height} pixels is larger than the "
                         f"{MAX_IMAGE_PIXELS:,} meshgraph reads; downscale it first"
                     )
-                arr = np.asarray(im.convert("RGB"))
+                # upright as viewers show it (a phone stores a portrait photo turned, with an
+                # EXIF orientation tag)
+                upright = ImageOps.exif_transpose(im)
+                if upright.mode.startswith("I"):  # 16-bit grey (PNG): scaled, not clipped
+                    arr = np.asarray(upright).astype(np.float64) / 257.0
+                elif upright.mode == "F":  # float grey (TIFF): as a float array
+                    arr = np.asarray(upright)
+                else:
+                    arr = np.asarray(upright.convert("RGB"))
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ValueError(f"{path} is not an image file meshgraph can read ({err})") from None
     else:
@@ -172,7 +182,9 @@ def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
             f"{name}: {arr.shape[1]} x {arr.shape[0]} pixels is larger than the "
             f"{MAX_IMAGE_PIXELS:,} meshgraph reads; downscale it first"
         )
-    if arr.dtype.kind == "f":
+    if arr.dtype == np.uint16:  # 16 bits per channel (e.g. cv2.IMREAD_ANYDEPTH)
+        arr = (arr / 257.0).round()
+    elif arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise ValueError(f"{name}: the image holds NaN or inf")
         arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).round()

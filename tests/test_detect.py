@@ -48,6 +48,36 @@ def test_load_image_formats(tmp_path):
     assert load_image(np.array([[[0.0, 0.5, 1.0], [0, 0, 0]]]))[0, 0].tolist() == [0, 128, 255]
 
 
+def test_load_image_turns_a_photo_upright_by_its_exif_orientation(tmp_path):
+    from PIL import Image
+
+    stored = np.zeros((4, 6, 3), np.uint8)
+    stored[0, 0] = (255, 0, 0)  # a red top-left corner as stored
+    stored[3, 5] = (0, 0, 255)
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = 6  # EXIF orientation 6: the viewer turns it 90 degrees clockwise
+    img.save(tmp_path / "turned.png", exif=exif)
+    out = load_image(tmp_path / "turned.png")
+    np.testing.assert_array_equal(out, np.rot90(stored, k=-1))  # NumPy's clockwise turn
+    assert out.shape == (6, 4, 3) and out[0, 3].tolist() == [255, 0, 0]
+    img.save(tmp_path / "plain.png")  # no tag: as stored
+    np.testing.assert_array_equal(load_image(tmp_path / "plain.png"), stored)
+
+
+def test_load_image_scales_16_bit_images(tmp_path):
+    from PIL import Image
+
+    grey8 = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10
+    grey16 = grey8.astype(np.uint16) * 257  # the same grey levels in 16 bits
+    Image.fromarray(grey16).save(tmp_path / "g16.png")
+    out = load_image(tmp_path / "g16.png")
+    assert out.dtype == np.uint8 and out.shape == (4, 6, 3)
+    np.testing.assert_array_equal(out[..., 0], grey8)
+    rgb16 = np.repeat(grey16[..., None], 3, axis=2)  # e.g. cv2.imread(..., IMREAD_ANYDEPTH)
+    np.testing.assert_array_equal(load_image(rgb16)[..., 2], grey8)
+
+
 @pytest.mark.parametrize(
     ("make", "needle"),
     [
