@@ -449,15 +449,21 @@ def _predict(args: argparse.Namespace) -> int:
     _warn_if_exact_unread(args, model)
     args.keypoints = args.inputs[-1]
     kp = read_keypoints(Path(args.keypoints), model.joint_set.name, layout=args.layout)
+    people = list(range(kp.shape[0]))
     try:
         pred = model.predict(kp, confidence_threshold=args.threshold, exact=args.exact)
     except (ValueError, TypeError) as err:
-        raise type(err)(f"{args.keypoints}: {err}") from None
+        if kp.shape[0] == 1 or isinstance(err, TypeError):
+            raise type(err)(f"{args.keypoints}: {err}") from None
+        # one person the model cannot take (too few joints, all on a line) is skipped with a
+        # warning, not the file's other people with it
+        people = _predictable_people(model, kp, args)
+        pred = model.predict(kp[people], confidence_threshold=args.threshold, exact=args.exact)
     out = Path(args.out) if args.out else Path(args.keypoints).with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
     faces = model.faces.cpu().numpy()
-    for b in range(pred.vertices.shape[0]):
-        tag = "" if pred.vertices.shape[0] == 1 else f"_{b:03d}"
+    for b, person in enumerate(people):
+        tag = "" if kp.shape[0] == 1 else f"_{person:03d}"
         verts = pred.vertices[b].cpu().numpy()
         save_obj(out / f"mesh{tag}.obj", verts, faces)
         save_ply(out / f"mesh{tag}.ply", verts, faces)
@@ -469,12 +475,30 @@ def _predict(args: argparse.Namespace) -> int:
                      list(model.joint_set.bones))  # fmt: skip
         except ImportError:
             pass
-    camera = {"weak_perspective": pred.camera.cpu().tolist(),
+    camera = {"weak_perspective": pred.camera.cpu().tolist(), "people": people,
               "note": "pixel = s * X[:2] + (tx, ty)"}  # fmt: skip
     text = json.dumps(camera, indent=2)
     atomic_write(out / "camera.json", lambda fh: fh.write(text.encode()))
     print(f"saved {out}/mesh*.obj, .ply, overlay*.png, camera.json")
     return 0
+
+
+def _predictable_people(model: object, kp: object, args: argparse.Namespace) -> list[int]:
+    """The people of a keypoint file the model can take; a warning names each other one."""
+    import warnings
+
+    people = []
+    for person in range(kp.shape[0]):  # type: ignore[attr-defined]
+        try:
+            model.predict(kp[person], confidence_threshold=args.threshold, exact=args.exact)  # type: ignore[attr-defined,index]
+        except ValueError as err:
+            why = str(err).removeprefix("sample 0: ")  # the one sample of this call
+            warnings.warn(f"{args.keypoints}: person {person} skipped: {why}", stacklevel=2)
+        else:
+            people.append(person)
+    if not people:
+        raise ValueError(f"{args.keypoints}: no person in the file can be predicted")
+    return people
 
 
 def _predict_images(args: argparse.Namespace) -> int:

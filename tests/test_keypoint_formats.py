@@ -205,6 +205,55 @@ def test_read_keypoints_missing_file_and_suffix(tmp_path):
         read_keypoints(tmp_path / "k.txt")
 
 
+def test_cli_predict_skips_a_person_it_cannot_take(tmp_path, capsys):
+    """A COCO file whose second person has no keypoint (num_keypoints 0): the others are
+    predicted, each as alone, and a warning names the one skipped."""
+    import torch
+
+    from meshgraph.cli import main
+    from meshgraph.generators import icosphere
+    from meshgraph.io import load_mesh
+    from meshgraph.models import Pose2Mesh, Pose2MeshConfig
+
+    mesh = icosphere(2)
+    reg = torch.rand(17, mesh.num_vertices, generator=torch.Generator().manual_seed(0))
+    cfg = Pose2MeshConfig(joint_set="coco", num_levels=3, posenet_width=16, coarse_channels=4,
+                          decoder_channels=(4, 4, 4))  # fmt: skip
+    model = Pose2Mesh(cfg, mesh, reg / reg.sum(1, keepdim=True)).eval()
+    model.save(tmp_path / "m.pt")
+    rng = np.random.default_rng(4)
+    people = np.concatenate([rng.random((3, 17, 2)) * [400, 600], np.full((3, 17, 1), 2.0)], -1)
+    people[1] = 0.0  # an annotation without keypoints
+    doc = {"annotations": [{"image_id": 1, "keypoints": p.reshape(-1).tolist()} for p in people]}
+    (tmp_path / "coco.json").write_text(json.dumps(doc))
+    out = tmp_path / "pred"
+    args = ["predict", str(tmp_path / "m.pt"), str(tmp_path / "coco.json"), "--out", str(out)]
+    assert main(args) == 0
+    err = capsys.readouterr().err  # the command prints each warning as one line
+    assert "coco.json: person 1 skipped: too few visible joints: 0" in err
+    assert "person 0" not in err and "person 2" not in err
+    assert sorted(f.name for f in out.glob("mesh_*.obj")) == ["mesh_000.obj", "mesh_002.obj"]
+    assert json.loads((out / "camera.json").read_text())["people"] == [0, 2]
+    for person in (0, 2):
+        coco19 = read_keypoints(tmp_path / "coco.json", "coco")[person]
+        alone = model.predict(torch.from_numpy(coco19)).vertices[0]
+        verts, _ = load_mesh(out / f"mesh_{person:03d}.obj")
+        np.testing.assert_allclose(verts, alone.numpy(), atol=1e-5)
+    # nobody predictable: an error; one person who cannot be taken: the reason, as before
+    doc["annotations"] = doc["annotations"][1:2] * 2
+    (tmp_path / "none.json").write_text(json.dumps(doc))
+    args[2] = str(tmp_path / "none.json")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "person 0 skipped" in err and "person 1 skipped" in err
+    assert "none.json: no person in the file can be predicted" in err
+    doc["annotations"] = doc["annotations"][:1]
+    (tmp_path / "one.json").write_text(json.dumps(doc))
+    args[2] = str(tmp_path / "one.json")
+    assert main(args) == 2
+    assert "one.json: too few visible joints: 0" in capsys.readouterr().err
+
+
 def test_cli_predict_reads_openpose_people_as_a_batch(tmp_path):
     """`meshgraph predict` on an OpenPose file = predicting each person's COCO-19 by hand."""
     import torch
