@@ -593,7 +593,15 @@ def _json_people(data: Any, path: Path, joint_set: str) -> tuple[Any, str]:
         if "annotations" in data:
             return [_instance(a, path) for a in data["annotations"]], "coco17"
         if "instance_info" in data:
-            return [_instance(a, path) for a in data["instance_info"]], ""
+            info = data["instance_info"]
+            if isinstance(info, list) and any(isinstance(a, dict) and "instances" in a
+                                              for a in info):  # fmt: skip
+                raise ValueError(
+                    f"{path}: an mmpose video file ({len(info)} frames of 'instances'); "
+                    "meshgraph predict takes one image's people: give one frame's instances, "
+                    "e.g. {'instance_info': frames[i]['instances']}"
+                )
+            return [_instance(a, path) for a in info], ""
         for key in ("keypoints", "keypoints_2d"):
             if key in data:
                 item = data[key]

@@ -172,6 +172,9 @@ def test_read_own_formats_and_npy(tmp_path):
     assert h.shape == (1, 17, 3)
 
 
+MMPOSE_PERSON = {"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 17}
+
+
 @pytest.mark.parametrize(
     "content, joint_set, match",
     [
@@ -186,6 +189,11 @@ def test_read_own_formats_and_npy(tmp_path):
             json.dumps([{"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 3}]),
             "coco",
             "3 keypoint scores for 17",
+        ),
+        (  # mmpose's --save-predictions output for a video: frames of instances
+            json.dumps({"instance_info": [{"frame_id": 1, "instances": [MMPOSE_PERSON]}]}),
+            "coco",
+            r"an mmpose video file \(1 frames of 'instances'\).*give one frame's instances",
         ),
     ],
 )
