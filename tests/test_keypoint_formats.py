@@ -213,14 +213,11 @@ def test_read_keypoints_missing_file_and_suffix(tmp_path):
         read_keypoints(tmp_path / "k.txt")
 
 
-def test_cli_predict_skips_a_person_it_cannot_take(tmp_path, capsys):
-    """A COCO file whose second person has no keypoint (num_keypoints 0): the others are
-    predicted, each as alone, and a warning names the one skipped."""
+def _tiny_coco_model(path):
+    """A small untrained COCO-19 model on an icosphere, saved to ``path``."""
     import torch
 
-    from meshgraph.cli import main
     from meshgraph.generators import icosphere
-    from meshgraph.io import load_mesh
     from meshgraph.models import Pose2Mesh, Pose2MeshConfig
 
     mesh = icosphere(2)
@@ -228,7 +225,19 @@ def test_cli_predict_skips_a_person_it_cannot_take(tmp_path, capsys):
     cfg = Pose2MeshConfig(joint_set="coco", num_levels=3, posenet_width=16, coarse_channels=4,
                           decoder_channels=(4, 4, 4))  # fmt: skip
     model = Pose2Mesh(cfg, mesh, reg / reg.sum(1, keepdim=True)).eval()
-    model.save(tmp_path / "m.pt")
+    model.save(path)
+    return model
+
+
+def test_cli_predict_skips_a_person_it_cannot_take(tmp_path, capsys):
+    """A COCO file whose second person has no keypoint (num_keypoints 0): the others are
+    predicted, each as alone, and a warning names the one skipped."""
+    import torch
+
+    from meshgraph.cli import main
+    from meshgraph.io import load_mesh
+
+    model = _tiny_coco_model(tmp_path / "m.pt")
     rng = np.random.default_rng(4)
     people = np.concatenate([rng.random((3, 17, 2)) * [400, 600], np.full((3, 17, 1), 2.0)], -1)
     people[1] = 0.0  # an annotation without keypoints
@@ -267,15 +276,8 @@ def test_cli_predict_reads_openpose_people_as_a_batch(tmp_path):
     import torch
 
     from meshgraph.cli import main
-    from meshgraph.generators import icosphere
-    from meshgraph.models import Pose2Mesh, Pose2MeshConfig
 
-    mesh = icosphere(2)
-    reg = torch.rand(17, mesh.num_vertices, generator=torch.Generator().manual_seed(0))
-    cfg = Pose2MeshConfig(joint_set="coco", num_levels=3, posenet_width=16, coarse_channels=4,
-                          decoder_channels=(4, 4, 4))  # fmt: skip
-    model = Pose2Mesh(cfg, mesh, reg / reg.sum(1, keepdim=True)).eval()
-    model.save(tmp_path / "m.pt")
+    model = _tiny_coco_model(tmp_path / "m.pt")
     rng = np.random.default_rng(3)
     people = rng.random((2, 25, 3)) * [400, 600, 1]
     people[..., 2] = 0.5 + 0.5 * people[..., 2]
