@@ -152,6 +152,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("--detector-option changes the detector failures: give --detector")
     if args.clean_fraction is not None:
         overrides["clean_fraction"] = args.clean_fraction
+    if args.drop_extra is not None:
+        overrides["drop_extra"] = args.drop_extra
     if args.init is not None:
         overrides["init_from"] = args.init
     if args.coco is not None:
@@ -746,6 +748,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="chance that a training sample keeps its exact 2D keypoints, untouched by the "
         "noise and the detector failures (default 0; the held-out sets are unchanged)",
+    )
+    p.add_argument(
+        "--drop-extra",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="Body-29: chance that a training sample's joints beyond COCO-19 (heels, toes, "
+        "knuckles, thumbs) are all missing, as from a COCO-17 detector (default 0)",
     )
     p.add_argument(
         "--coco",

@@ -33,6 +33,7 @@ __all__ = [
     "HAND",
     "JOINT_SETS",
     "JointSet",
+    "extra_joints",
     "get_joint_set",
     "joint_graph",
 ]
@@ -265,3 +266,25 @@ def joint_graph(joint_set: str | JointSet, *, self_loops: bool = True) -> GraphT
     w = w.tocsr()
     w.data[:] = 1.0
     return GraphTopology(w)
+
+
+def extra_joints(joint_set: str | JointSet) -> list[int]:
+    """The joints of a body joint set beyond COCO-19, which a COCO-17 detector does not give.
+
+    Body-29's heels, big toes, knuckles and thumbs; none for COCO-19 itself, and none for a
+    joint set that does not hold all of COCO-19 (Human3.6M-17, the hand).
+
+    Args:
+        joint_set: A joint set or its name.
+
+    Returns:
+        Their indices, in order.
+
+    Example:
+        >>> extra_joints("body29")[:2], len(extra_joints("body29")), extra_joints("coco")
+        ([19, 20], 10, [])
+    """
+    js = get_joint_set(joint_set)
+    if not set(COCO.names) <= set(js.names):
+        return []
+    return [i for i, name in enumerate(js.names) if name not in COCO.names]

@@ -58,7 +58,7 @@ import torch
 from torch import Tensor
 
 from meshgraph.bodies.base import BodyModel
-from meshgraph.bodies.joint_sets import get_joint_set
+from meshgraph.bodies.joint_sets import extra_joints, get_joint_set
 from meshgraph.bodies.registry import DEFAULT_HAND_SIDE
 from meshgraph.data.camera import CameraRanges, sample_cameras
 from meshgraph.data.noise import (
@@ -94,6 +94,9 @@ __all__ = [
 
 _VERSION = 2  # 2: counter-based random numbers (the same on every device)
 _NOISE_KINDS = ("auto", "none", "gaussian", "posefix")
+#: ``drop_extra`` leaves a sample its joints beyond COCO-19 when fewer than this would be left
+#: without them (as :class:`~meshgraph.data.noise.DetectorNoise`'s ``min_visible``).
+_MIN_LEFT_WITHOUT_EXTRA = 6
 _GEOMETRY_KEYS = (
     "keypoints_2d_gt", "joints_3d", "mesh_joints_3d", "vertices", "root", "camera_rotation",
     "camera_translation", "focal", "principal", "pose", "shape",
@@ -247,6 +250,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         noise_seed: int | None = None,
         detector: DetectorNoise | None = None,
         clean_fraction: float = 0.0,
+        drop_extra: float = 0.0,
         pose_sampler: BodyPoseSampler | HandPoseSampler | None = None,
         shape_sampler: ShapeSampler | BetaSampler | None = None,
         camera_ranges: CameraRanges | None = None,
@@ -300,6 +304,8 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             raise TypeError(f"detector must be a DetectorNoise, got {type(detector).__name__}")
         self.detector = detector
         self.clean_fraction = clean_fraction
+        self._extra = torch.tensor(extra_joints(self.joint_set), dtype=torch.long)
+        self.drop_extra = drop_extra
         self.pose_sampler = pose_sampler or default_pose_sampler(model)
         self.shape_sampler = shape_sampler or default_shape_sampler(model)
         template = model.template_vertices().detach().float().cpu().numpy().tobytes()
@@ -335,6 +341,23 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         if not 0.0 <= float(value) <= 1.0:  # NaN fails too
             raise ValueError(f"clean_fraction must be a probability in [0, 1], got {value!r}")
         self._clean_fraction = float(value)
+
+    @property
+    def drop_extra(self) -> float:
+        """Chance that a sample's joints beyond COCO-19 are missing (see the class docstring)."""
+        return self._drop_extra
+
+    @drop_extra.setter
+    def drop_extra(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+            raise TypeError(f"drop_extra must be a number, got {value!r}")
+        if not 0.0 <= float(value) <= 1.0:  # NaN fails too
+            raise ValueError(f"drop_extra must be a probability in [0, 1], got {value!r}")
+        if value > 0 and len(self._extra) == 0:
+            raise ValueError(
+                f"drop_extra: the {self.joint_set.name} joint set has no joints beyond COCO-19"
+            )
+        self._drop_extra = float(value)
 
     # ------------------------------------------------------------------ identity
     def config(self) -> dict[str, Any]:
@@ -475,10 +498,30 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         """The network's 2D input in pixels, its visibility ``(B, J)`` and exactness ``(B,)``."""
         visible = torch.ones(clean.shape[:2], dtype=torch.bool, device=clean.device)
         exact = torch.ones(clean.shape[0], dtype=torch.bool, device=clean.device)
-        if self.noise == "none" and self.detector is None:
+        if self.noise == "none" and self.detector is None and self.drop_extra == 0.0:
             return clean, visible, exact
         gens = CounterRandom(self.noise_seed, indices, _STREAM_NOISE + self._epoch,
                              device=clean.device)  # fmt: skip
+        x, visible, exact = self._detected(clean, gens, len(indices))
+        if self.drop_extra > 0.0:  # after every other draw, whose numbers it leaves unchanged
+            u = draw_rows(gens, len(indices), lambda n, g: [uniform(g, n, dtype=torch.float64)])
+            hide = u[0].to(clean.device) < self.drop_extra
+            extra = self._extra.to(clean.device)
+            kept = visible.clone()
+            kept[:, extra] = False
+            # a sample left with fewer than MIN_LEFT joints keeps its extra ones
+            hide &= kept.sum(1) >= _MIN_LEFT_WITHOUT_EXTRA
+            visible = torch.where(hide[:, None], kept, visible)
+        return x, visible, exact
+
+    def _detected(
+        self, clean: Tensor, gens: CounterRandom, n: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The noise, the detector failures and the exact samples of :meth:`_noisy`."""
+        visible = torch.ones(clean.shape[:2], dtype=torch.bool, device=clean.device)
+        exact = torch.ones(clean.shape[0], dtype=torch.bool, device=clean.device)
+        if self.noise == "none" and self.detector is None:
+            return clean, visible, exact
         x = clean.double()
         if self.noise == "posefix":
             x = posefix_noise(x, gens, self.joint_set)
@@ -488,7 +531,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
         if self.detector is not None:
             x, visible = detector_noise(x, gens, self.joint_set, self.detector)
         if self.clean_fraction > 0.0:
-            u = draw_rows(gens, len(indices), lambda n, g: [uniform(g, n, dtype=x.dtype)])[0]
+            u = draw_rows(gens, n, lambda n, g: [uniform(g, n, dtype=x.dtype)])[0]
             keep = u.to(x.device) < self.clean_fraction
             x = torch.where(keep[:, None, None], clean.to(x.dtype), x)
             visible = visible | keep[:, None]

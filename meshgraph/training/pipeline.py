@@ -116,6 +116,9 @@ class RunConfig:
         clean_fraction: Chance that a training sample keeps its exact 2D keypoints, as if
             neither the noise nor the detector had touched it (the dataset's
             ``clean_fraction``); the held-out sets are unchanged.
+        drop_extra: Chance that a training sample's joints beyond COCO-19 (Body-29's heels,
+            toes, knuckles and thumbs) are all missing, as from a COCO-17 detector or COCO-17
+            ground truth (the dataset's ``drop_extra``); the held-out sets are unchanged.
         model: :class:`~meshgraph.models.Pose2MeshConfig` fields. Without
             ``isotropic_input`` a fresh run normalises its 2D input isotropically, a
             fine-tuning as its starting model did (:func:`run_isotropic_input`) and a resumed
@@ -152,6 +155,7 @@ class RunConfig:
     shapes: dict[str, Any] = field(default_factory=dict)
     detector: dict[str, Any] | None = None
     clean_fraction: float = 0.0
+    drop_extra: float = 0.0
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     data_2d: dict[str, Any] | None = None
@@ -739,7 +743,8 @@ def _run(
     shapes = default_shape_sampler(body, **cfg.shapes) if cfg.shapes else None
     train = SyntheticPoseMeshDataset(body, cfg.train_samples, seed=cfg.seed, pose_sampler=poses,
                                      shape_sampler=shapes, detector=detector,
-                                     clean_fraction=cfg.clean_fraction, **data_kw)  # fmt: skip
+                                     clean_fraction=cfg.clean_fraction,
+                                     drop_extra=cfg.drop_extra, **data_kw)  # fmt: skip
     tests = held_out_sets(body, cfg.test_samples, seed=cfg.seed, **data_kw)
     test_clean, test_noisy = tests["gt_2d"], tests["noisy_2d"]
     n_params = sum(p.numel() for p in model.parameters())

@@ -194,6 +194,54 @@ def test_detector_failures_leave_the_rest_unchanged(body):
         SyntheticPoseMeshDataset(body, 4, detector={"drop": 0.1})
 
 
+def test_drop_extra_hides_body29s_extra_joints_and_changes_nothing_else(body):
+    """drop_extra: a sample's joints beyond COCO-19 all missing (a COCO-17 detector); every
+    other number of the batch as without it, the network input that of the visible joints."""
+    from meshgraph.bodies.joint_sets import BODY29, extra_joints
+    from meshgraph.data.noise import DetectorNoise
+    from meshgraph.geometry import normalize_keypoints
+
+    extra = list(range(19, 29))
+    assert extra_joints(BODY29) == extra  # the names after COCO-19's, by hand
+    assert all(BODY29.names[j].split("_", 1)[0] in ("left", "right") for j in extra)
+    kw = {"joint_set": "body29", "seed": 6, "with_mesh": False, "clean_fraction": 0.3,
+          "detector": DetectorNoise(drop=0.1, drop_limb=0.3, swap_limb=0.1)}  # fmt: skip
+    idx = list(range(300))
+    a = SyntheticPoseMeshDataset(body, 300, **kw).__getitems__(idx)
+    d = SyntheticPoseMeshDataset(body, 300, drop_extra=0.4, **kw)
+    b = d.__getitems__(idx)
+    for key in ("keypoints_2d_pixels", "keypoints_2d_gt", "exact"):
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=0)
+    torch.testing.assert_close(b["visible"][:, :19], a["visible"][:, :19], rtol=0, atol=0)
+    hidden = ~b["visible"][:, extra].any(1) & a["visible"][:, extra].any(1)
+    kept = (b["visible"] == a["visible"]).all(1)
+    assert bool((hidden | kept).all())
+    assert 120 - 40 < int(hidden.sum()) < 120 + 40  # binomial(300, 0.4): sd 8.5
+    assert bool(hidden[b["exact"]].any())  # exact keypoints lose them too (COCO-17 truth)
+    norm, _ = normalize_keypoints(b["keypoints_2d_pixels"].double(), b["visible"])
+    torch.testing.assert_close(b["keypoints_2d"], norm.float(), rtol=0, atol=1e-6)
+    # exact 2D of every sample without them, as `meshgraph evaluate --drop-extra 1` gives
+    c = SyntheticPoseMeshDataset(body, 8, joint_set="body29", seed=6, noise="none",
+                                 drop_extra=1.0).__getitems__(list(range(8)))  # fmt: skip
+    assert c["visible"].sum(1).tolist() == [19] * 8 and bool(c["exact"].all())
+    # a sample left with fewer than 6 joints without them keeps them
+    sparse = {"joint_set": "body29", "seed": 6, "with_mesh": False,
+              "detector": DetectorNoise(drop=0.75, drop_limb=0.0, min_visible=4)}  # fmt: skip
+    va = SyntheticPoseMeshDataset(body, 200, **sparse).__getitems__(idx[:200])["visible"]
+    e = SyntheticPoseMeshDataset(body, 200, drop_extra=1.0, **sparse)
+    ve = e.__getitems__(idx[:200])["visible"]
+    few = va[:, :19].sum(1) < 6
+    assert bool(few.any()) and bool((~few).any())
+    torch.testing.assert_close(ve[few], va[few], rtol=0, atol=0)
+    assert not bool(ve[~few][:, extra].any())
+    with pytest.raises(ValueError, match="drop_extra must be a probability"):
+        d.drop_extra = 1.5
+    with pytest.raises(TypeError, match="drop_extra must be a number"):
+        d.drop_extra = "all"
+    with pytest.raises(ValueError, match="the coco joint set has no joints beyond COCO-19"):
+        SyntheticPoseMeshDataset(body, 4, joint_set="coco", drop_extra=0.5)
+
+
 def test_clean_fraction_keeps_exact_keypoints_and_leaves_the_others_as_they_were(body):
     from meshgraph.data.noise import DetectorNoise
 
