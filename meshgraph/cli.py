@@ -341,8 +341,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--pose-* and --height-sd shape the synthetic held-out sets, not --dataset"
             )
-        if args.size_free:
-            raise ValueError("--size-free is for the synthetic held-out sets, not --dataset")
+        if args.size_free or args.drop_extra is not None:
+            flag = "--size-free" if args.size_free else "--drop-extra"
+            raise ValueError(f"{flag} is for the synthetic held-out sets, not --dataset")
         return _evaluate_dataset(args, model)
     body = _body_for(model.config, args.model_path, _regressors(args.regressor))
     options = {}
@@ -350,6 +351,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         from meshgraph.data.synthetic import default_pose_sampler
 
         options["pose_sampler"] = default_pose_sampler(body, **poses)  # type: ignore[arg-type]
+    if args.drop_extra is not None:  # the same samples, Body-29's extra joints missing
+        options["drop_extra"] = args.drop_extra
     if args.height_sd is not None:  # the same bodies, poses and cameras, other statures
         from meshgraph.data.synthetic import default_shape_sampler
 
@@ -844,6 +847,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the joint regressors the model was trained with (repeatable)",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--drop-extra",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="Body-29 models: the share of held-out samples whose joints beyond COCO-19 are "
+        "missing (1: every sample, as from a COCO-17 detector; the same samples otherwise)",
+    )
     p.add_argument(
         "--size-free",
         action="store_true",

@@ -650,6 +650,67 @@ def test_evaluate_size_free_adds_the_scaled_errors(small_body_run, tmp_path, cap
     assert "--size-free is for the synthetic held-out sets" in capsys.readouterr().err
 
 
+def test_evaluate_drop_extra_hides_body29s_extra_joints(small_body_run, tmp_path, capsys):
+    """``meshgraph evaluate --drop-extra 1``: the held-out samples with the ten joints beyond
+    COCO-19 missing, as a wrapper that hides them by hand gives."""
+    from meshgraph.cli import _body_for
+    from meshgraph.geometry import normalize_keypoints
+    from meshgraph.training.evaluate import evaluate, held_out_sets
+
+    model = str(small_body_run / "model.pt")
+    plain = _evaluate_json(model, tmp_path)
+    hidden = _evaluate_json(model, tmp_path, "--drop-extra", "1")
+    assert hidden["gt_2d"]["mpjpe"] != pytest.approx(plain["gt_2d"]["mpjpe"], rel=1e-4)
+    loaded = Pose2Mesh.load(model)
+    gt = held_out_sets(_body_for(loaded.config, None), 8, joint_set="body29",
+                       isotropic_input=loaded.config.isotropic_input)["gt_2d"]  # fmt: skip
+
+    class Hide:  # the same samples, joints 19-28 switched off and the input normalised again
+        joint_set, isotropic_input = gt.joint_set, gt.isotropic_input
+
+        def __len__(self):
+            return len(gt)
+
+        def generate(self, idx):
+            return gt.generate(idx)
+
+        def __getitems__(self, idx):
+            b = gt.__getitems__(idx)
+            visible = b["visible"].clone()
+            visible[:, 19:] = False
+            norm, _ = normalize_keypoints(b["keypoints_2d_pixels"].double(), visible,
+                                          isotropic=gt.isotropic_input)  # fmt: skip
+            return {**b, "visible": visible, "keypoints_2d": norm.float()}
+
+    assert hidden["gt_2d"] == pytest.approx(evaluate(loaded, Hide()), rel=1e-5)
+    capsys.readouterr()
+    args = ["evaluate", model, "--dataset", "freihand", "--root", str(tmp_path)]
+    assert main([*args, "--drop-extra", "1"]) == 2
+    assert "--drop-extra is for the synthetic held-out sets" in capsys.readouterr().err
+
+
+def test_train_drop_extra_reaches_the_training_set_only(small_body_run, tmp_path, monkeypatch):
+    from meshgraph.training import pipeline
+
+    seen = []
+
+    class Spy(pipeline.SyntheticPoseMeshDataset):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.drop_extra)
+
+    monkeypatch.setattr(pipeline, "SyntheticPoseMeshDataset", Spy)
+    evaluate_module = importlib.import_module("meshgraph.training.evaluate")
+    monkeypatch.setattr(evaluate_module, "SyntheticPoseMeshDataset", Spy)
+    out = tmp_path / "tuned"
+    args = ["train", "--kind", "body", "--joint-set", "body29", "--out", str(out),
+            "--threads", str(torch.get_num_threads()), *TINY, "--drop-extra", "0.5",
+            "--init", str(small_body_run / "model.pt"), "--max-steps", "1"]  # fmt: skip
+    assert main(args) == 0
+    assert seen[0] == 0.5 and set(seen[1:]) == {0.0}  # the training set, then held-out ones
+    assert json.loads((out / "results.json").read_text())["run"]["drop_extra"] == 0.5
+
+
 def test_evaluate_pose_options_shape_the_held_out_poses(
     small_body_run, hand_run, tmp_path, capsys, monkeypatch
 ):
