@@ -15,7 +15,7 @@ A sample is a dict of tensors:
 * ``keypoints_2d`` ``(J, 2)``: the network input (normalised noisy 2D joints; 0 where a joint
   is not visible);
 * ``visible`` ``(J,)``: bool, the joints a detector reported (all, unless
-  :attr:`~SyntheticPoseMeshDataset.detector` makes some go missing);
+  :attr:`~SyntheticPoseMeshDataset.detector` or ``drop_extra`` makes some go missing);
 * ``exact`` ``()``: bool, whether the input is the exact keypoints (no noise and no detector
   failures: a set without noise, or a sample that ``clean_fraction`` kept), for models that
   are told (``Pose2MeshConfig.exactness_input``);
@@ -210,6 +210,13 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
             to exact ones. An attribute that may be changed at any time (the choice draws one
             number per sample from the per-epoch noise stream, after the other noise, whose
             numbers it leaves unchanged: the samples it does not pick stay as they were).
+        drop_extra: Chance that a sample's joints beyond COCO-19
+            (:func:`~meshgraph.bodies.joint_sets.extra_joints`: Body-29's heels, toes,
+            knuckles and thumbs) are all missing, exact samples included, as from a COCO-17
+            detector or COCO-17 ground truth; a sample left with fewer than 6 joints keeps
+            them. Only for joint sets that have such joints. An attribute that may be changed
+            at any time (one number per sample from the per-epoch noise stream, after every
+            other draw, whose numbers it leaves unchanged).
         pose_sampler: Default: :func:`default_pose_sampler` (a :class:`BodyPoseSampler` or
             :class:`HandPoseSampler` for the model's rig).
         shape_sampler: Default: :func:`default_shape_sampler` (adult Anny phenotypes, or
