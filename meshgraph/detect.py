@@ -160,8 +160,8 @@ def load_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
                 # upright as viewers show it (a phone stores a portrait photo turned, with an
                 # EXIF orientation tag)
                 upright = ImageOps.exif_transpose(im)
-                if upright.mode.startswith("I"):  # 16-bit grey (PNG): scaled, not clipped
-                    arr = np.asarray(upright).astype(np.float64) / 257.0
+                if upright.mode.startswith("I"):  # 16-bit grey (PNG): the uint16 scaling below
+                    arr = np.clip(np.asarray(upright), 0, 65535).astype(np.uint16)
                 elif upright.mode == "F":  # float grey (TIFF): as a float array
                     arr = np.asarray(upright)
                 else:

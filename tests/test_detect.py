@@ -76,6 +76,13 @@ def test_load_image_scales_16_bit_images(tmp_path):
     np.testing.assert_array_equal(out[..., 0], grey8)
     rgb16 = np.repeat(grey16[..., None], 3, axis=2)  # e.g. cv2.imread(..., IMREAD_ANYDEPTH)
     np.testing.assert_array_equal(load_image(rgb16)[..., 2], grey8)
+    # a dark 16-bit file (every level below 257) is scaled as its array is, not taken for
+    # floats in [0, 1]
+    dark16 = np.arange(24, dtype=np.uint16).reshape(4, 6) * 10
+    Image.fromarray(dark16).save(tmp_path / "dark16.png")
+    expected = np.round(dark16 / 257.0).astype(np.uint8)
+    np.testing.assert_array_equal(load_image(tmp_path / "dark16.png")[..., 0], expected)
+    np.testing.assert_array_equal(load_image(dark16)[..., 0], expected)
 
 
 @pytest.mark.parametrize(
