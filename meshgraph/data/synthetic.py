@@ -186,6 +186,15 @@ def collate(samples: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
 
 
+def _probability(name: str, value: float) -> float:
+    """``value`` as a float, refused unless it is a number in [0, 1] (the message names it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:  # NaN fails too
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
 class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
     """Synthetic (2D keypoints, 3D joints, mesh) samples from a body or hand model.
 
@@ -343,11 +352,7 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
 
     @clean_fraction.setter
     def clean_fraction(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-            raise TypeError(f"clean_fraction must be a number, got {value!r}")
-        if not 0.0 <= float(value) <= 1.0:  # NaN fails too
-            raise ValueError(f"clean_fraction must be a probability in [0, 1], got {value!r}")
-        self._clean_fraction = float(value)
+        self._clean_fraction = _probability("clean_fraction", value)
 
     @property
     def drop_extra(self) -> float:
@@ -356,15 +361,12 @@ class SyntheticPoseMeshDataset(torch.utils.data.Dataset):
 
     @drop_extra.setter
     def drop_extra(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-            raise TypeError(f"drop_extra must be a number, got {value!r}")
-        if not 0.0 <= float(value) <= 1.0:  # NaN fails too
-            raise ValueError(f"drop_extra must be a probability in [0, 1], got {value!r}")
+        value = _probability("drop_extra", value)
         if value > 0 and len(self._extra) == 0:
             raise ValueError(
                 f"drop_extra: the {self.joint_set.name} joint set has no joints beyond COCO-19"
             )
-        self._drop_extra = float(value)
+        self._drop_extra = value
 
     # ------------------------------------------------------------------ identity
     def config(self) -> dict[str, Any]:
