@@ -462,8 +462,7 @@ def _predict(args: argparse.Namespace) -> int:
             raise type(err)(f"{args.keypoints}: {err}") from None
         # one person the model cannot take (too few joints, all on a line) is skipped with a
         # warning, not the file's other people with it
-        people = _predictable_people(model, kp, args)
-        pred = model.predict(kp[people], confidence_threshold=args.threshold, exact=args.exact)
+        people, pred = _predict_each_person(model, kp, args)
     out = Path(args.out) if args.out else Path(args.keypoints).with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
     faces = model.faces.cpu().numpy()
@@ -488,22 +487,31 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predictable_people(model: object, kp: object, args: argparse.Namespace) -> list[int]:
-    """The people of a keypoint file the model can take; a warning names each other one."""
+def _predict_each_person(
+    model: object, kp: object, args: argparse.Namespace
+) -> tuple[list[int], object]:
+    """Each person of a keypoint file predicted alone, the answers joined into one batch.
+
+    Returns the people predicted and their batch; a warning names each person the model
+    cannot take.
+    """
     import warnings
 
-    people = []
+    import torch
+
+    people, preds = [], []
     for person in range(kp.shape[0]):  # type: ignore[attr-defined]
         try:
-            model.predict(kp[person], confidence_threshold=args.threshold, exact=args.exact)  # type: ignore[attr-defined,index]
+            pred = model.predict(kp[person], confidence_threshold=args.threshold, exact=args.exact)  # type: ignore[attr-defined,index]
         except ValueError as err:
             why = str(err).removeprefix("sample 0: ")  # the one sample of this call
             warnings.warn(f"{args.keypoints}: person {person} skipped: {why}", stacklevel=2)
         else:
             people.append(person)
+            preds.append(pred)
     if not people:
         raise ValueError(f"{args.keypoints}: no person in the file can be predicted")
-    return people
+    return people, type(preds[0])(*(torch.cat(field) for field in zip(*preds, strict=True)))
 
 
 def _predict_images(args: argparse.Namespace) -> int:
