@@ -45,8 +45,8 @@ def _coarsen(args: argparse.Namespace) -> int:
     import numpy as np
 
     verts, faces = load_mesh(args.mesh, merge_vertices=args.merge_vertices)
-    repeated = len(verts) - len(np.unique(verts, axis=0))
-    if repeated and args.merge_vertices is None:
+    repeated = 0 if args.merge_vertices is not None else len(verts) - len(np.unique(verts, axis=0))
+    if repeated:
         print(
             f"note: {repeated} of the {len(verts)} vertices repeat another's position (faces "
             "stored apart, or split along seams), so the graph has cuts there; "
