@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import pickle
+import re
 import socket
 import stat
 import tempfile
@@ -256,7 +258,80 @@ def _obj_lines(fh: Any) -> Iterator[tuple[int, list[str]]]:
         yield start, parts
 
 
+# .obj lines for the vectorised reader. _W is whitespace other than a newline (str.split()'s
+# whitespace, which the line reader uses); a vertex line takes its first 3 fields, a triangle
+# line 3 positive indices, each with optional /texture/normal indices
+_W = r"[^\S\n]"
+_OBJ_KIND = re.compile(rf"^{_W}*([vf])(?:{_W}|$)", re.MULTILINE)
+_OBJ_VERTEX = re.compile(rf"^{_W}*v{_W}+(\S+){_W}+(\S+){_W}+(\S+)[^\n]*$", re.MULTILINE)
+_OBJ_CORNER = rf"{_W}+(\d+)(?:/\S*)?"
+_OBJ_TRI_QUAD = re.compile(  # 3 or 4 corners (the 4th group is "" for a triangle)
+    rf"^{_W}*f{_OBJ_CORNER}{_OBJ_CORNER}{_OBJ_CORNER}(?:{_OBJ_CORNER})?{_W}*$", re.MULTILINE
+)
+_OBJ_FACE = re.compile(rf"^{_W}*f{_W}+([^\n]*)$", re.MULTILINE)
+_OBJ_COMMENT = re.compile(r"#[^\n]*")
+_OBJ_SLASHES = re.compile(r"(?<=\S)/\S*")
+
+
+def _read_obj_fast(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Vertices and fan-triangulated faces of an .obj text, read with whole-text patterns.
+
+    Gives ``None`` on anything it leaves to the line reader :func:`_read_obj_lines`, which
+    has the line numbers for the messages: continued lines, a vertex with fewer than 3
+    coordinates, a face with fewer than 3 corners, an unreadable number, and indices that
+    are 0 or negative (relative to the vertices read so far). What it returns is what the
+    line reader returns.
+    """
+    if "\\" in text:
+        return None
+    if "#" in text:
+        text = _OBJ_COMMENT.sub("", text)
+    kinds = _OBJ_KIND.findall(text)
+    n_verts = kinds.count("v")
+    n_faces = len(kinds) - n_verts
+    rows = _OBJ_VERTEX.findall(text)
+    if len(rows) != n_verts:
+        return None
+    try:
+        verts = np.fromiter(
+            map(float, itertools.chain.from_iterable(rows)), np.float64, 3 * n_verts
+        )
+        corners = _OBJ_TRI_QUAD.findall(text)
+        if len(corners) == n_faces:  # triangles and quads
+            counts = np.fromiter((4 if c[3] else 3 for c in corners), np.int64, n_faces)
+        else:  # larger polygons
+            corners = [_OBJ_SLASHES.sub("", row).split() for row in _OBJ_FACE.findall(text)]
+            if len(corners) != n_faces or any(len(c) < 3 for c in corners):
+                return None
+            counts = np.fromiter(map(len, corners), np.int64, n_faces)
+        # the empty 4th corner of a triangle drops out; an index is never "" otherwise
+        fields = filter(None, itertools.chain.from_iterable(corners))
+        flat = np.fromiter(map(int, fields), np.int64, int(counts.sum()))
+    except (ValueError, OverflowError):
+        return None
+    if flat.size and flat.min() <= 0:
+        return None
+    # fan triangulation: corner 0 with corners (k, k + 1), k = 1 .. count - 2, per polygon
+    start = np.cumsum(counts) - counts
+    tris = counts - 2
+    first = np.repeat(start, tris)
+    k = np.arange(int(tris.sum())) - np.repeat(np.cumsum(tris) - tris, tris) + 1
+    faces = np.stack([flat[first], flat[first + k], flat[first + k + 1]], axis=1) - 1
+    return verts.reshape(-1, 3), faces.reshape(-1, 3)
+
+
 def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and fan-triangulated faces of an .obj file (fast path, else line by line)."""
+    with open(path) as fh:
+        text = fh.read()
+    fast = _read_obj_fast(text)
+    if fast is not None:
+        return fast
+    return _read_obj_lines(path)
+
+
+def _read_obj_lines(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The line reader of :func:`_read_obj`: every case, with line numbers in its errors."""
     verts: list[list[float]] = []
     faces: list[list[int]] = []
     with open(path) as fh:

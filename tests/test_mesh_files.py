@@ -137,3 +137,99 @@ def test_cli_coarsen_notes_and_welds_a_soup(tmp_path, capsys):
     summary = json.loads((tmp_path / "b" / "hierarchy.json").read_text())
     assert (summary["num_vertices"], summary["num_faces"]) == (len(v), len(f))
     assert summary["sizes"][0] == len(v) and summary["sizes"][-1] < len(v) // 2
+
+
+def _random_obj(rng: np.random.Generator) -> str:
+    """An .obj text with the features exporters write: comments, tabs, texture and normal
+    indices, extra vertex fields, other statements and a mix of triangles and polygons."""
+    n = int(rng.integers(3, 30))
+    lines = ["# exported", "o thing", "mtllib a.mtl"]
+    for _ in range(n):
+        x, y, z = (float(c) for c in rng.normal(size=3))
+        extra = " 1.0" if rng.random() < 0.2 else ""  # a w coordinate or a colour
+        sep = "\t" if rng.random() < 0.2 else " "
+        lines.append(f"v{sep}{x!r} {y:.5e}  {z:.3f}{extra}")
+        if rng.random() < 0.3:
+            lines.append(f"vt {rng.random():.3f} {rng.random():.3f}")
+        if rng.random() < 0.1:
+            lines.append("   # indented comment")
+    lines.append("vn 0 0 1\ns off\nusemtl skin")
+    for _ in range(int(rng.integers(1, 30))):
+        k = int(rng.choice([3, 3, 3, 4, 5]))
+        idx = rng.integers(1, n + 1, size=k)
+        style = rng.integers(0, 4)
+        corner = ["{}", "{}/{}", "{}//1", "{}/{}/1"][style]
+        fields = [corner.format(i, i) for i in idx]
+        tail = "  # note" if rng.random() < 0.1 else ""
+        lines.append("f " + " ".join(fields) + tail)
+    return "\n".join(lines) + ("\n" if rng.random() < 0.5 else "")
+
+
+def test_obj_fast_reader_equals_the_line_reader(tmp_path):
+    from meshgraph.io import _read_obj_fast, _read_obj_lines
+
+    rng = np.random.default_rng(7)
+    for i in range(200):
+        text = _random_obj(rng)
+        path = tmp_path / f"r{i}.obj"
+        path.write_text(text)
+        fast = _read_obj_fast(path.read_text())
+        assert fast is not None, text  # every feature above is one it reads itself
+        for got, want in zip(fast, _read_obj_lines(path), strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
+def test_obj_fast_reader_matches_trimesh_on_polygons(tmp_path):
+    trimesh = pytest.importorskip("trimesh")
+    # a hand-worked mesh: a convex pentagon (area 2.5) and a unit square above it, corners
+    # with texture and normal indices
+    text = (
+        "v 0 0 0\nv 1 0 0\nv 2 1 0\nv 1 2 0\nv 0 1 0\n"
+        "v 0 0 1\nv 1 0 1\nv 1 1 1\nv 0 1 1\nvt 0 0\nvn 0 0 1\n"
+        "f 1/1/1 2/1/1 3/1/1 4/1/1 5/1/1\nf 6//1 7//1 8//1 9//1\n"
+    )
+    path = tmp_path / "poly.obj"
+    path.write_text(text)
+    v, f = load_mesh(path)
+    assert f.tolist() == [[0, 1, 2], [0, 2, 3], [0, 3, 4], [5, 6, 7], [5, 7, 8]]
+    tm = trimesh.load(path, process=False, maintain_order=True, force="mesh")
+    np.testing.assert_array_equal(v, tm.vertices)
+    # trimesh triangulates polygons its own way; any triangulation keeps the area
+    assert trimesh.Trimesh(v, f, process=False).area == pytest.approx(3.5)
+    assert tm.area == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "v 0 0 0\nv 1 0 0\nv 0 1 0\nf -3 -2 -1\n",  # relative indices
+        "v 0 0 0\nv 1 0 0\nv 0 1 \\\n 0\nf 1 2 3\n",  # a continued line
+    ],
+)
+def test_obj_cases_left_to_the_line_reader(tmp_path, text):
+    from meshgraph.io import _read_obj, _read_obj_fast
+
+    path = tmp_path / "m.obj"
+    path.write_text(text)
+    assert _read_obj_fast(text) is None
+    v, f = _read_obj(path)
+    np.testing.assert_array_equal(v, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    assert f.tolist() == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("v 0 0 0\nv 1 0\nf 1 2 1\n", r"m\.obj:2: .*3 coordinates"),
+        ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2\n", r"m\.obj:4: .*at least 3"),
+        ("v 0 0 0\nv 1 0 x\nv 0 1 0\nf 1 2 3\n", r"m\.obj:2: malformed"),
+        ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3/\nf 1 2 /3\n", r"m\.obj:5: malformed"),
+        ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 0\n", r"m\.obj:4: .*start at 1"),
+    ],
+)
+def test_obj_errors_name_the_line(tmp_path, text, match):
+    path = tmp_path / "m.obj"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_mesh(path)
