@@ -436,10 +436,7 @@ def _warn_if_exact_unread(args: argparse.Namespace, model: object) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from meshgraph.io import atomic_write, save_obj, save_ply
-    from meshgraph.keypoint_formats import read_keypoints
+    from meshgraph.keypoint_formats import _is_video_file, read_keypoint_frames, read_keypoints
 
     _device_option(args.device)
     if args.image is not None:
@@ -447,71 +444,184 @@ def _predict(args: argparse.Namespace) -> int:
     if args.keypoints_file is not None:
         raise ValueError("--keypoints goes with --image; give a keypoint file as KEYPOINTS")
     if not args.inputs:
-        raise ValueError("give KEYPOINTS (a .json or .npy file), or --image PATH")
+        raise ValueError(
+            "give KEYPOINTS (a .json or .npy file, or a folder of them), or --image PATH"
+        )
     if len(args.inputs) > 2:
         raise ValueError(f"expected [MODEL.pt] KEYPOINTS, got {len(args.inputs)} paths")
     model = _model_for(args, args.inputs[0] if len(args.inputs) == 2 else None)
     _warn_if_exact_unread(args, model)
     args.keypoints = args.inputs[-1]
-    kp = read_keypoints(Path(args.keypoints), model.joint_set.name, layout=args.layout)
-    people = list(range(kp.shape[0]))
+    source = Path(args.keypoints)
+    joint_set = model.joint_set.name  # type: ignore[attr-defined]
+    if source.is_dir() or _is_video_file(source):
+        frames = read_keypoint_frames(source, joint_set, layout=args.layout)
+        return _predict_frames(args, model, source, frames)
+    kp = read_keypoints(source, joint_set, layout=args.layout)
     try:
-        pred = model.predict(kp, confidence_threshold=args.threshold, exact=args.exact)
-    except (ValueError, TypeError) as err:
-        if kp.shape[0] == 1 or isinstance(err, TypeError):
-            raise type(err)(f"{args.keypoints}: {err}") from None
-        # one person the model cannot take (too few joints, all on a line) is skipped with a
-        # warning, not the file's other people with it
-        people, pred = _predict_each_person(model, kp, args)
-    out = Path(args.out) if args.out else Path(args.keypoints).with_suffix("")
-    out.mkdir(parents=True, exist_ok=True)
-    faces = model.faces.cpu().numpy()
-    for b, person in enumerate(people):
-        tag = "" if kp.shape[0] == 1 else f"_{person:03d}"
-        verts = pred.vertices[b].cpu().numpy()
-        save_obj(out / f"mesh{tag}.obj", verts, faces)
-        save_ply(out / f"mesh{tag}.ply", verts, faces)
-        cam = pred.camera[b].cpu().numpy()
-        uv = cam[0] * verts[:, :2] + cam[1:]
-        np.save(out / f"mesh{tag}_pixels.npy", uv)
-        try:
-            _overlay(out / f"overlay{tag}.png", pred.keypoints_2d[b].cpu().numpy(), uv,
-                     list(model.joint_set.bones))  # fmt: skip
-        except ImportError:
-            pass
-    camera = {"weak_perspective": pred.camera.cpu().tolist(), "people": people,
-              "note": "pixel = s * X[:2] + (tx, ty)"}  # fmt: skip
-    text = json.dumps(camera, indent=2)
-    atomic_write(out / "camera.json", lambda fh: fh.write(text.encode()))
+        people, pred, skipped = _predict_people(model, kp, args)
+    except TypeError as err:
+        raise TypeError(f"{args.keypoints}: {err}") from None
+    if kp.shape[0] == 1 and skipped:  # the file's one person: its reason is the error
+        raise ValueError(f"{args.keypoints}: {skipped[0][1]}")
+    import warnings
+
+    for person, why in skipped:
+        warnings.warn(f"{args.keypoints}: person {person} skipped: {why}", stacklevel=2)
+    if not people:
+        raise ValueError(f"{args.keypoints}: no person in the file can be predicted")
+    out = Path(args.out) if args.out else source.with_suffix("")
+    _save_people(out, model, pred, people, tagged=kp.shape[0] > 1)
     print(f"saved {out}/mesh*.obj, .ply, overlay*.png, camera.json")
     return 0
 
 
-def _predict_each_person(
-    model: object, kp: object, args: argparse.Namespace
-) -> tuple[list[int], object]:
-    """Each person of a keypoint file predicted alone, the answers joined into one batch.
+def _predict_frames(
+    args: argparse.Namespace, model: object, source: Path, frames: list[tuple[str, object]]
+) -> int:
+    """``meshgraph predict`` on a folder of keypoint files or a video file: one folder per frame.
 
-    Returns the people predicted and their batch; a warning names each person the model
-    cannot take.
+    The people of consecutive frames are predicted together, in batches of about 64.
     """
-    import warnings
+    from meshgraph.io import atomic_write
 
+    out = Path(args.out) if args.out else source.parent / f"{source.stem}_meshes"
+    record: list[dict] = []
+    bar = None
+    if len(frames) > 1 and not args.no_progress:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(frames), desc="frames", unit="frame", file=sys.stderr)
+        except ImportError:  # pragma: no cover - tqdm is optional
+            bar = None
+    try:
+        start = 0
+        while start < len(frames):
+            stop, count = start, 0
+            while stop < len(frames) and (count == 0 or count + len(frames[stop][1]) <= 64):  # type: ignore[arg-type]
+                count += len(frames[stop][1])  # type: ignore[arg-type]
+                stop += 1
+            _predict_frame_group(args, model, frames[start:stop], out, record, bar)
+            start = stop
+    finally:
+        if bar is not None:
+            bar.close()
+    text = json.dumps({"source": str(source), "frames": record}, indent=1)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "frames.json", lambda fh: fh.write(text.encode()))
+    done = sum(1 for f in record if f["people"])
+    skipped = sum(len(f["skipped"]) for f in record)
+    empty = sum(1 for f in record if not f["people"] and not f["skipped"])
+    print(f"saved meshes of {done} of {len(frames)} frames in {out}/ (FRAME/mesh*.obj, .ply, "
+          "overlay*.png, camera.json; frames.json lists the people)")  # fmt: skip
+    if empty or skipped:
+        print(f"  {empty} frames without people; {skipped} people skipped (reasons in "
+              "frames.json)", file=sys.stderr)  # fmt: skip
+    return 0 if done else 2
+
+
+def _predict_frame_group(
+    args: argparse.Namespace,
+    model: object,
+    frames: list[tuple[str, object]],
+    out: Path,
+    record: list[dict],
+    bar: object = None,
+) -> None:
+    """Predict the people of a few frames as one batch, then save and record each frame.
+
+    Each frame is noted in ``record`` and counted on the progress ``bar`` once saved.
+    """
+    import numpy as np
+
+    sizes = [len(kp) for _, kp in frames]  # type: ignore[arg-type]
+    owner = np.repeat(np.arange(len(frames)), sizes)
+    batch = np.concatenate([kp for _, kp in frames]) if sum(sizes) else None
+    people, pred, skipped = (
+        _predict_people(model, batch, args) if batch is not None else ([], None, [])
+    )
+    first = np.cumsum(sizes) - sizes  # index of each frame's first person in the batch
+    for f, (name, _) in enumerate(frames):
+        rows = [b for b, i in enumerate(people) if owner[i] == f]
+        entry = {
+            "frame": name,
+            "people": [people[b] - int(first[f]) for b in rows],
+            "skipped": [{"person": i - int(first[f]), "why": why} for i, why in skipped
+                        if owner[i] == f],
+        }  # fmt: skip
+        if rows:
+            import torch
+
+            index = torch.tensor(rows)
+            sub = type(pred)(*(field[index.to(field.device)] for field in pred))  # type: ignore[arg-type]
+            _save_people(out / name, model, sub, entry["people"], tagged=sizes[f] > 1)
+        record.append(entry)
+        if bar is not None:
+            bar.update(1)  # type: ignore[attr-defined]
+
+
+def _predict_people(
+    model: object, kp: object, args: argparse.Namespace
+) -> tuple[list[int], object, list[tuple[int, str]]]:
+    """Predict a batch of people; when the model cannot take one of them, each one alone.
+
+    Returns the people predicted (their rows in ``kp``), their predictions as one batch
+    (``None`` when there are none) and ``(row, reason)`` for each person skipped.
+    """
     import torch
 
-    people, preds = [], []
-    for person in range(kp.shape[0]):  # type: ignore[attr-defined]
+    try:
+        pred = model.predict(kp, confidence_threshold=args.threshold, exact=args.exact)  # type: ignore[attr-defined]
+        return list(range(len(kp))), pred, []  # type: ignore[arg-type]
+    except ValueError as err:
+        if len(kp) == 1:  # type: ignore[arg-type]
+            return [], None, [(0, str(err).removeprefix("sample 0: "))]
+    people, preds, skipped = [], [], []
+    for person in range(len(kp)):  # type: ignore[arg-type]
         try:
             pred = model.predict(kp[person], confidence_threshold=args.threshold, exact=args.exact)  # type: ignore[attr-defined,index]
         except ValueError as err:
-            why = str(err).removeprefix("sample 0: ")  # the one sample of this call
-            warnings.warn(f"{args.keypoints}: person {person} skipped: {why}", stacklevel=2)
+            skipped.append((person, str(err).removeprefix("sample 0: ")))  # its one sample
         else:
             people.append(person)
             preds.append(pred)
     if not people:
-        raise ValueError(f"{args.keypoints}: no person in the file can be predicted")
-    return people, type(preds[0])(*(torch.cat(field) for field in zip(*preds, strict=True)))
+        return [], None, skipped
+    return (
+        people,
+        type(preds[0])(*(torch.cat(field) for field in zip(*preds, strict=True))),
+        skipped,
+    )
+
+
+def _save_people(
+    out: Path, model: object, pred: object, people: list[int], *, tagged: bool
+) -> None:
+    """Write each predicted person's mesh (.obj, .ply), pixels, overlay and ``camera.json``."""
+    import numpy as np
+
+    from meshgraph.io import atomic_write, save_obj, save_ply
+
+    out.mkdir(parents=True, exist_ok=True)
+    faces = model.faces.cpu().numpy()  # type: ignore[attr-defined]
+    for b, person in enumerate(people):
+        tag = f"_{person:03d}" if tagged else ""
+        verts = pred.vertices[b].cpu().numpy()  # type: ignore[attr-defined]
+        save_obj(out / f"mesh{tag}.obj", verts, faces)
+        save_ply(out / f"mesh{tag}.ply", verts, faces)
+        cam = pred.camera[b].cpu().numpy()  # type: ignore[attr-defined]
+        uv = cam[0] * verts[:, :2] + cam[1:]
+        np.save(out / f"mesh{tag}_pixels.npy", uv)
+        try:
+            _overlay(out / f"overlay{tag}.png", pred.keypoints_2d[b].cpu().numpy(), uv,  # type: ignore[attr-defined]
+                     list(model.joint_set.bones))  # type: ignore[attr-defined]  # fmt: skip
+        except ImportError:
+            pass
+    camera = {"weak_perspective": pred.camera.cpu().tolist(), "people": people,  # type: ignore[attr-defined]
+              "note": "pixel = s * X[:2] + (tx, ty)"}  # fmt: skip
+    text = json.dumps(camera, indent=2)
+    atomic_write(out / "camera.json", lambda fh: fh.write(text.encode()))
 
 
 def _predict_images(args: argparse.Namespace) -> int:
@@ -913,7 +1023,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[MODEL.pt] KEYPOINTS",
         help="a trained model (default: the shipped body model, or the hand with --hand), then "
         "the keypoints in pixels (.json or .npy): meshgraph's (J, 2|3) list, COCO annotations, "
-        "mmpose/rtmlib predictions or OpenPose output; every person in the file gets a mesh",
+        "mmpose/rtmlib predictions or OpenPose output; every person in the file gets a mesh. "
+        "A folder of such files (a video's frames, e.g. OpenPose's --write_json) or an mmpose "
+        "video file: one output folder per frame, and frames.json",
     )
     p.add_argument(
         "--image",

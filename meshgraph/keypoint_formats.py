@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ __all__ = [
     "OPENPOSE_BODY25_NAMES",
     "OPENPOSE_COCO18_NAMES",
     "mediapipe_hand_side",
+    "read_keypoint_frames",
     "read_keypoints",
     "remove_joint_offsets",
     "to_body29",
@@ -536,31 +538,157 @@ def read_keypoints(
     if not path.is_file():
         raise FileNotFoundError(f"no keypoint file at {path}")
     suffix = path.suffix.lower()
-    people: list[np.ndarray] | np.ndarray
     if suffix == ".npy":
-        people = load_array(path, what="keypoint file")
-    elif suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-            raise ValueError(f"{path} is not a JSON keypoint file ({err})") from None
-        try:
-            people, found = _json_people(data, path, joint_set)
-        except (TypeError, ValueError, KeyError, AttributeError) as err:
-            message = str(err)
-            if not message.startswith(str(path)):
-                message = (
-                    f"{path}: not a keypoint layout meshgraph reads ({message}); expected a "
-                    "(J, 2|3) list, {'keypoints': ...}, COCO annotations, mmpose/rtmlib "
-                    "predictions or OpenPose output"
-                )
-            raise ValueError(message) from None
-        if layout is None and found not in ("", "hand"):
-            layout = found
-    else:
+        return _converted(load_array(path, what="keypoint file"), path, joint_set, layout)
+    if suffix != ".json":
         raise ValueError(f"{path}: keypoint files are .json or .npy, got {suffix or 'none'!r}")
+    data = _load_json(path)
+    frames = _video_frames(data)
+    if frames is not None:
+        raise ValueError(
+            f"{path}: an mmpose video file ({len(frames)} frames of 'instances'); read it "
+            "frame by frame with read_keypoint_frames (meshgraph predict does), or give one "
+            "frame's instances, e.g. {'instance_info': frames[i]['instances']}"
+        )
+    people, found = _parsed_json(data, path, joint_set)
+    return _converted(people, path, joint_set, layout if layout is not None else found)
+
+
+def read_keypoint_frames(
+    path: str | os.PathLike, joint_set: str = "coco", *, layout: str | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """Read a sequence of 2D keypoint frames: a folder of keypoint files, or a video file.
+
+    * A folder: every ``.json`` and ``.npy`` file in it (not in subfolders), in natural order
+      of their names (``frame_2`` before ``frame_10``), each read like :func:`read_keypoints`
+      and named by its stem. OpenPose's ``--write_json`` folder is one.
+    * An mmpose video file: ``[{"frame_id": 0, "instances": [...]}, ...]`` (mmpose's
+      inferencer with ``pred_out_dir``) or ``{"instance_info": [...frames...]}`` (its demo
+      scripts), frame ``i`` named ``frame_000i``.
+    * Any other keypoint file: one frame, named by the file's stem.
+
+    A frame without people (an empty OpenPose ``people`` list, a frame with no instances)
+    comes back as a ``(0, J, 3)`` array, so that frames keep their place.
+
+    Args:
+        path: The folder or file.
+        joint_set: As in :func:`read_keypoints`.
+        layout: The body layout of every frame, or ``None`` to infer it per file.
+
+    Returns:
+        ``[(name, keypoints), ...]`` in order, each ``keypoints`` ``(N, J, 3)`` float64.
+
+    Raises:
+        FileNotFoundError: If there is no such file or folder.
+        ValueError: On a folder without keypoint files, or a file :func:`read_keypoints`
+            cannot read (the message names the file and, in a video file, the frame).
+    """
+    from meshgraph.bodies.joint_sets import get_joint_set
+
+    path = Path(path)
+    joint_set = get_joint_set(joint_set).name
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".npy")]
+        if not files:
+            raise ValueError(f"{path}: the folder holds no keypoint file (.json or .npy)")
+        files.sort(key=_natural_key)
+        return [(p.stem, _frame(p, joint_set, layout)) for p in files]
+    if not path.is_file():
+        raise FileNotFoundError(f"no keypoint file or folder at {path}")
+    frames = _video_frames(_load_json(path)) if path.suffix.lower() == ".json" else None
+    if frames is None:
+        return [(path.stem, _frame(path, joint_set, layout))]
+    out = []
+    for i, frame in enumerate(frames):
+        frame_id = frame.get("frame_id", i)
+        name = f"frame_{frame_id:06d}" if isinstance(frame_id, int) else f"frame_{i:06d}"
+        where = Path(f"{path} ({name})")
+        people, found = _parsed_json(frame["instances"], where, joint_set)
+        kp = _converted(people, where, joint_set, layout if layout is not None else found,
+                        empty_ok=True)  # fmt: skip
+        out.append((name, kp))
+    return out
+
+
+def _is_video_file(path: Path) -> bool:
+    """Whether ``path`` is an mmpose video file (a ``.json`` of frames of instances)."""
+    if not (path.is_file() and path.suffix.lower() == ".json"):
+        return False
+    try:
+        return _video_frames(_load_json(path)) is not None
+    except ValueError:
+        return False  # not JSON: read_keypoints says so
+
+
+def _natural_key(path: Path) -> list[Any]:
+    """Sort key for file names with numbers in them: ``frame_2`` before ``frame_10``."""
+    parts = re.split(r"(\d+)", path.name)
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in parts]
+
+
+def _frame(path: Path, joint_set: str, layout: str | None) -> np.ndarray:
+    """One keypoint file of a sequence: its people, or ``(0, J, 3)`` when it holds none."""
+    if path.suffix.lower() == ".npy":
+        return read_keypoints(path, joint_set, layout=layout)
+    data = _load_json(path)
+    if _video_frames(data) is not None:
+        raise ValueError(f"{path}: a video file inside a folder of frames; give it alone")
+    people, found = _parsed_json(data, path, joint_set)
+    return _converted(people, path, joint_set, layout if layout is not None else found,
+                      empty_ok=True)  # fmt: skip
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{path} is not a JSON keypoint file ({err})") from None
+
+
+def _video_frames(data: Any) -> list[dict] | None:
+    """The frames of an mmpose video document, or ``None`` when ``data`` is not one."""
+    if isinstance(data, dict):
+        data = data.get("instance_info")
+    if (
+        isinstance(data, list)
+        and data
+        and all(isinstance(f, dict) and "instances" in f for f in data)
+    ):
+        return data
+    return None
+
+
+def _parsed_json(data: Any, path: Path, joint_set: str) -> tuple[Any, str | None]:
+    """People in a parsed JSON document and the layout it names (``None`` when it names none)."""
+    try:
+        people, found = _json_people(data, path, joint_set)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        message = str(err)
+        if not message.startswith(str(path)):
+            message = (
+                f"{path}: not a keypoint layout meshgraph reads ({message}); expected a "
+                "(J, 2|3) list, {'keypoints': ...}, COCO annotations, mmpose/rtmlib "
+                "predictions or OpenPose output"
+            )
+        raise ValueError(message) from None
+    return people, (found if found not in ("", "hand") else None)
+
+
+def _converted(
+    people: list[np.ndarray] | np.ndarray,
+    path: Path,
+    joint_set: str,
+    layout: str | None,
+    *,
+    empty_ok: bool = False,
+) -> np.ndarray:
+    """``(N, J, 3)`` keypoints of the people read from ``path``, in ``joint_set``'s order."""
+    from meshgraph.bodies.joint_sets import get_joint_set
+
     if isinstance(people, list):
         if not people:
+            if empty_ok:
+                return np.zeros((0, get_joint_set(joint_set).num_joints, 3))
             raise ValueError(f"{path}: the file holds no person")
         counts = {p.shape for p in people}
         if len(counts) != 1:
@@ -593,15 +721,7 @@ def _json_people(data: Any, path: Path, joint_set: str) -> tuple[Any, str]:
         if "annotations" in data:
             return [_instance(a, path) for a in data["annotations"]], "coco17"
         if "instance_info" in data:
-            info = data["instance_info"]
-            if isinstance(info, list) and any(isinstance(a, dict) and "instances" in a
-                                              for a in info):  # fmt: skip
-                raise ValueError(
-                    f"{path}: an mmpose video file ({len(info)} frames of 'instances'); "
-                    "meshgraph predict takes one image's people: give one frame's instances, "
-                    "e.g. {'instance_info': frames[i]['instances']}"
-                )
-            return [_instance(a, path) for a in info], ""
+            return [_instance(a, path) for a in data["instance_info"]], ""
         for key in ("keypoints", "keypoints_2d"):
             if key in data:
                 item = data[key]
@@ -611,7 +731,9 @@ def _json_people(data: Any, path: Path, joint_set: str) -> tuple[Any, str]:
                     return [_instance(data, path)], ""
                 return _numbers(item, path), str(data.get("layout", ""))
         raise ValueError(f"{path}: no 'keypoints', 'annotations', 'instance_info' or 'people' key")
-    if isinstance(data, list) and data and isinstance(data[0], dict):
+    if isinstance(data, list) and not data:  # no instances (an mmpose frame without people)
+        return [], ""
+    if isinstance(data, list) and isinstance(data[0], dict):
         return [_instance(a, path) for a in data], ""
     arr = _numbers(data, path)
     if arr.ndim == 1 and arr.size % 3 == 0:  # a flat x, y, c list

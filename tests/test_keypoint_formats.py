@@ -193,8 +193,14 @@ MMPOSE_PERSON = {"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 17}
         (  # mmpose's --save-predictions output for a video: frames of instances
             json.dumps({"instance_info": [{"frame_id": 1, "instances": [MMPOSE_PERSON]}]}),
             "coco",
-            r"an mmpose video file \(1 frames of 'instances'\).*give one frame's instances",
+            r"an mmpose video file \(1 frames of 'instances'\).*read_keypoint_frames",
         ),
+        (  # the inferencer's video file (pred_out_dir): a list of frames
+            json.dumps([{"frame_id": 0, "instances": [MMPOSE_PERSON]}] * 2),
+            "coco",
+            r"an mmpose video file \(2 frames of 'instances'\).*read_keypoint_frames",
+        ),
+        (json.dumps([]), "coco", "holds no person"),
     ],
 )
 def test_read_keypoints_errors_name_the_file(tmp_path, content, joint_set, match):
@@ -526,3 +532,131 @@ def test_blazepose_offsets_are_the_measured_ones():
     for name, (up, out) in BLAZEPOSE_OFFSETS["anny"].items():
         assert up == round(measured[name]["up_both_sides"], 3), name
         assert out == round(measured[name]["out_both_sides"], 3), name
+
+
+def _openpose_doc(people: np.ndarray) -> str:
+    return json.dumps({"people": [{"pose_keypoints_2d": p.reshape(-1).tolist()} for p in people]})
+
+
+def test_read_keypoint_frames_folder_in_natural_order(tmp_path):
+    from meshgraph.keypoint_formats import read_keypoint_frames
+
+    rng = np.random.default_rng(5)
+    frames = {2: rng.random((1, 25, 3)), 10: rng.random((2, 25, 3)), 1: np.zeros((0, 25, 3))}
+    for i, people in frames.items():  # OpenPose writes {"people": []} for an empty frame
+        (tmp_path / f"clip_{i}_keypoints.json").write_text(_openpose_doc(people))
+    (tmp_path / "notes.txt").write_text("not keypoints")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "clip_0_keypoints.json").write_text(_openpose_doc(frames[2]))
+    got = read_keypoint_frames(tmp_path, "coco")
+    assert [name for name, _ in got] == [f"clip_{i}_keypoints" for i in (1, 2, 10)]
+    assert got[0][1].shape == (0, 19, 3)
+    for (_, kp), i in zip(got[1:], (2, 10), strict=True):
+        # each frame as the file alone, BODY_25 -> COCO-19 by hand for its first 17 joints
+        np.testing.assert_array_equal(kp[:, :17], frames[i][:, BODY25_FOR_COCO17])
+    # a single file is one frame named by its stem
+    single = read_keypoint_frames(tmp_path / "clip_10_keypoints.json", "coco")
+    assert len(single) == 1 and single[0][0] == "clip_10_keypoints"
+    np.testing.assert_array_equal(single[0][1], got[2][1])
+
+
+def test_read_keypoint_frames_mmpose_video_files(tmp_path):
+    from meshgraph.keypoint_formats import read_keypoint_frames
+
+    rng = np.random.default_rng(6)
+    people = rng.random((3, 17, 2)) * 300
+    scores = rng.random((3, 17))
+
+    def inst(i):
+        return {"keypoints": people[i].tolist(), "keypoint_scores": scores[i].tolist()}
+
+    frames = [
+        {"frame_id": 0, "instances": [inst(0), inst(1)]},
+        {"frame_id": 1, "instances": []},
+        {"frame_id": 2, "instances": [inst(2)]},
+    ]
+    (tmp_path / "inferencer.json").write_text(json.dumps(frames))
+    (tmp_path / "demo.json").write_text(json.dumps({"meta_info": {}, "instance_info": frames}))
+    for name in ("inferencer.json", "demo.json"):
+        got = read_keypoint_frames(tmp_path / name, "coco")
+        assert [n for n, _ in got] == ["frame_000000", "frame_000001", "frame_000002"]
+        assert [len(kp) for _, kp in got] == [2, 0, 1]
+        np.testing.assert_array_equal(got[0][1][1, :17, :2], people[1])
+        np.testing.assert_array_equal(got[2][1][0, :17, 2], scores[2])
+    # a bad frame is named in the error
+    frames[2]["instances"] = [{"keypoints": [[0, 0]] * 17, "keypoint_scores": [1] * 3}]
+    (tmp_path / "bad.json").write_text(json.dumps(frames))
+    with pytest.raises(ValueError, match=r"bad\.json \(frame_000002\): 3 keypoint scores"):
+        read_keypoint_frames(tmp_path / "bad.json", "coco")
+
+
+def test_read_keypoint_frames_errors(tmp_path):
+    from meshgraph.keypoint_formats import read_keypoint_frames
+
+    with pytest.raises(FileNotFoundError, match="no keypoint file or folder"):
+        read_keypoint_frames(tmp_path / "missing")
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(ValueError, match="holds no keypoint file"):
+        read_keypoint_frames(tmp_path)
+    video = [{"frame_id": 0, "instances": [MMPOSE_PERSON]}]
+    (tmp_path / "v.json").write_text(json.dumps(video))
+    with pytest.raises(ValueError, match=r"v\.json: a video file inside a folder"):
+        read_keypoint_frames(tmp_path)
+
+
+def test_cli_predict_a_folder_of_frames_and_a_video_file(tmp_path, capsys):
+    """`meshgraph predict` on a folder of OpenPose frames and on an mmpose video file: one
+    folder per frame, each mesh the same as predicting that person alone."""
+    import torch
+
+    from meshgraph.cli import main
+    from meshgraph.io import load_mesh
+    from meshgraph.keypoint_formats import read_keypoint_frames
+
+    model = _tiny_coco_model(tmp_path / "m.pt")
+    rng = np.random.default_rng(8)
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    counts = [3] * 30  # 90 people: more than one batch of 64
+    counts[4], counts[7] = 0, 1
+    for i, n in enumerate(counts):
+        people = rng.random((n, 25, 3)) * [400, 600, 1]
+        people[..., 2] = 0.5 + 0.5 * people[..., 2]
+        if i == 9:
+            people[1, :, 2] = 0.0  # a person without a confident joint
+        (clip / f"clip_{i:012d}_keypoints.json").write_text(_openpose_doc(people))
+    out = tmp_path / "meshes"
+    args = ["predict", str(tmp_path / "m.pt"), str(clip), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "1 frames without people; 1 people skipped" in captured.err
+    record = json.loads((out / "frames.json").read_text())["frames"]
+    assert [f["frame"] for f in record] == [f"clip_{i:012d}_keypoints" for i in range(30)]
+    assert record[4] == {"frame": "clip_000000000004_keypoints", "people": [], "skipped": []}
+    assert record[9]["people"] == [0, 2]
+    assert record[9]["skipped"][0]["person"] == 1
+    assert "too few visible joints" in record[9]["skipped"][0]["why"]
+    assert not (out / "clip_000000000004_keypoints").exists()
+    frames = read_keypoint_frames(clip, "coco")
+    for i in (0, 7, 9, 29):
+        name, kp = frames[i]
+        for person in record[i]["people"]:
+            alone = model.predict(torch.from_numpy(kp[person])).vertices[0].numpy()
+            tag = f"_{person:03d}" if len(kp) > 1 else ""
+            verts, _ = load_mesh(out / name / f"mesh{tag}.obj")
+            np.testing.assert_allclose(verts, alone, atol=1e-5)
+        camera = json.loads((out / name / "camera.json").read_text())
+        assert camera["people"] == record[i]["people"]
+    # an mmpose video file: frames named by their frame_id, next to the file by default
+    video = [
+        {"frame_id": i, "instances": [{"keypoints": p[:, :2].tolist(),
+                                       "keypoint_scores": p[:, 2].tolist()}
+                                      for p in rng.random((2, 17, 3)) * [300, 300, 1]]}
+        for i in range(3)
+    ]  # fmt: skip
+    (tmp_path / "walk.json").write_text(json.dumps(video))
+    assert main(["predict", str(tmp_path / "m.pt"), str(tmp_path / "walk.json")]) == 0
+    kp = read_keypoint_frames(tmp_path / "walk.json", "coco")[2][1]
+    verts, _ = load_mesh(tmp_path / "walk_meshes" / "frame_000002" / "mesh_001.obj")
+    alone = model.predict(torch.from_numpy(kp[1])).vertices[0].numpy()
+    np.testing.assert_allclose(verts, alone, atol=1e-5)
