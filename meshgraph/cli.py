@@ -487,14 +487,7 @@ def _predict_frames(
 
     out = Path(args.out) if args.out else source.parent / f"{source.stem}_meshes"
     record: list[dict] = []
-    bar = None
-    if len(frames) > 1 and not args.no_progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(frames), desc="frames", unit="frame", file=sys.stderr)
-        except ImportError:  # pragma: no cover - tqdm is optional
-            bar = None
+    bar = _progress_bar(args, len(frames), "frame")
     try:
         start = 0
         while start < len(frames):
@@ -666,14 +659,7 @@ def _predict_images(args: argparse.Namespace) -> int:
         keypoints = kp[0]
     detector = KeypointDetector.for_model(model) if keypoints is None else None
     failed: list[str] = []
-    bar = None
-    if len(paths) > 1 and not args.no_progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(paths), desc="images", unit="image", file=sys.stderr)
-        except ImportError:  # pragma: no cover - tqdm is optional
-            bar = None
+    bar = _progress_bar(args, len(paths), "image")
     try:
         for path in paths:
             try:
@@ -698,6 +684,20 @@ def _predict_images(args: argparse.Namespace) -> int:
     for line in failed:
         print(f"  failed: {line}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def _progress_bar(args: argparse.Namespace, total: int, unit: str) -> object:
+    """A tqdm bar on stderr over ``total`` items of ``unit``.
+
+    ``None`` for a single item, with ``--no-progress`` or without tqdm.
+    """
+    if total <= 1 or args.no_progress:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is optional
+        return None
+    return tqdm(total=total, desc=f"{unit}s", unit=unit, file=sys.stderr)
 
 
 def _overlay(path: Path, kp: object, uv: object, bones: list) -> None:
