@@ -436,7 +436,7 @@ def _warn_if_exact_unread(args: argparse.Namespace, model: object) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from meshgraph.keypoint_formats import _is_video_file, read_keypoint_frames, read_keypoints
+    from meshgraph.keypoint_formats import _is_sequence_file, read_keypoint_frames, read_keypoints
 
     _device_option(args.device)
     if args.image is not None:
@@ -454,7 +454,7 @@ def _predict(args: argparse.Namespace) -> int:
     args.keypoints = args.inputs[-1]
     source = Path(args.keypoints)
     joint_set = model.joint_set.name  # type: ignore[attr-defined]
-    if source.is_dir() or _is_video_file(source):
+    if source.is_dir() or _is_sequence_file(source):
         frames = read_keypoint_frames(source, joint_set, layout=args.layout)
         return _predict_frames(args, model, source, frames)
     kp = read_keypoints(source, joint_set, layout=args.layout)
@@ -1024,8 +1024,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a trained model (default: the shipped body model, or the hand with --hand), then "
         "the keypoints in pixels (.json or .npy): meshgraph's (J, 2|3) list, COCO annotations, "
         "mmpose/rtmlib predictions or OpenPose output; every person in the file gets a mesh. "
-        "A folder of such files (a video's frames, e.g. OpenPose's --write_json) or an mmpose "
-        "video file: one output folder per frame, and frames.json",
+        "A folder of such files (a video's frames, e.g. OpenPose's --write_json), an mmpose "
+        "video file or a file of several images (AlphaPose's results, COCO annotations): one "
+        "output folder per frame or image, and frames.json",
     )
     p.add_argument(
         "--image",

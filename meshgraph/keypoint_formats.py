@@ -30,8 +30,10 @@ keypoints give the index and pinky knuckles (hand points 5 and 17) and the thumb
 Hand-21 order already.
 
 :func:`read_keypoints` reads a keypoint file in any of the layouts above (meshgraph's own
-JSON, COCO annotations, mmpose/rtmlib predictions, OpenPose output, ``.npy``), and returns every
-person in it as a batch.
+JSON, COCO annotations, mmpose/rtmlib predictions, OpenPose and AlphaPose output, ``.npy``), and
+returns every person in it as a batch. :func:`read_keypoint_frames` reads a video's keypoints
+(a folder of per-frame files, an mmpose video file) and files of several images' people
+(AlphaPose's results, COCO annotations) frame by frame.
 
 Left and right are always the person's own (anatomical) sides, as in COCO.
 """
@@ -509,7 +511,13 @@ def read_keypoints(
     * JSON, mmpose / rtmlib predictions: ``[{"keypoints": [[x, y], ...],
       "keypoint_scores": [...]}]`` or ``{"instance_info": [...]}``;
     * JSON, OpenPose: ``{"people": [{"pose_keypoints_2d": [x, y, c, ...]}]}`` (BODY_25 or
-      COCO-18; for hands ``hand_right_keypoints_2d``, else ``hand_left_keypoints_2d``).
+      COCO-18; for hands ``hand_right_keypoints_2d``, else ``hand_left_keypoints_2d``);
+    * JSON, AlphaPose: its COCO-like results ``[{"image_id": ..., "keypoints": [x, y, c,
+      ...]}]`` and its ``--format cmu`` files ``{"bodies": [{"joints": [x, y, c, ...]}]}``.
+
+    Every person in the file comes back, also from a file of several images (AlphaPose's
+    results of a folder, COCO annotations); :func:`read_keypoint_frames` groups those by
+    image, and reads videos.
 
     Body keypoints are converted to COCO-19 with :func:`to_coco19`, or to Body-29 with
     :func:`to_body29` (``layout`` names the source layout; by default it is told from the
@@ -565,6 +573,10 @@ def read_keypoint_frames(
     * An mmpose video file: ``[{"frame_id": 0, "instances": [...]}, ...]`` (mmpose's
       inferencer with ``pred_out_dir``) or ``{"instance_info": [...frames...]}`` (its demo
       scripts), frame ``i`` named ``frame_000i``.
+    * A file of several images' people, told apart by their ``image_id``: AlphaPose's
+      results (``[{"image_id": "1.jpg", "keypoints": [x, y, c, ...]}, ...]``) or COCO
+      annotations of several images (every image of COCO's ``images`` list, in its order).
+      Each image is a frame named by its file name's stem (``image_ID`` when there is none).
     * Any other keypoint file: one frame, named by the file's stem.
 
     A frame without people (an empty OpenPose ``people`` list, a frame with no instances)
@@ -595,27 +607,81 @@ def read_keypoint_frames(
         return [(p.stem, _frame(p, joint_set, layout)) for p in files]
     if not path.is_file():
         raise FileNotFoundError(f"no keypoint file or folder at {path}")
-    frames = _video_frames(_load_json(path)) if path.suffix.lower() == ".json" else None
+    frames = _sequence_frames(_load_json(path)) if path.suffix.lower() == ".json" else None
     if frames is None:
         return [(path.stem, _frame(path, joint_set, layout))]
     out = []
-    for i, frame in enumerate(frames):
-        frame_id = frame.get("frame_id", i)
-        name = f"frame_{frame_id:06d}" if isinstance(frame_id, int) else f"frame_{i:06d}"
+    for name, doc in frames:
         where = Path(f"{path} ({name})")
-        people, found = _parsed_json(frame["instances"], where, joint_set)
+        people, found = _parsed_json(doc, where, joint_set)
         kp = _converted(people, where, joint_set, layout if layout is not None else found,
                         empty_ok=True)  # fmt: skip
         out.append((name, kp))
     return out
 
 
-def _is_video_file(path: Path) -> bool:
-    """Whether ``path`` is an mmpose video file (a ``.json`` of frames of instances)."""
+def _sequence_frames(data: Any) -> list[tuple[str, Any]] | None:
+    """``(name, document)`` per frame of a file that holds several frames or images.
+
+    An mmpose video file gives its frames; a list of instances with an ``image_id`` each
+    (AlphaPose's results, a COCO annotation file) gives one document per image when they name
+    two images or more. Anything else gives ``None``: a single image's file.
+    """
+    frames = _video_frames(data)
+    if frames is None:
+        return _image_groups(data)
+    out = []
+    for i, frame in enumerate(frames):
+        frame_id = frame.get("frame_id", i)
+        ok = isinstance(frame_id, int) and not isinstance(frame_id, bool) and frame_id >= 0
+        out.append((f"frame_{frame_id if ok else i:06d}", frame["instances"]))
+    return out
+
+
+def _image_groups(data: Any) -> list[tuple[str, Any]] | None:
+    """The people of each image in a file of several images' instances, or ``None``.
+
+    Images come in the order of COCO's ``images`` list (images without people included),
+    else in the order they first appear; each is named by its file name's stem (COCO's
+    ``file_name``, AlphaPose's ``image_id``) or ``image_ID``.
+    """
+    coco = isinstance(data, dict) and "annotations" in data
+    items = data["annotations"] if coco else data
+    if not isinstance(items, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("image_id"), (str, int)) for a in items
+    ):
+        return None
+    names: dict[Any, str] = {}
+    images = data.get("images") if coco else None
+    if isinstance(images, list) and all(isinstance(im, dict) and "id" in im for im in images):
+        for im in images:
+            file_name = im.get("file_name")
+            names.setdefault(im["id"], Path(file_name).stem if isinstance(file_name, str) else "")
+    for a in items:
+        names.setdefault(a["image_id"], "")
+    if len(names) < 2:
+        return None
+    groups: dict[Any, list] = {key: [] for key in names}
+    for a in items:
+        groups[a["image_id"]].append(a)
+    out, taken = [], set()
+    for key, stem in names.items():
+        name = stem or (Path(key).stem if isinstance(key, str) else f"image_{key}")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
+        unique, k = name, 1
+        while unique in taken:  # two images with one stem (a.jpg, a.png)
+            unique, k = f"{name}_{k}", k + 1
+        taken.add(unique)
+        out.append((unique, {"annotations": groups[key]} if coco else groups[key]))
+    return out
+
+
+def _is_sequence_file(path: Path) -> bool:
+    """Whether ``path`` is a ``.json`` of several frames or images (:func:`_sequence_frames`)."""
     if not (path.is_file() and path.suffix.lower() == ".json"):
         return False
     try:
-        return _video_frames(_load_json(path)) is not None
+        return _sequence_frames(_load_json(path)) is not None
     except ValueError:
         return False  # not JSON: read_keypoints says so
 
@@ -631,8 +697,10 @@ def _frame(path: Path, joint_set: str, layout: str | None) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         return read_keypoints(path, joint_set, layout=layout)
     data = _load_json(path)
-    if _video_frames(data) is not None:
-        raise ValueError(f"{path}: a video file inside a folder of frames; give it alone")
+    if _sequence_frames(data) is not None:
+        raise ValueError(
+            f"{path}: a file of several frames or images inside a folder of frames; give it alone"
+        )
     people, found = _parsed_json(data, path, joint_set)
     return _converted(people, path, joint_set, layout if layout is not None else found,
                       empty_ok=True)  # fmt: skip
@@ -718,6 +786,8 @@ def _json_people(data: Any, path: Path, joint_set: str) -> tuple[Any, str]:
     if isinstance(data, dict):
         if "people" in data:
             return _people_openpose(data, path, joint_set)
+        if "bodies" in data:  # CMU-Pose's layout (AlphaPose --format cmu)
+            return [_flat(b["joints"], 3, path, "joints") for b in data["bodies"]], ""
         if "annotations" in data:
             return [_instance(a, path) for a in data["annotations"]], "coco17"
         if "instance_info" in data:

@@ -600,7 +600,9 @@ def test_read_keypoint_frames_errors(tmp_path):
         read_keypoint_frames(tmp_path)
     video = [{"frame_id": 0, "instances": [MMPOSE_PERSON]}]
     (tmp_path / "v.json").write_text(json.dumps(video))
-    with pytest.raises(ValueError, match=r"v\.json: a video file inside a folder"):
+    with pytest.raises(
+        ValueError, match=r"v\.json: a file of several frames or images inside a folder"
+    ):
         read_keypoint_frames(tmp_path)
 
 
@@ -660,3 +662,69 @@ def test_cli_predict_a_folder_of_frames_and_a_video_file(tmp_path, capsys):
     verts, _ = load_mesh(tmp_path / "walk_meshes" / "frame_000002" / "mesh_001.obj")
     alone = model.predict(torch.from_numpy(kp[1])).vertices[0].numpy()
     np.testing.assert_allclose(verts, alone, atol=1e-5)
+
+
+def test_read_keypoint_frames_groups_alphapose_and_coco_by_image(tmp_path):
+    from meshgraph.keypoint_formats import read_keypoint_frames
+
+    rng = np.random.default_rng(9)
+    people = rng.random((4, 26, 3)) * [500, 400, 1]  # Halpe-26, AlphaPose's default
+    image_ids = ["img/1.jpg", "img/1.jpg", "img/2.jpg", "3.png"]
+    results = [{"image_id": i, "category_id": 1, "keypoints": p.ravel().tolist(), "score": 0.9}
+               for i, p in zip(image_ids, people, strict=True)]  # fmt: skip
+    (tmp_path / "alphapose-results.json").write_text(json.dumps(results))
+    frames = read_keypoint_frames(tmp_path / "alphapose-results.json", "coco")
+    assert [name for name, _ in frames] == ["1", "2", "3"]
+    assert [len(kp) for _, kp in frames] == [2, 1, 1]
+    np.testing.assert_array_equal(frames[0][1][1], to_coco19(people[1], "halpe26"))
+    np.testing.assert_array_equal(frames[2][1][0], to_coco19(people[3], "halpe26"))
+    # read_keypoints still gives every person of the file
+    assert read_keypoints(tmp_path / "alphapose-results.json", "coco").shape == (4, 19, 3)
+    # COCO: every image of the images list in its order, named by file_name; ids as keys
+    coco = {
+        "images": [{"id": 7, "file_name": "000000000007.jpg"}, {"id": 5, "file_name": "b.jpg"},
+                   {"id": 9, "file_name": "000000000007.png"}],
+        "annotations": [{"image_id": 5, "keypoints": people[0, :17].ravel().tolist()},
+                        {"image_id": 7, "keypoints": people[1, :17].ravel().tolist()},
+                        {"image_id": 5, "keypoints": people[2, :17].ravel().tolist()}],
+    }  # fmt: skip
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    frames = read_keypoint_frames(tmp_path / "coco.json", "coco")
+    assert [name for name, _ in frames] == ["000000000007", "b", "000000000007_1"]
+    assert [len(kp) for _, kp in frames] == [1, 2, 0]
+    np.testing.assert_array_equal(frames[1][1][1], to_coco19(people[2, :17], "coco17"))
+    # without the images list: ids in the order they appear; one image: a single frame
+    del coco["images"]
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    assert [n for n, _ in read_keypoint_frames(tmp_path / "coco.json")] == ["image_5", "image_7"]
+    (tmp_path / "one.json").write_text(json.dumps(results[:2]))
+    assert [n for n, _ in read_keypoint_frames(tmp_path / "one.json")] == ["one"]
+
+
+def test_read_keypoints_alphapose_cmu_format(tmp_path):
+    people = np.random.default_rng(10).random((2, 17, 3)) * [300, 300, 1]
+    doc = {"version": 0.1, "bodies": [{"joints": p.ravel().tolist()} for p in people]}
+    (tmp_path / "cmu.json").write_text(json.dumps(doc))
+    got = read_keypoints(tmp_path / "cmu.json", "coco")
+    np.testing.assert_array_equal(got[:, :17], people)
+
+
+def test_cli_predict_alphapose_results_per_image(tmp_path):
+    import torch
+
+    from meshgraph.cli import main
+    from meshgraph.io import load_mesh
+
+    model = _tiny_coco_model(tmp_path / "m.pt")
+    people = np.random.default_rng(11).random((3, 17, 3)) * [400, 400, 1] + [0, 0, 0.5]
+    results = [{"image_id": name, "keypoints": p.ravel().tolist(), "score": 1.0}
+               for name, p in zip(["a.jpg", "b.jpg", "a.jpg"], people, strict=True)]  # fmt: skip
+    (tmp_path / "alphapose-results.json").write_text(json.dumps(results))
+    assert main(["predict", str(tmp_path / "m.pt"), str(tmp_path / "alphapose-results.json")]) == 0
+    out = tmp_path / "alphapose-results_meshes"
+    record = json.loads((out / "frames.json").read_text())["frames"]
+    assert [(f["frame"], f["people"]) for f in record] == [("a", [0, 1]), ("b", [0])]
+    for folder, file, person in (("a", "mesh_001.obj", 2), ("b", "mesh.obj", 1)):
+        coco19 = to_coco19(people[person], "coco17")
+        alone = model.predict(torch.from_numpy(coco19)).vertices[0].numpy()
+        np.testing.assert_allclose(load_mesh(out / folder / file)[0], alone, atol=1e-5)
