@@ -436,7 +436,7 @@ def _warn_if_exact_unread(args: argparse.Namespace, model: object) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from meshgraph.keypoint_formats import _is_sequence_file, read_keypoint_frames, read_keypoints
+    from meshgraph.keypoint_formats import _read_sequence, read_keypoints
 
     _device_option(args.device)
     if args.image is not None:
@@ -454,8 +454,8 @@ def _predict(args: argparse.Namespace) -> int:
     args.keypoints = args.inputs[-1]
     source = Path(args.keypoints)
     joint_set = model.joint_set.name  # type: ignore[attr-defined]
-    if source.is_dir() or _is_sequence_file(source):
-        frames = read_keypoint_frames(source, joint_set, layout=args.layout)
+    frames = _read_sequence(source, joint_set, args.layout)  # a folder, a video file, ...
+    if frames is not None:
         return _predict_frames(args, model, source, frames)
     kp = read_keypoints(source, joint_set, layout=args.layout)
     try:

@@ -18,15 +18,16 @@ source                  joints  notes                                          B
 ``"openpose_coco18"``   18      OpenPose's COCO model (with its own neck)      no extras
 ``"halpe26"``           26      Halpe-26 (AlphaPose, rtmlib's body + feet)     feet
 ``"coco_wholebody"``    133     COCO-WholeBody (rtmlib/mmpose whole-body)      all
+``"halpe136"``          136     Halpe-136 (AlphaPose full-body)                all
 ======================  ======  =============================================  ===========
 
 Pelvis and neck are always recomputed as the mid-hips and mid-shoulders (with the lower of the
 two confidences), since that is how meshgraph's regressors define them: OpenPose's own
 ``Neck`` and ``MidHip`` detections are not used. Body-29 joints a layout does not have come
 back with confidence 0 (at the ankle or wrist they hang from), so a Body-29 model treats them
-as missing. BlazePose's ``foot_index`` is taken as the big toe; COCO-WholeBody's hand
-keypoints give the index and pinky knuckles (hand points 5 and 17) and the thumb's knuckle
-(2). Hands: mediapipe, OpenPose (``hand_*_keypoints_2d``) and FreiHAND all write the
+as missing. BlazePose's ``foot_index`` is taken as the big toe; COCO-WholeBody's and
+Halpe-136's hand keypoints give the index and pinky knuckles (hand points 5 and 17) and the
+thumb's knuckle (2). Hands: mediapipe, OpenPose (``hand_*_keypoints_2d``) and FreiHAND all write the
 Hand-21 order already.
 
 :func:`read_keypoints` reads a keypoint file in any of the layouts above (meshgraph's own
@@ -55,6 +56,7 @@ __all__ = [
     "COCO17_NAMES",
     "COCO_WHOLEBODY_NAMES",
     "HALPE26_NAMES",
+    "HALPE136_NAMES",
     "KEYPOINT_FORMATS",
     "OPENPOSE_BODY25_NAMES",
     "OPENPOSE_COCO18_NAMES",
@@ -113,6 +115,13 @@ COCO_WHOLEBODY_NAMES: tuple[str, ...] = (
     *(f"left_hand_{i}" for i in range(21)), *(f"right_hand_{i}" for i in range(21)),
 )  # fmt: skip
 
+#: Halpe-136 (AlphaPose's full-body models), in its order: Halpe-26, 68 face points, then 21
+#: points per hand (left, then right) in the Hand-21 order.
+HALPE136_NAMES: tuple[str, ...] = (
+    *HALPE26_NAMES, *(f"face_{i}" for i in range(68)),
+    *(f"left_hand_{i}" for i in range(21)), *(f"right_hand_{i}" for i in range(21)),
+)  # fmt: skip
+
 #: Body-29's joints beyond COCO-19, in its order (see :data:`~meshgraph.bodies.BODY29`).
 BODY29_EXTRA_NAMES: tuple[str, ...] = (
     "left_heel", "right_heel", "left_big_toe", "right_big_toe", "left_index", "right_index",
@@ -129,13 +138,14 @@ KEYPOINT_FORMATS: dict[str, tuple[str, ...]] = {
     "openpose_coco18": OPENPOSE_COCO18_NAMES,
     "halpe26": HALPE26_NAMES,
     "coco_wholebody": COCO_WHOLEBODY_NAMES,
+    "halpe136": HALPE136_NAMES,
 }
 
 #: Formats recognised from the joint count alone (18 is ambiguous in principle, but only
 #: OpenPose writes 18 body joints).
 _BY_COUNT = {
     17: "coco17", 19: "coco19", 25: "openpose_body25", 26: "halpe26", 29: "body29",
-    33: "blazepose", 133: "coco_wholebody",
+    33: "blazepose", 133: "coco_wholebody", 136: "halpe136",
 }  # fmt: skip
 
 #: Body-29's joints beyond COCO-19: each with the names it goes by in the source layouts, and
@@ -192,8 +202,8 @@ def to_coco19(keypoints: Any, source: str | None = None) -> np.ndarray:
             confidence (or visibility) per joint.
         source: One of :data:`KEYPOINT_FORMATS` (``"coco17"``, ``"coco19"``, ``"body29"``,
             ``"blazepose"``, ``"openpose_body25"``, ``"openpose_coco18"``, ``"halpe26"``,
-            ``"coco_wholebody"``); ``None`` picks it from the joint count (17, 19, 25, 26,
-            29, 33, 133; 18 means OpenPose's COCO model).
+            ``"coco_wholebody"``, ``"halpe136"``); ``None`` picks it from the joint count
+            (17, 19, 25, 26, 29, 33, 133, 136; 18 means OpenPose's COCO model).
 
     Returns:
         ``(19, 3)`` or ``(N, 19, 3)`` float64: x, y, confidence (1 where none was given).
@@ -259,7 +269,7 @@ def to_body29(keypoints: Any, source: str | None = None) -> np.ndarray:
         keypoints: ``(J, 2|3)`` or ``(N, J, 2|3)``: x, y (pixels) and optionally a
             confidence (or visibility) per joint.
         source: One of :data:`KEYPOINT_FORMATS`; ``None`` picks it from the joint count (17,
-            19, 25, 26, 29, 33, 133; 18 means OpenPose's COCO model).
+            19, 25, 26, 29, 33, 133, 136; 18 means OpenPose's COCO model).
 
     Returns:
         ``(29, 3)`` or ``(N, 29, 3)`` float64: x, y, confidence. Pelvis and neck as in
@@ -599,6 +609,19 @@ def read_keypoint_frames(
 
     path = Path(path)
     joint_set = get_joint_set(joint_set).name
+    frames = _read_sequence(path, joint_set, layout)
+    if frames is None:
+        return [(path.stem, _frame(path, joint_set, layout))]
+    return frames
+
+
+def _read_sequence(
+    path: Path, joint_set: str, layout: str | None
+) -> list[tuple[str, np.ndarray]] | None:
+    """The frames of a folder, or of a file of several frames or images (parsed once).
+
+    ``None`` for any other file: one image's people, which :func:`read_keypoints` reads.
+    """
     if path.is_dir():
         files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".npy")]
         if not files:
@@ -607,9 +630,14 @@ def read_keypoint_frames(
         return [(p.stem, _frame(p, joint_set, layout)) for p in files]
     if not path.is_file():
         raise FileNotFoundError(f"no keypoint file or folder at {path}")
-    frames = _sequence_frames(_load_json(path)) if path.suffix.lower() == ".json" else None
+    if path.suffix.lower() != ".json":
+        return None
+    try:
+        frames = _sequence_frames(_load_json(path))
+    except ValueError:
+        return None  # not JSON: read_keypoints says so
     if frames is None:
-        return [(path.stem, _frame(path, joint_set, layout))]
+        return None
     out = []
     for name, doc in frames:
         where = Path(f"{path} ({name})")
@@ -674,16 +702,6 @@ def _image_groups(data: Any) -> list[tuple[str, Any]] | None:
         taken.add(unique)
         out.append((unique, {"annotations": groups[key]} if coco else groups[key]))
     return out
-
-
-def _is_sequence_file(path: Path) -> bool:
-    """Whether ``path`` is a ``.json`` of several frames or images (:func:`_sequence_frames`)."""
-    if not (path.is_file() and path.suffix.lower() == ".json"):
-        return False
-    try:
-        return _sequence_frames(_load_json(path)) is not None
-    except ValueError:
-        return False  # not JSON: read_keypoints says so
 
 
 def _natural_key(path: Path) -> list[Any]:

@@ -322,6 +322,9 @@ BODY29_EXTRA = {
     "halpe26": [24, 25, 20, 21, None, None, None, None, None, None],
     # COCO-WholeBody: feet 17-22, left hand 91-111, right hand 112-132 (Hand-21 order)
     "coco_wholebody": [19, 22, 17, 20, 96, 117, 108, 129, 93, 114],
+    # Halpe-136: Halpe-26 (heels 24-25, big toes 20-21), face 26-93, left hand 94-114, right
+    # hand 115-135 (Hand-21 order: knuckles 5 and 17, thumb knuckle 2)
+    "halpe136": [24, 25, 20, 21, 99, 120, 111, 132, 96, 117],
     "coco17": [None] * 10,
 }
 # the ankle (feet) or wrist (hands) each extra joint hangs from, as COCO-17 indices
@@ -337,6 +340,7 @@ WHOLEBODY_FOR_COCO17 = list(range(17))
         ("openpose_body25", 25, BODY25_FOR_COCO17),
         ("halpe26", 26, HALPE26_FOR_COCO17),
         ("coco_wholebody", 133, WHOLEBODY_FOR_COCO17),
+        ("halpe136", 136, list(range(17))),
         ("coco17", 17, list(range(17))),
     ],
 )
