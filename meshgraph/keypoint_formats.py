@@ -638,14 +638,9 @@ def _read_sequence(
         return None  # not JSON: read_keypoints says so
     if frames is None:
         return None
-    out = []
-    for name, doc in frames:
-        where = Path(f"{path} ({name})")
-        people, found = _parsed_json(doc, where, joint_set)
-        kp = _converted(people, where, joint_set, layout if layout is not None else found,
-                        empty_ok=True)  # fmt: skip
-        out.append((name, kp))
-    return out
+    return [
+        (name, _people_of(doc, Path(f"{path} ({name})"), joint_set, layout)) for name, doc in frames
+    ]
 
 
 def _sequence_frames(data: Any) -> list[tuple[str, Any]] | None:
@@ -719,8 +714,13 @@ def _frame(path: Path, joint_set: str, layout: str | None) -> np.ndarray:
         raise ValueError(
             f"{path}: a file of several frames or images inside a folder of frames; give it alone"
         )
-    people, found = _parsed_json(data, path, joint_set)
-    return _converted(people, path, joint_set, layout if layout is not None else found,
+    return _people_of(data, path, joint_set, layout)
+
+
+def _people_of(doc: Any, where: Path, joint_set: str, layout: str | None) -> np.ndarray:
+    """One frame's or image's people in a parsed JSON document; ``(0, J, 3)`` for none."""
+    people, found = _parsed_json(doc, where, joint_set)
+    return _converted(people, where, joint_set, layout if layout is not None else found,
                       empty_ok=True)  # fmt: skip
 
 
